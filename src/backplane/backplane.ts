@@ -1,0 +1,52 @@
+/** Kinds of message carried on a document's channel. */
+export enum ChannelMessageType {
+  /** A durable op: `(epoch, seq, update)` as appended by the owner. */
+  Update = 1,
+  /** An awareness update (ephemeral; never stored). */
+  Awareness = 2,
+  /** The owner's latest `(epoch, seq)`, so relays notice a silent loss. */
+  Heartbeat = 3,
+}
+
+/** A message on a document's channel, tagged by its type. */
+export type ChannelMessage =
+  | { type: ChannelMessageType.Update; origin: string; epoch: number; seq: number; payload: Uint8Array }
+  | { type: ChannelMessageType.Awareness; origin: string; payload: Uint8Array }
+  | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number };
+
+/** Handles a message from another node; a node never receives its own messages. */
+export type ChannelHandler = (message: ChannelMessage) => void;
+
+/** Answers a request from another node with a payload, or throws an OpStreamError. */
+export type RequestHandler = (payload: Uint8Array, fromNodeId: string) => Promise<Uint8Array>;
+
+/** Options of {@link IBackplane.sendRequest}. */
+export interface RequestOptions {
+  /** How long to wait for the answer before rejecting with REQUEST_TIMEOUT. @default 5000 */
+  timeoutMs?: number;
+}
+
+/** A subscription to one document's channel. */
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}
+
+/**
+ * The cluster fabric: per-document channels for fan-out and awareness, and
+ * request/response between nodes (used to proxy non-owner clients to the owner).
+ * `LocalBackplane` serves one process; `RedisBackplane` (issue #3) a cluster.
+ */
+export interface IBackplane {
+  /** This node's id, unique in the cluster. */
+  readonly nodeId: string;
+  /** Subscribes to `docId`'s channel; messages this node published are not delivered back. */
+  subscribe(docId: string, handler: ChannelHandler): Promise<Subscription>;
+  /** Publishes to every other node subscribed to `docId`. */
+  publish(docId: string, message: ChannelMessage): Promise<void>;
+  /** Sends a request to `nodeId`'s handler for `type` and resolves with its answer. */
+  sendRequest(nodeId: string, type: string, payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array>;
+  /** Registers the handler for requests of `type`; returns a function that removes it. */
+  registerRequestHandler(type: string, handler: RequestHandler): () => void;
+  /** Stops delivering and releases connections. */
+  close(): Promise<void>;
+}

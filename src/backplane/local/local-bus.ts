@@ -1,0 +1,45 @@
+import type { ChannelHandler, ChannelMessage, RequestHandler } from "../backplane.js";
+
+/**
+ * The shared medium of in-process nodes: channels, request handlers and owners.
+ * One process normally has one node; specs share a bus between several nodes.
+ */
+export class LocalBus {
+  private readonly channels = new Map<string, Set<{ nodeId: string; handler: ChannelHandler }>>();
+  private readonly handlers = new Map<string, Map<string, RequestHandler>>();
+  /** docId -> owning node id. */
+  readonly owners = new Map<string, string>();
+
+  subscribe(docId: string, nodeId: string, handler: ChannelHandler): () => void {
+    const entry = { nodeId, handler };
+    let subscribers = this.channels.get(docId);
+    if (!subscribers) this.channels.set(docId, (subscribers = new Set()));
+    subscribers.add(entry);
+    return () => {
+      subscribers.delete(entry);
+      if (subscribers.size === 0) this.channels.delete(docId);
+    };
+  }
+
+  publish(docId: string, message: ChannelMessage): void {
+    for (const { nodeId, handler } of this.channels.get(docId) ?? []) {
+      if (nodeId !== message.origin) handler(message);
+    }
+  }
+
+  setHandler(nodeId: string, type: string, handler: RequestHandler | undefined): void {
+    let byType = this.handlers.get(nodeId);
+    if (!byType) this.handlers.set(nodeId, (byType = new Map()));
+    if (handler) byType.set(type, handler);
+    else byType.delete(type);
+  }
+
+  handler(nodeId: string, type: string): RequestHandler | undefined {
+    return this.handlers.get(nodeId)?.get(type);
+  }
+
+  removeNode(nodeId: string): void {
+    this.handlers.delete(nodeId);
+    for (const [docId, owner] of this.owners) if (owner === nodeId) this.owners.delete(docId);
+  }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import express from "express";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ServiceCollection } from "./hosting/service-collection.js";
+
+const USAGE = `Usage: opstream serve [options]
+
+  --port <n>        port to listen on            (env OPSTREAM_PORT, default 1234)
+  --host <addr>     address to bind              (env OPSTREAM_HOST, default all)
+  --storage <path>  SQLite file                  (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
+  --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
+  --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
+  --no-sample       do not serve the sample editor at /
+`;
+
+async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: process.env.OPSTREAM_PORT ?? "1234" },
+      host: { type: "string", default: process.env.OPSTREAM_HOST },
+      storage: { type: "string", default: process.env.OPSTREAM_STORAGE ?? "./data/opstream.sqlite" },
+      prefix: { type: "string", default: process.env.OPSTREAM_PREFIX ?? "/" },
+      "idle-ms": { type: "string", default: process.env.OPSTREAM_IDLE_MS ?? "300000" },
+      "no-sample": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const services = new ServiceCollection();
+  services
+    .addOpStream({ sessions: { idleTimeoutMs: Number(values["idle-ms"]) }, transport: { prefix: values.prefix } })
+    .useSqliteStorage(values.storage);
+  const opstream = services.build();
+  const app = express();
+  const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));
+  if (!values["no-sample"]) {
+    if (existsSync(samplePage)) app.use(express.static(samplePage));
+    else opstream.logger.warn({ samplePage }, "sample editor not built; run npm run build");
+  }
+  await opstream.listen(Number(values.port), { host: values.host, app });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      opstream.logger.info({ signal }, "draining");
+      opstream.shutdown().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          opstream.logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+const [command = "serve", ...rest] = process.argv.slice(2);
+if (command === "serve") {
+  serve(rest).catch((error: unknown) => {
+    process.stderr.write(`opstream: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+} else {
+  process.stderr.write(USAGE);
+  process.exit(command === "--help" || command === "help" ? 0 : 2);
+}

@@ -1,0 +1,26 @@
+/** Why the engine disconnects a peer; the transport maps each to a close code. */
+export type DisconnectReason =
+  /** The lease was lost: this node no longer owns the document (retryable). */
+  | "step-down"
+  /** The host is shutting down (retryable, on another node or later). */
+  | "shutdown"
+  /** The store failed; unacknowledged edits stay with the client (retryable). */
+  | "storage-failure"
+  /** The document was deleted. */
+  | "deleted"
+  /** The peer sent an update Yjs could not apply. */
+  | "invalid-update"
+  /** A validator rejected the peer's update. */
+  | "rejected";
+
+/** A connection attached to a document session. The transport implements it per dialect. */
+export interface SessionPeer {
+  /** Unique per connection (and per document, for multiplexed dialects). */
+  readonly id: string;
+  /** Sends a durable update to the client. */
+  sendUpdate(update: Uint8Array): void;
+  /** Sends an awareness update to the client. */
+  sendAwareness(update: Uint8Array): void;
+  /** Ends the peer's attachment to the document. */
+  disconnect(reason: DisconnectReason): void;
+}

@@ -1,0 +1,55 @@
+/**
+ * One catalogue of error codes. Codes are stable: match on `error.code`, never on
+ * the message text. Every code is documented in README.md ("Error codes"), and a
+ * spec checks that the two lists agree.
+ */
+export const ErrorCodes = {
+  /** A `use*()`/`add*()` call was made after `build()`. */
+  BUILDER_SEALED: "OPS_ERR_BUILDER_SEALED",
+  /** `build()` found no registration for a required service. */
+  MISSING_DEPENDENCY: "OPS_ERR_MISSING_DEPENDENCY",
+  /** An option had a value outside its documented range. */
+  INVALID_OPTION: "OPS_ERR_INVALID_OPTION",
+  /** A write carried an epoch older than the document's current epoch. */
+  FENCED: "OPS_ERR_FENCED",
+  /** The document store failed or could not be reached. */
+  STORAGE_UNAVAILABLE: "OPS_ERR_STORAGE_UNAVAILABLE",
+  /** A validator rejected an update. */
+  UPDATE_REJECTED: "OPS_ERR_UPDATE_REJECTED",
+  /** An update could not be decoded or applied by Yjs. */
+  INVALID_UPDATE: "OPS_ERR_INVALID_UPDATE",
+  /** A frame could not be decoded by the dialect. */
+  INVALID_FRAME: "OPS_ERR_INVALID_FRAME",
+  /** The document session was closed (unloaded, stepped down or shut down). */
+  SESSION_CLOSED: "OPS_ERR_SESSION_CLOSED",
+  /** This node does not own the document (retry after re-resolving the owner). */
+  NOT_OWNER: "OPS_ERR_NOT_OWNER",
+  /** A backplane request was not answered within its timeout. */
+  REQUEST_TIMEOUT: "OPS_ERR_REQUEST_TIMEOUT",
+  /** No handler is registered for a backplane request type. */
+  NO_HANDLER: "OPS_ERR_NO_HANDLER",
+  /** The host is shutting down and accepts no new work. */
+  SHUTTING_DOWN: "OPS_ERR_SHUTTING_DOWN",
+  /** An invalid document name was requested. */
+  INVALID_DOCUMENT_NAME: "OPS_ERR_INVALID_DOCUMENT_NAME",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** The one error class opstream throws. `code` is stable; `details` says what to fix. */
+export class OpStreamError extends Error {
+  override readonly name = "OpStreamError";
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.code = code;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+/** True when `error` is an OpStreamError with the given code. */
+export function isOpStreamError(error: unknown, code?: ErrorCode): error is OpStreamError {
+  return error instanceof OpStreamError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,134 @@
+import { LocalBackplane } from "../backplane/local/local-backplane.js";
+import type { LocalBus } from "../backplane/local/local-bus.js";
+import { LocalOwnership } from "../backplane/local/local-ownership.js";
+import { HybridSnapshotPolicy, type SnapshotPolicy } from "../engine/snapshot-policy.js";
+import type { Seeder, Validator } from "../engine/validation.js";
+import type { Logger } from "../logging/logger.js";
+import type { DocumentStore } from "../storage/document-store.js";
+import { MemoryDocumentStore } from "../storage/memory/memory-store.js";
+import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/sqlite-store.js";
+import { allowAll, type Authorizer } from "../transport/authorization.js";
+import { OpStreamMetrics } from "../metrics.js";
+import { createDefaultLogger } from "../logging/logger.js";
+import { resolveOptions, type OpStreamOptions } from "./options.js";
+import type { ServiceCollection } from "./service-collection.js";
+import { Tokens } from "./tokens.js";
+
+/** Options of {@link OpStreamBuilder.useLocalBackplane}. */
+export interface LocalBackplaneOptions {
+  /** Share a bus between in-process nodes (specs). @default a new bus */
+  bus?: LocalBus;
+}
+
+type UnsafeDefault = "storage" | "authorization";
+
+const UNSAFE_DEFAULT_WARNINGS: Readonly<Record<UnsafeDefault, string>> = Object.freeze({
+  storage:
+    "Using in-memory storage: documents are lost when the process exits. Call useSqliteStorage(path) (or another durable store) for production.",
+  authorization:
+    "Using the allow-all authorizer: anyone who can reach this server can read and write every document. Call useAuthorization(authorizer) for production.",
+});
+
+/**
+ * Configures opstream. `use*()` registers a singleton (the last call wins);
+ * `add*()` appends to a collection. Every call returns the builder, so calls chain.
+ */
+export class OpStreamBuilder {
+  private readonly unsafeDefaults = new Set<UnsafeDefault>(["storage", "authorization"]);
+  private readonly deprecations: string[] = [];
+
+  /** @internal Created by `services.addOpStream()`. */
+  constructor(
+    private readonly services: ServiceCollection,
+    options: OpStreamOptions,
+  ) {
+    const resolved = resolveOptions(options);
+    services
+      .set(Tokens.Options, () => resolved)
+      .set(Tokens.Logger, () => createDefaultLogger())
+      .set(Tokens.Metrics, (p) => new OpStreamMetrics({ defaultMetrics: p.get(Tokens.Options).processMetrics }))
+      .set(Tokens.Store, () => new MemoryDocumentStore())
+      .set(Tokens.SnapshotPolicy, () => new HybridSnapshotPolicy())
+      .set(Tokens.Seeder, () => undefined)
+      .set(Tokens.Authorizer, () => allowAll);
+    this.useLocalBackplane();
+  }
+
+  /** In-process backplane: the default; one node, or several sharing a bus in specs. */
+  useLocalBackplane(options: LocalBackplaneOptions = {}): this {
+    this.services.set(Tokens.Backplane, (p) => {
+      const nodeId = p.get(Tokens.Options).nodeId;
+      return new LocalBackplane({ ...options, ...(nodeId === undefined ? {} : { nodeId }) });
+    });
+    this.services.set(Tokens.Ownership, (p) => {
+      const backplane = p.get(Tokens.Backplane);
+      if (!(backplane instanceof LocalBackplane)) {
+        throw new TypeError("LocalOwnership needs the LocalBackplane registered by useLocalBackplane().");
+      }
+      return new LocalOwnership(backplane.bus, backplane.nodeId, p.get(Tokens.Store));
+    });
+    return this;
+  }
+
+  /**
+   * @deprecated Use {@link useLocalBackplane}. Kept as an alias: the old no-op
+   * backplane broke single-node fan-out.
+   */
+  useNoopBackplane(): this {
+    this.services.assertOpen("useNoopBackplane()");
+    this.deprecations.push("useNoopBackplane() is deprecated and now means useLocalBackplane(); call that instead.");
+    return this.useLocalBackplane();
+  }
+
+  /** Keeps documents in memory only (tests). */
+  useMemoryStorage(): this {
+    this.services.set(Tokens.Store, () => new MemoryDocumentStore());
+    this.unsafeDefaults.add("storage");
+    return this;
+  }
+
+  /** Embedded SQLite storage in one file (WAL). */
+  useSqliteStorage(pathOrOptions: string | SqliteStoreOptions): this {
+    const options = typeof pathOrOptions === "string" ? { path: pathOrOptions } : pathOrOptions;
+    return this.useStorage(() => new SqliteDocumentStore(options));
+  }
+
+  /** Any {@link DocumentStore} implementation (an instance, or a factory called once at build). */
+  useStorage(store: DocumentStore | (() => DocumentStore)): this {
+    this.services.set(Tokens.Store, typeof store === "function" ? store : () => store);
+    this.unsafeDefaults.delete("storage");
+    return this;
+  }
+
+  useSnapshotPolicy(policy: SnapshotPolicy): this {
+    this.services.set(Tokens.SnapshotPolicy, () => policy);
+    return this;
+  }
+
+  useSeeder(seeder: Seeder): this {
+    this.services.set(Tokens.Seeder, () => seeder);
+    return this;
+  }
+
+  useAuthorization(authorizer: Authorizer): this {
+    this.services.set(Tokens.Authorizer, () => authorizer);
+    this.unsafeDefaults.delete("authorization");
+    return this;
+  }
+
+  useLogger(logger: Logger): this {
+    this.services.set(Tokens.Logger, () => logger);
+    return this;
+  }
+
+  addValidator(validator: Validator): this {
+    this.services.add(Tokens.Validators, () => validator);
+    return this;
+  }
+
+  /** @internal Logs one warning per unsafe default still in place, and per deprecated call. */
+  logStartupWarnings(logger: Logger): void {
+    for (const which of this.unsafeDefaults) logger.warn({ unsafeDefault: which }, UNSAFE_DEFAULT_WARNINGS[which]);
+    for (const message of this.deprecations) logger.warn({ deprecated: true }, message);
+  }
+}

@@ -1,0 +1,149 @@
+import express, { type Router } from "express";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { IBackplane } from "../backplane/backplane.js";
+import { healthRouter } from "../http/health.js";
+import type { Logger } from "../logging/logger.js";
+import type { OpStreamMetrics } from "../metrics.js";
+import { DocumentRouter } from "../router/document-router.js";
+import type { DocumentStore } from "../storage/document-store.js";
+import { WebSocketTransport } from "../transport/websocket-transport.js";
+import type { ResolvedOptions } from "./options.js";
+import type { ServiceProvider } from "./service-collection.js";
+import { Tokens } from "./tokens.js";
+
+/** Options of {@link OpStreamHost.shutdown}. */
+export interface ShutdownOptions {
+  /** Longest wait for final snapshots before closing the store anyway. @default 10000 */
+  drainTimeoutMs?: number;
+}
+
+/**
+ * A built opstream node: serve it with `attach(server)` (plus `http()` on your
+ * express app) or `listen(port)`, and stop it with `shutdown()`.
+ */
+export class OpStreamHost {
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  readonly metrics: OpStreamMetrics;
+  readonly store: DocumentStore;
+  readonly backplane: IBackplane;
+  readonly router: DocumentRouter;
+  readonly transport: WebSocketTransport;
+  private readonly servers: Server[] = [];
+  private draining = false;
+  private shutdownPromise: Promise<void> | undefined;
+
+  /** @internal Created by `services.build()`. */
+  constructor(provider: ServiceProvider) {
+    this.options = provider.get(Tokens.Options);
+    this.logger = provider.get(Tokens.Logger);
+    this.metrics = provider.get(Tokens.Metrics);
+    this.store = provider.get(Tokens.Store);
+    this.backplane = provider.get(Tokens.Backplane);
+    this.router = new DocumentRouter({
+      store: this.store,
+      backplane: this.backplane,
+      ownership: provider.get(Tokens.Ownership),
+      snapshotPolicy: provider.get(Tokens.SnapshotPolicy),
+      validators: provider.getAll(Tokens.Validators),
+      seeder: provider.get(Tokens.Seeder),
+      logger: this.logger,
+      metrics: this.metrics,
+      awareness: this.options.awareness,
+      idleTimeoutMs: this.options.sessions.idleTimeoutMs,
+      maxBatch: this.options.sessions.maxBatch,
+    });
+    this.transport = new WebSocketTransport(
+      this.options.transport,
+      this.router,
+      provider.get(Tokens.Authorizer),
+      this.metrics,
+      this.logger,
+    );
+  }
+
+  /** This node's id. */
+  get nodeId(): string {
+    return this.backplane.nodeId;
+  }
+
+  /** True from the start of `shutdown()`: `/readyz` answers 503 and new connections are refused. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** An express router with `/livez`, `/healthz`, `/readyz` and `/metrics`. */
+  http(): Router {
+    const host = this;
+    return healthRouter({
+      nodeId: this.nodeId,
+      get draining() {
+        return host.draining;
+      },
+      store: this.store,
+      metrics: this.metrics,
+      sessionCount: () => this.router.sessionCount,
+      connectionCount: () => this.transport.connectionCount,
+    });
+  }
+
+  /** Serves WebSocket upgrades on `server`. */
+  attach(server: Server): this {
+    this.transport.attach(server);
+    this.servers.push(server);
+    return this;
+  }
+
+  /**
+   * Starts an http server on `port` (0: any free port) serving `http()` and the
+   * WebSocket endpoint, plus `app` routes if given. Resolves once listening.
+   */
+  async listen(port: number, options: { host?: string; app?: express.Express } = {}): Promise<Server> {
+    const app = options.app ?? express();
+    app.use(this.http());
+    const server = createServer(app);
+    this.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, options.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    this.logger.info({ port: address.port, nodeId: this.nodeId, storage: this.store.kind }, "opstream listening");
+    return server;
+  }
+
+  /**
+   * Drains and stops: `/readyz` turns 503 at once, new connections are refused,
+   * queued updates are made durable, final snapshots are written, leases released,
+   * clients closed with 1001 (they reconnect elsewhere), then the store is closed.
+   * Idempotent.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
+    this.shutdownPromise ??= this.drain(options.drainTimeoutMs ?? 10_000);
+    return this.shutdownPromise;
+  }
+
+  private async drain(drainTimeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.transport.stopAccepting();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), drainTimeoutMs);
+    });
+    const outcome = await Promise.race([this.router.shutdown().then(() => "done" as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") this.logger.warn({ drainTimeoutMs }, "drain timed out; unsnapshotted ops stay in the log");
+    this.transport.close();
+    for (const server of this.servers) {
+      server.closeAllConnections();
+      server.close();
+    }
+    await this.backplane.close();
+    await this.store.close();
+    this.logger.info({ nodeId: this.nodeId }, "opstream stopped");
+  }
+}

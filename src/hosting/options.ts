@@ -1,0 +1,74 @@
+import type { AwarenessOptions } from "../engine/awareness.js";
+import { AWARENESS_DEFAULTS } from "../engine/awareness.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
+import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/websocket-transport.js";
+
+/** Options of document sessions. */
+export interface SessionOptions {
+  /** Unload a document this long after its last client left (a final snapshot is written first). @default 300000 (5 min) */
+  idleTimeoutMs?: number;
+  /** Most queued updates appended to the store as one batch. @default 256 */
+  maxBatch?: number;
+}
+
+/** Options of `services.addOpStream(options)`. */
+export interface OpStreamOptions {
+  /** This node's id in a cluster. @default a random UUID */
+  nodeId?: string;
+  sessions?: SessionOptions;
+  transport?: TransportOptions;
+  awareness?: AwarenessOptions;
+  /** Collect Node.js process metrics (CPU, memory, event loop) on `/metrics`. @default true */
+  processMetrics?: boolean;
+}
+
+export const SESSION_DEFAULTS = Object.freeze({
+  idleTimeoutMs: 300_000,
+  maxBatch: 256,
+} satisfies Required<SessionOptions>);
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  readonly nodeId: string | undefined;
+  readonly sessions: Required<SessionOptions>;
+  readonly transport: Required<TransportOptions>;
+  readonly awareness: Required<AwarenessOptions>;
+  readonly processMetrics: boolean;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new OpStreamError(ErrorCodes.INVALID_OPTION, `Option ${name} must be a non-negative number; got ${value}.`, {
+      option: name,
+      value,
+    });
+  }
+  return value;
+}
+
+export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    nodeId: options.nodeId,
+    sessions: { ...SESSION_DEFAULTS, ...options.sessions },
+    transport: { ...TRANSPORT_DEFAULTS, ...options.transport },
+    awareness: { ...AWARENESS_DEFAULTS, ...options.awareness },
+    processMetrics: options.processMetrics ?? true,
+  };
+  for (const [section, values] of Object.entries({
+    sessions: resolved.sessions,
+    transport: resolved.transport,
+    awareness: resolved.awareness,
+  })) {
+    for (const [key, value] of Object.entries(values)) {
+      if (typeof value === "number") nonNegative(`${section}.${key}`, value);
+    }
+  }
+  if (resolved.transport.keepAliveIntervalMs <= 0 || resolved.transport.keepAliveIntervalMs >= 30_000) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      "transport.keepAliveIntervalMs must be between 0 and 30000 ms exclusive: stock clients drop a socket after 30 s of silence.",
+      { option: "transport.keepAliveIntervalMs", value: resolved.transport.keepAliveIntervalMs },
+    );
+  }
+  return resolved;
+}

@@ -1,0 +1,50 @@
+import { Router, type Request, type Response } from "express";
+import type { OpStreamMetrics } from "../metrics.js";
+import type { DocumentStore } from "../storage/document-store.js";
+
+/** What the health endpoints read from the host. */
+export interface HealthSource {
+  readonly nodeId: string;
+  readonly draining: boolean;
+  readonly store: DocumentStore;
+  readonly metrics: OpStreamMetrics;
+  sessionCount(): number;
+  connectionCount(): number;
+}
+
+/**
+ * `/livez`, `/healthz`, `/readyz` and `/metrics`: answered before any auth or
+ * session work, so probes stay cheap and honest under load.
+ */
+export function healthRouter(source: HealthSource): Router {
+  const router = Router();
+  router.get("/livez", (_req: Request, res: Response) => {
+    res.type("text/plain").send("ok");
+  });
+  router.get("/healthz", (_req: Request, res: Response) => {
+    res.json({
+      status: source.draining ? "draining" : "ok",
+      nodeId: source.nodeId,
+      storage: source.store.kind,
+      sessions: source.sessionCount(),
+      connections: source.connectionCount(),
+    });
+  });
+  router.get("/readyz", (_req: Request, res: Response) => {
+    if (source.draining) {
+      res.status(503).json({ ready: false, reason: "draining" });
+      return;
+    }
+    source.store.ping().then(
+      () => res.json({ ready: true }),
+      (error: unknown) => res.status(503).json({ ready: false, reason: "storage", error: String(error) }),
+    );
+  });
+  router.get("/metrics", (_req: Request, res: Response) => {
+    source.metrics.registry.metrics().then(
+      (text) => res.type(source.metrics.registry.contentType).send(text),
+      (error: unknown) => res.status(500).type("text/plain").send(String(error)),
+    );
+  });
+  return router;
+}

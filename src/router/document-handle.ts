@@ -1,0 +1,20 @@
+/**
+ * A peer's view of one document, wherever its owner runs. The transport talks only
+ * to handles; the router decides whether a handle is local or (issue #3) proxies
+ * to the owning node.
+ */
+export interface DocumentHandle {
+  readonly docId: string;
+  /** The document's state vector, for the server's opening sync step 1. */
+  stateVector(): Promise<Uint8Array>;
+  /** Answers the peer's sync step 1 with the durable state it is missing. */
+  syncStep1(clientStateVector: Uint8Array): Promise<Uint8Array>;
+  /** Applies the peer's update; resolves with its seq once durable and fanned out (null: no-op). */
+  apply(update: Uint8Array): Promise<number | null>;
+  /** Applies the peer's awareness update and fans out what changed. */
+  applyAwareness(update: Uint8Array): void;
+  /** Every current awareness state, or null. */
+  awarenessStates(): Uint8Array | null;
+  /** Detaches the peer (its awareness states are removed). Idempotent. */
+  leave(): void;
+}

@@ -1,0 +1,68 @@
+/** One entry of a document's op log. */
+export interface StoredOp {
+  /** Position in the document's log; strictly increasing, never reused. */
+  readonly seq: number;
+  /** The epoch of the owner that appended it. */
+  readonly epoch: number;
+  /** A Yjs update (v1 encoding). */
+  readonly update: Uint8Array;
+}
+
+/** The latest snapshot of a document: its full state up to and including `seq`. */
+export interface StoredSnapshot {
+  /** The last op sequence number folded into `state` (0 when none). */
+  readonly seq: number;
+  /** The epoch of the owner that wrote it. */
+  readonly epoch: number;
+  /** `Y.encodeStateAsUpdate(doc)` at `seq`. */
+  readonly state: Uint8Array;
+}
+
+/** What a cold load needs: the latest snapshot (if any) and every op after it. */
+export interface StoredDocument {
+  readonly snapshot: StoredSnapshot | null;
+  readonly ops: readonly StoredOp[];
+}
+
+/**
+ * The system of record. Each document has an append-only op log, an optional
+ * snapshot, and an **epoch**: the fencing token of its current owner.
+ *
+ * Fencing: a node that becomes owner calls `claimEpoch()` before it loads; every
+ * write (`append`, `saveSnapshot`) names that epoch and fails with
+ * `OpStreamError(FENCED)` when a later epoch has been claimed since, so a paused
+ * ex-owner can never append to, overwrite or trim its successor's document.
+ *
+ * Implementations: memory (tests), SQLite (embedded default). The contract in
+ * `spec/contracts/store.contract.ts` runs against every one of them.
+ */
+export interface DocumentStore {
+  /** A short name for logs and metrics, e.g. `"sqlite"`. */
+  readonly kind: string;
+  /** Claims the next epoch for `docId` (creating the document record if needed) and returns it. */
+  claimEpoch(docId: string): Promise<number>;
+  /**
+   * Appends `updates` in order as one atomic batch, fenced by `epoch`.
+   * Resolves with their sequence numbers once they are durable.
+   */
+  append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]>;
+  /** Ops with `seq > afterSeq`, in sequence order. */
+  readOps(docId: string, afterSeq: number): Promise<StoredOp[]>;
+  /** The latest snapshot, or null. */
+  loadSnapshot(docId: string): Promise<StoredSnapshot | null>;
+  /** The latest snapshot and every op after it, read consistently. */
+  load(docId: string): Promise<StoredDocument>;
+  /**
+   * Saves `state` as the snapshot up to `uptoSeq` and trims ops `<= uptoSeq`, as one
+   * fenced operation (both happen or neither).
+   */
+  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void>;
+  /** Removes the document, its ops and snapshot. Idempotent. */
+  delete(docId: string): Promise<void>;
+  /** Ids of every stored document, sorted. */
+  list(): Promise<string[]>;
+  /** Resolves when the store answers; rejects with STORAGE_UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
+  /** Releases connections and file handles. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,89 @@
+import type { DocumentStore, StoredDocument, StoredOp, StoredSnapshot } from "../document-store.js";
+import { assertEpoch } from "../fencing.js";
+
+interface MemoryDocument {
+  epoch: number;
+  lastSeq: number;
+  live: boolean;
+  ops: StoredOp[];
+  snapshot: StoredSnapshot | null;
+}
+
+/**
+ * Keeps everything in process memory: for tests and throwaway servers. Nothing
+ * survives a restart (the builder logs a warning when this is the default).
+ */
+export class MemoryDocumentStore implements DocumentStore {
+  readonly kind = "memory";
+  private readonly docs = new Map<string, MemoryDocument>();
+
+  private record(docId: string): MemoryDocument {
+    let doc = this.docs.get(docId);
+    if (!doc) {
+      doc = { epoch: 0, lastSeq: 0, live: false, ops: [], snapshot: null };
+      this.docs.set(docId, doc);
+    }
+    return doc;
+  }
+
+  claimEpoch(docId: string): Promise<number> {
+    const doc = this.record(docId);
+    doc.epoch += 1;
+    doc.live = true;
+    return Promise.resolve(doc.epoch);
+  }
+
+  append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
+    const doc = this.record(docId);
+    assertEpoch(docId, epoch, doc.epoch);
+    const seqs = updates.map((update) => {
+      doc.lastSeq += 1;
+      doc.ops.push({ seq: doc.lastSeq, epoch, update: Uint8Array.from(update) });
+      return doc.lastSeq;
+    });
+    return Promise.resolve(seqs);
+  }
+
+  readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
+    const doc = this.docs.get(docId);
+    return Promise.resolve(doc ? doc.ops.filter((op) => op.seq > afterSeq) : []);
+  }
+
+  loadSnapshot(docId: string): Promise<StoredSnapshot | null> {
+    return Promise.resolve(this.docs.get(docId)?.snapshot ?? null);
+  }
+
+  async load(docId: string): Promise<StoredDocument> {
+    const snapshot = await this.loadSnapshot(docId);
+    return { snapshot, ops: await this.readOps(docId, snapshot?.seq ?? 0) };
+  }
+
+  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
+    const doc = this.record(docId);
+    assertEpoch(docId, epoch, doc.epoch);
+    doc.snapshot = { seq: uptoSeq, epoch, state: Uint8Array.from(state) };
+    doc.ops = doc.ops.filter((op) => op.seq > uptoSeq);
+    return Promise.resolve();
+  }
+
+  delete(docId: string): Promise<void> {
+    // The epoch and sequence counters outlive the content, so a fenced-off
+    // ex-owner stays fenced even after the document is deleted and re-created.
+    const doc = this.docs.get(docId);
+    if (doc) Object.assign(doc, { live: false, ops: [], snapshot: null });
+    return Promise.resolve();
+  }
+
+  list(): Promise<string[]> {
+    const ids = [...this.docs].filter(([, doc]) => doc.live).map(([id]) => id);
+    return Promise.resolve(ids.sort());
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,206 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
+import type { DocumentStore, StoredDocument, StoredOp, StoredSnapshot } from "../document-store.js";
+import { assertEpoch } from "../fencing.js";
+
+/** Options of {@link SqliteDocumentStore}. */
+export interface SqliteStoreOptions {
+  /** Path of the database file (created with its folder when missing); `":memory:"` for a private in-memory database. */
+  path: string;
+  /**
+   * SQLite `synchronous` pragma. `"full"` fsyncs every commit (survives power loss);
+   * `"normal"` survives a crash of the process but not of the machine.
+   * @default "full"
+   */
+  synchronous?: "full" | "normal";
+}
+
+// `documents.epoch`/`last_seq` outlive a delete (`live = 0`) so fencing holds across re-creation.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS documents (
+  id TEXT PRIMARY KEY,
+  epoch INTEGER NOT NULL DEFAULT 0,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  live INTEGER NOT NULL DEFAULT 1,
+  snapshot BLOB,
+  snapshot_seq INTEGER NOT NULL DEFAULT 0,
+  snapshot_epoch INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS ops (
+  doc_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  "update" BLOB NOT NULL,
+  PRIMARY KEY (doc_id, seq)
+) STRICT, WITHOUT ROWID;
+`;
+
+interface DocRow {
+  epoch: number;
+  last_seq: number;
+}
+interface OpRow {
+  seq: number;
+  epoch: number;
+  update: Buffer;
+}
+interface SnapshotRow {
+  snapshot: Buffer | null;
+  snapshot_seq: number;
+  snapshot_epoch: number;
+}
+
+/**
+ * The embedded default: one SQLite file in WAL mode. better-sqlite3 is synchronous,
+ * so each call runs to completion on the event loop; batches keep that short.
+ */
+export class SqliteDocumentStore implements DocumentStore {
+  readonly kind = "sqlite";
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private readonly appendTx: (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[];
+  private readonly snapshotTx: (docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => void;
+  private readonly loadTx: (docId: string) => StoredDocument;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      claim: db.prepare<[string], { epoch: number }>(
+        `INSERT INTO documents (id, epoch) VALUES (?, 1)
+         ON CONFLICT(id) DO UPDATE SET epoch = epoch + 1, live = 1 RETURNING epoch`,
+      ),
+      doc: db.prepare<[string], DocRow>("SELECT epoch, last_seq FROM documents WHERE id = ?"),
+      insertOp: db.prepare<[string, number, number, Uint8Array]>(
+        `INSERT INTO ops (doc_id, seq, epoch, "update") VALUES (?, ?, ?, ?)`,
+      ),
+      setLastSeq: db.prepare<[number, string]>("UPDATE documents SET last_seq = ? WHERE id = ?"),
+      ops: db.prepare<[string, number], OpRow>(
+        `SELECT seq, epoch, "update" FROM ops WHERE doc_id = ? AND seq > ? ORDER BY seq`,
+      ),
+      snapshot: db.prepare<[string], SnapshotRow>(
+        "SELECT snapshot, snapshot_seq, snapshot_epoch FROM documents WHERE id = ?",
+      ),
+      saveSnapshot: db.prepare<[Uint8Array, number, number, string]>(
+        "UPDATE documents SET snapshot = ?, snapshot_seq = ?, snapshot_epoch = ? WHERE id = ?",
+      ),
+      trim: db.prepare<[string, number]>("DELETE FROM ops WHERE doc_id = ? AND seq <= ?"),
+      deleteOps: db.prepare<[string]>("DELETE FROM ops WHERE doc_id = ?"),
+      tombstone: db.prepare<[string]>(
+        "UPDATE documents SET live = 0, snapshot = NULL, snapshot_seq = 0, snapshot_epoch = 0 WHERE id = ?",
+      ),
+      list: db.prepare<[], { id: string }>("SELECT id FROM documents WHERE live = 1 ORDER BY id"),
+      ping: db.prepare<[], { one: number }>("SELECT 1 AS one"),
+    };
+    this.appendTx = db.transaction((docId: string, epoch: number, updates: readonly Uint8Array[]) => {
+      const row = this.stmts.doc.get(docId);
+      assertEpoch(docId, epoch, row?.epoch ?? 0);
+      let seq = row?.last_seq ?? 0;
+      const seqs = updates.map((update) => {
+        seq += 1;
+        this.stmts.insertOp.run(docId, seq, epoch, update);
+        return seq;
+      });
+      this.stmts.setLastSeq.run(seq, docId);
+      return seqs;
+    });
+    this.snapshotTx = db.transaction((docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => {
+      assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
+      this.stmts.saveSnapshot.run(state, uptoSeq, epoch, docId);
+      this.stmts.trim.run(docId, uptoSeq);
+    });
+    this.loadTx = db.transaction((docId: string): StoredDocument => {
+      const snapshot = this.readSnapshot(docId);
+      return { snapshot, ops: this.readOpsNow(docId, snapshot?.seq ?? 0) };
+    });
+  }
+
+  /** Runs `work` and turns driver failures into STORAGE_UNAVAILABLE (FENCED and other coded errors pass). */
+  private run<T>(operation: string, docId: string | undefined, work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      if (isOpStreamError(error)) return Promise.reject(error);
+      return Promise.reject(
+        new OpStreamError(
+          ErrorCodes.STORAGE_UNAVAILABLE,
+          `SQLite ${operation} failed${docId === undefined ? "" : ` for document "${docId}"`}: ${String(error)}`,
+          { operation, docId },
+          error,
+        ),
+      );
+    }
+  }
+
+  private readSnapshot(docId: string): StoredSnapshot | null {
+    const row = this.stmts.snapshot.get(docId);
+    if (!row?.snapshot) return null;
+    return { seq: row.snapshot_seq, epoch: row.snapshot_epoch, state: new Uint8Array(row.snapshot) };
+  }
+
+  private readOpsNow(docId: string, afterSeq: number): StoredOp[] {
+    return this.stmts.ops
+      .all(docId, afterSeq)
+      .map((row) => ({ seq: row.seq, epoch: row.epoch, update: new Uint8Array(row.update) }));
+  }
+
+  claimEpoch(docId: string): Promise<number> {
+    return this.run("claimEpoch", docId, () => {
+      const row = this.stmts.claim.get(docId);
+      if (!row) throw new Error("claim returned no row");
+      return row.epoch;
+    });
+  }
+
+  append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
+    return this.run("append", docId, () => this.appendTx(docId, epoch, updates));
+  }
+
+  readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
+    return this.run("readOps", docId, () => this.readOpsNow(docId, afterSeq));
+  }
+
+  loadSnapshot(docId: string): Promise<StoredSnapshot | null> {
+    return this.run("loadSnapshot", docId, () => this.readSnapshot(docId));
+  }
+
+  load(docId: string): Promise<StoredDocument> {
+    return this.run("load", docId, () => this.loadTx(docId));
+  }
+
+  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
+    return this.run("saveSnapshot", docId, () => this.snapshotTx(docId, epoch, state, uptoSeq));
+  }
+
+  delete(docId: string): Promise<void> {
+    return this.run("delete", docId, () => {
+      this.db.transaction(() => {
+        this.stmts.deleteOps.run(docId);
+        this.stmts.tombstone.run(docId);
+      })();
+    });
+  }
+
+  list(): Promise<string[]> {
+    return this.run("list", undefined, () => this.stmts.list.all().map((row) => row.id));
+  }
+
+  ping(): Promise<void> {
+    return this.run("ping", undefined, () => {
+      this.stmts.ping.get();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.run("close", undefined, () => {
+      if (this.db.open) this.db.close();
+    });
+  }
+}

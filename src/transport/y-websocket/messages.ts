@@ -1,0 +1,115 @@
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+
+/** Top-level message types of the y-websocket protocol (PROTOCOL.md). */
+export enum YMessageType {
+  Sync = 0,
+  Awareness = 1,
+  Auth = 2,
+  QueryAwareness = 3,
+}
+
+/** Sub-types of a sync message (y-protocols `sync.js`). */
+export enum SyncStep {
+  Step1 = 0,
+  Step2 = 1,
+  Update = 2,
+}
+
+/** A decoded client frame. */
+export type YMessage =
+  | { type: YMessageType.Sync; step: SyncStep.Step1; stateVector: Uint8Array }
+  | { type: YMessageType.Sync; step: SyncStep.Step2 | SyncStep.Update; update: Uint8Array }
+  | { type: YMessageType.Awareness; update: Uint8Array }
+  | { type: YMessageType.QueryAwareness };
+
+/** Why a frame could not be decoded; each maps to a close code. */
+export type FrameErrorReason = "truncated" | "unknown-type" | "trailing-bytes";
+
+export class FrameError extends Error {
+  constructor(
+    readonly reason: FrameErrorReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBytes(decoder: decoding.Decoder): Uint8Array {
+  const length = decoding.readVarUint(decoder);
+  if (length > decoder.arr.length - decoder.pos) throw new FrameError("truncated", "frame ends inside a byte array");
+  return decoding.readUint8Array(decoder, length);
+}
+
+function decodeBody(decoder: decoding.Decoder): YMessage {
+  const type = decoding.readVarUint(decoder);
+  switch (type) {
+    case YMessageType.Sync: {
+      const step = decoding.readVarUint(decoder);
+      if (step === SyncStep.Step1) return { type, step, stateVector: readBytes(decoder) };
+      if (step === SyncStep.Step2 || step === SyncStep.Update) return { type, step, update: readBytes(decoder) };
+      throw new FrameError("unknown-type", `unknown sync step ${step}`);
+    }
+    case YMessageType.Awareness:
+      return { type, update: readBytes(decoder) };
+    case YMessageType.QueryAwareness:
+      return { type };
+    default:
+      throw new FrameError("unknown-type", `unknown message type ${type}`);
+  }
+}
+
+/** Decodes one client frame; throws FrameError when it is truncated, unknown or has trailing bytes. */
+export function decodeMessage(frame: Uint8Array): YMessage {
+  const decoder = decoding.createDecoder(frame);
+  let message: YMessage;
+  try {
+    message = decodeBody(decoder);
+  } catch (error) {
+    if (error instanceof FrameError) throw error;
+    // lib0 throws a plain Error when a varint runs past the end.
+    throw new FrameError("truncated", `frame ends early: ${String(error)}`);
+  }
+  if (decoding.hasContent(decoder)) throw new FrameError("trailing-bytes", "bytes after the end of the message");
+  return message;
+}
+
+function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}
+
+export const encodeSyncStep1 = (stateVector: Uint8Array): Uint8Array =>
+  frame((e) => {
+    encoding.writeVarUint(e, YMessageType.Sync);
+    encoding.writeVarUint(e, SyncStep.Step1);
+    encoding.writeVarUint8Array(e, stateVector);
+  });
+
+export const encodeSyncStep2 = (update: Uint8Array): Uint8Array =>
+  frame((e) => {
+    encoding.writeVarUint(e, YMessageType.Sync);
+    encoding.writeVarUint(e, SyncStep.Step2);
+    encoding.writeVarUint8Array(e, update);
+  });
+
+export const encodeUpdate = (update: Uint8Array): Uint8Array =>
+  frame((e) => {
+    encoding.writeVarUint(e, YMessageType.Sync);
+    encoding.writeVarUint(e, SyncStep.Update);
+    encoding.writeVarUint8Array(e, update);
+  });
+
+export const encodeAwareness = (update: Uint8Array): Uint8Array =>
+  frame((e) => {
+    encoding.writeVarUint(e, YMessageType.Awareness);
+    encoding.writeVarUint8Array(e, update);
+  });
+
+/**
+ * The keep-alive frame: an awareness update with no entries. Stock clients drop a
+ * socket after 30 s without a message (ws pings are invisible to them); this is
+ * the cheapest message they accept and ignore.
+ */
+export const KEEP_ALIVE_FRAME: Uint8Array = encodeAwareness(new Uint8Array([0]));
