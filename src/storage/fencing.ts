@@ -4,8 +4,8 @@ import { ErrorCodes, OpStreamError } from "../errors.js";
 export function fencedError(docId: string, epoch: number, currentEpoch: number): OpStreamError {
   return new OpStreamError(
     ErrorCodes.FENCED,
-    `Write to document "${docId}" with epoch ${epoch} was fenced: epoch ${currentEpoch} has been claimed since. ` +
-      `This node is no longer the document's owner and must drop its session.`,
+    `Write to document "${docId}" with epoch ${epoch} was fenced: the current epoch is ${currentEpoch}. ` +
+      `The writer is not the document's owner (another node claimed it) and must drop its session.`,
     { docId, epoch, currentEpoch },
   );
 }

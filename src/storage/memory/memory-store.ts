@@ -33,7 +33,8 @@ export class MemoryDocumentStore implements DocumentStore {
     return Promise.resolve(doc.epoch);
   }
 
-  append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
+  async append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
+    await Promise.resolve();
     const doc = this.record(docId);
     assertEpoch(docId, epoch, doc.epoch);
     const seqs = updates.map((update) => {
@@ -41,7 +42,7 @@ export class MemoryDocumentStore implements DocumentStore {
       doc.ops.push({ seq: doc.lastSeq, epoch, update: Uint8Array.from(update) });
       return doc.lastSeq;
     });
-    return Promise.resolve(seqs);
+    return seqs;
   }
 
   readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
@@ -58,12 +59,12 @@ export class MemoryDocumentStore implements DocumentStore {
     return { snapshot, ops: await this.readOps(docId, snapshot?.seq ?? 0) };
   }
 
-  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
+  async saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
+    await Promise.resolve();
     const doc = this.record(docId);
     assertEpoch(docId, epoch, doc.epoch);
     doc.snapshot = { seq: uptoSeq, epoch, state: Uint8Array.from(state) };
     doc.ops = doc.ops.filter((op) => op.seq > uptoSeq);
-    return Promise.resolve();
   }
 
   delete(docId: string): Promise<void> {

@@ -1,0 +1,176 @@
+import { strict as assert } from "node:assert";
+import * as Y from "yjs";
+import { ErrorCodes, isOpStreamError, type DocumentStore } from "../../src/index.js";
+
+/** Creates a fresh, empty store; `cleanup` runs after each test. */
+export interface StoreFactory {
+  create(): Promise<DocumentStore>;
+  /** Reopens the same underlying data (a restart), when the backend is persistent. */
+  reopen?(store: DocumentStore): Promise<DocumentStore>;
+}
+
+function textUpdate(doc: Y.Doc, index: number, value: string): Uint8Array {
+  let captured: Uint8Array | undefined;
+  const listener = (update: Uint8Array) => (captured = update);
+  doc.on("update", listener);
+  doc.getText("text").insert(index, value);
+  doc.off("update", listener);
+  if (!captured) throw new Error("no update produced");
+  return captured;
+}
+
+async function assertFenced(promise: Promise<unknown>): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => isOpStreamError(error, ErrorCodes.FENCED));
+}
+
+function rebuild(snapshot: Uint8Array | undefined, ops: readonly { update: Uint8Array }[]): string {
+  const doc = new Y.Doc();
+  if (snapshot) Y.applyUpdate(doc, snapshot);
+  for (const op of ops) Y.applyUpdate(doc, op.update);
+  return doc.getText("text").toString();
+}
+
+/**
+ * The behaviour every DocumentStore must have. Run once per backend with real
+ * storage (spec/storage/*.spec.ts).
+ */
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(`DocumentStore contract: ${name}`, () => {
+    let store: DocumentStore;
+    beforeEach(async () => (store = await factory.create()));
+    afterEach(() => store.close());
+
+    it("claims strictly increasing epochs per document", async () => {
+      assert.equal(await store.claimEpoch("a"), 1);
+      assert.equal(await store.claimEpoch("a"), 2);
+      assert.equal(await store.claimEpoch("b"), 1);
+    });
+
+    it("appends batches with increasing sequence numbers and reads them back in order", async () => {
+      const epoch = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      const u1 = textUpdate(source, 0, "a");
+      const u2 = textUpdate(source, 1, "b");
+      const u3 = textUpdate(source, 2, "c");
+      assert.deepEqual(await store.append("doc", epoch, [u1, u2]), [1, 2]);
+      assert.deepEqual(await store.append("doc", epoch, [u3]), [3]);
+      const ops = await store.readOps("doc", 0);
+      assert.deepEqual(
+        ops.map((op) => op.seq),
+        [1, 2, 3],
+      );
+      assert.deepEqual(ops[2]?.update, u3);
+      assert.equal(ops[0]?.epoch, epoch);
+      assert.deepEqual(
+        (await store.readOps("doc", 2)).map((op) => op.seq),
+        [3],
+      );
+    });
+
+    it("rejects a stale-epoch append, snapshot and trim with FENCED, and changes nothing", async () => {
+      const stale = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      await store.append("doc", stale, [textUpdate(source, 0, "x")]);
+      const current = await store.claimEpoch("doc");
+      await assertFenced(store.append("doc", stale, [textUpdate(source, 1, "y")]));
+      await assertFenced(store.saveSnapshot("doc", stale, Y.encodeStateAsUpdate(source), 1));
+      assert.deepEqual(
+        (await store.readOps("doc", 0)).map((op) => op.seq),
+        [1],
+        "the fenced snapshot must not have trimmed the log",
+      );
+      assert.equal(await store.loadSnapshot("doc"), null);
+      assert.deepEqual(await store.append("doc", current, [textUpdate(source, 1, "z")]), [2]);
+    });
+
+    it("rejects writes with an epoch that was never claimed", async () => {
+      await store.claimEpoch("doc");
+      await assertFenced(store.append("doc", 7, [new Uint8Array([0, 0])]));
+      await assertFenced(store.append("never-claimed", 1, [new Uint8Array([0, 0])]));
+    });
+
+    it("snapshot + trim then reload equals the state before, and ops after the snapshot are replayed", async () => {
+      const epoch = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      for (let i = 0; i < 10; i++) await store.append("doc", epoch, [textUpdate(source, i, String(i))]);
+      await store.saveSnapshot("doc", epoch, Y.encodeStateAsUpdate(source), 10);
+      assert.deepEqual(await store.readOps("doc", 0), [], "ops up to the snapshot are trimmed");
+      await store.append("doc", epoch, [textUpdate(source, 10, "A"), textUpdate(source, 11, "B")]);
+      const loaded = await store.load("doc");
+      assert.equal(loaded.snapshot?.seq, 10);
+      assert.deepEqual(
+        loaded.ops.map((op) => op.seq),
+        [11, 12],
+      );
+      assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), "0123456789AB");
+      assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), source.getText("text").toString());
+    });
+
+    it("a snapshot up to an earlier seq keeps the later ops", async () => {
+      const epoch = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      await store.append("doc", epoch, [textUpdate(source, 0, "a")]);
+      const partial = Y.encodeStateAsUpdate(source);
+      await store.append("doc", epoch, [textUpdate(source, 1, "b")]);
+      await store.saveSnapshot("doc", epoch, partial, 1);
+      const loaded = await store.load("doc");
+      assert.deepEqual(
+        loaded.ops.map((op) => op.seq),
+        [2],
+      );
+      assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), "ab");
+    });
+
+    it("keeps sequence order under concurrent appends", async () => {
+      const epoch = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      const updates = Array.from({ length: 50 }, (_, i) => textUpdate(source, i, "x"));
+      const results = await Promise.all(updates.map((update) => store.append("doc", epoch, [update])));
+      const seqs = results.flat();
+      assert.deepEqual(
+        [...seqs].sort((a, b) => a - b),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+        "every append got a distinct seq",
+      );
+      const ops = await store.readOps("doc", 0);
+      assert.deepEqual(
+        ops.map((op) => op.seq),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      ops.forEach((op) => assert.deepEqual(op.update, updates[seqs.indexOf(op.seq)]));
+    });
+
+    it("lists documents and deletes them; a deleted document keeps fencing its old epochs", async () => {
+      const epochA = await store.claimEpoch("a");
+      await store.claimEpoch("b");
+      await store.append("a", epochA, [textUpdate(new Y.Doc(), 0, "a")]);
+      assert.deepEqual(await store.list(), ["a", "b"]);
+      await store.delete("a");
+      await store.delete("a");
+      assert.deepEqual(await store.list(), ["b"]);
+      assert.deepEqual(await store.load("a"), { snapshot: null, ops: [] });
+      const epochA2 = await store.claimEpoch("a");
+      assert.ok(epochA2 > epochA, "epochs keep increasing after a delete");
+      await assertFenced(store.append("a", epochA, [new Uint8Array([0, 0])]));
+    });
+
+    it("answers ping", async () => {
+      await store.ping();
+    });
+
+    if (factory.reopen) {
+      const reopen = factory.reopen.bind(factory);
+      it("keeps everything across a reopen (restart)", async () => {
+        const epoch = await store.claimEpoch("doc");
+        const source = new Y.Doc();
+        await store.append("doc", epoch, [textUpdate(source, 0, "persist")]);
+        await store.saveSnapshot("doc", epoch, Y.encodeStateAsUpdate(source), 1);
+        await store.append("doc", epoch, [textUpdate(source, 7, "ed")]);
+        store = await reopen(store);
+        const loaded = await store.load("doc");
+        assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), "persisted");
+        assert.equal(await store.claimEpoch("doc"), epoch + 1);
+      });
+    }
+  });
+}

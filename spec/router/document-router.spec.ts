@@ -1,0 +1,72 @@
+import { strict as assert } from "node:assert";
+import * as Y from "yjs";
+import {
+  DocumentRouter,
+  HybridSnapshotPolicy,
+  LocalBackplane,
+  LocalOwnership,
+  MemoryDocumentStore,
+  OpStreamMetrics,
+} from "../../src/index.js";
+import { RecordingPeer, insertUpdate } from "../support/engine.js";
+import { eventually } from "../support/eventually.js";
+import { testLogger } from "../support/server.js";
+
+function router(store: MemoryDocumentStore, idleTimeoutMs: number) {
+  const backplane = new LocalBackplane();
+  return new DocumentRouter({
+    store,
+    backplane,
+    ownership: new LocalOwnership(backplane.bus, backplane.nodeId, store),
+    snapshotPolicy: new HybridSnapshotPolicy(),
+    validators: [],
+    seeder: undefined,
+    logger: testLogger(),
+    metrics: new OpStreamMetrics(),
+    idleTimeoutMs,
+  });
+}
+
+describe("DocumentRouter", () => {
+  it("opens one session for concurrent joins of the same document", async () => {
+    const r = router(new MemoryDocumentStore(), 60_000);
+    const handles = await Promise.all(Array.from({ length: 10 }, (_, i) => r.join("doc", new RecordingPeer(`p${i}`))));
+    assert.equal(r.sessionCount, 1);
+    assert.equal(r.localSession("doc")?.peerCount, 10);
+    handles.forEach((h) => h.leave());
+    await r.shutdown();
+  });
+
+  it("unloads an idle document after its last peer leaves, writing a final snapshot first", async () => {
+    const store = new MemoryDocumentStore();
+    const r = router(store, 50);
+    const a = await r.join("doc", new RecordingPeer("a"));
+    const b = await r.join("doc", new RecordingPeer("b"));
+    await a.apply(insertUpdate(new Y.Doc(), 0, "kept"));
+    a.leave();
+    assert.equal(r.sessionCount, 1, "one peer still attached");
+    b.leave();
+    await eventually(() => assert.equal(r.sessionCount, 0));
+    const snapshot = await store.loadSnapshot("doc");
+    assert.equal(snapshot?.seq, 1, "final snapshot written at unload");
+    const rebuilt = new Y.Doc();
+    Y.applyUpdate(rebuilt, snapshot.state);
+    assert.equal(rebuilt.getText("text").toString(), "kept");
+    const again = await r.join("doc", new RecordingPeer("c"));
+    assert.equal(r.localSession("doc")?.doc.getText("text").toString(), "kept", "reloads from the snapshot");
+    again.leave();
+    await r.shutdown();
+  });
+
+  it("keeps a document loaded when a peer rejoins before the idle timeout", async () => {
+    const r = router(new MemoryDocumentStore(), 60_000);
+    const a = await r.join("doc", new RecordingPeer("a"));
+    const session = r.localSession("doc");
+    a.leave();
+    const b = await r.join("doc", new RecordingPeer("b"));
+    assert.equal(r.localSession("doc"), session);
+    b.leave();
+    await r.shutdown();
+    assert.equal(session?.closed, true);
+  });
+});

@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+
+/** An opstream node running as its own process (the built `opstream serve` bin). */
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** `ws://127.0.0.1:<port>` */
+  readonly url: string;
+  /** `http://127.0.0.1:<port>` */
+  readonly httpUrl: string;
+  /** Sends `signal` and resolves once the process has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts `node dist/cli.js serve` (run `npm run build` first; `npm test` does) and
+ * resolves once it logs that it listens. `port` 0 picks a free port.
+ */
+export async function spawnServer(options: { storage: string; port?: number; args?: string[] }): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--host", "127.0.0.1", "--port", String(options.port ?? 0), "--storage", options.storage, ...(options.args ?? [])],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPSTREAM_LOG_LEVEL: "info" } },
+  );
+  const exited = once(child, "exit");
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 15 s: ${stderr}`)), 15_000);
+    child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)));
+    lines.on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "opstream listening" && entry.port) {
+          clearTimeout(timer);
+          resolve(entry.port);
+        }
+      } catch {
+        // not a JSON log line (nothing else is printed on stdout); ignore it
+      }
+    });
+  });
+  return {
+    child,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
