@@ -34,7 +34,10 @@ async function serve(argv: string[]): Promise<void> {
   }
   const services = new ServiceCollection();
   services
-    .addOpStream({ sessions: { idleTimeoutMs: Number(values["idle-ms"]) }, transport: { prefix: values.prefix } })
+    .addOpStream({
+      sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
+      transport: { prefix: values.prefix },
+    })
     .useSqliteStorage(values.storage);
   const opstream = services.build();
   const app = express();

@@ -4,13 +4,23 @@ export { Token } from "./hosting/token.js";
 export { Tokens } from "./hosting/tokens.js";
 export { OpStreamBuilder, type LocalBackplaneOptions } from "./hosting/builder.js";
 export { OpStreamHost, type ShutdownOptions } from "./hosting/host.js";
-export { SESSION_DEFAULTS, type OpStreamOptions, type SessionOptions, type ResolvedOptions } from "./hosting/options.js";
+export {
+  SESSION_DEFAULTS,
+  type OpStreamOptions,
+  type SessionOptions,
+  type ResolvedOptions,
+} from "./hosting/options.js";
 export { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "./errors.js";
 export { OpStreamMetrics } from "./metrics.js";
 export type { Logger } from "./logging/logger.js";
 
 export { DocumentSession, type SessionDependencies } from "./engine/document-session.js";
-export { HybridSnapshotPolicy, HYBRID_SNAPSHOT_DEFAULTS, type SnapshotPolicy, type HybridSnapshotOptions } from "./engine/snapshot-policy.js";
+export {
+  HybridSnapshotPolicy,
+  HYBRID_SNAPSHOT_DEFAULTS,
+  type SnapshotPolicy,
+  type HybridSnapshotOptions,
+} from "./engine/snapshot-policy.js";
 export { AwarenessRegistry, AWARENESS_DEFAULTS, type AwarenessOptions } from "./engine/awareness.js";
 export type { Origin } from "./engine/origin.js";
 export type { SessionPeer, DisconnectReason } from "./engine/peer.js";
@@ -33,9 +43,18 @@ export { LocalOwnership } from "./backplane/local/local-ownership.js";
 export { DocumentRouter } from "./router/document-router.js";
 export type { DocumentHandle } from "./router/document-handle.js";
 
-export { WebSocketTransport, TRANSPORT_DEFAULTS, type TransportOptions } from "./transport/websocket-transport.js";
+export {
+  WebSocketTransport,
+  TRANSPORT_DEFAULTS,
+  type TransportOptions,
+} from "./transport/websocket-transport.js";
 export { CloseCodes, type CloseCode } from "./transport/close-codes.js";
-export { allowAll, type Access, type Authorizer, type AuthorizationRequest } from "./transport/authorization.js";
+export {
+  allowAll,
+  type Access,
+  type Authorizer,
+  type AuthorizationRequest,
+} from "./transport/authorization.js";
 
 export type { DocumentStore, StoredOp, StoredSnapshot, StoredDocument } from "./storage/document-store.js";
 export { MemoryDocumentStore } from "./storage/memory/memory-store.js";

@@ -12,14 +12,20 @@ describe("AwarenessRegistry", () => {
     assert.ok(registry.apply("p", update(1, 2, { x: 2 }), 10).forward);
     assert.equal(registry.apply("p", update(1, 1, { x: 3 }), 20).forward, null, "an older clock is ignored");
     assert.equal(registry.apply("p", update(1, 2, { x: 3 }), 20).forward, null, "an equal clock is ignored");
-    assert.deepEqual(decodeAwarenessUpdate(registry.encodeAll()!), [{ clientId: 1, clock: 2, json: '{"x":2}' }]);
+    assert.deepEqual(decodeAwarenessUpdate(registry.encodeAll()!), [
+      { clientId: 1, clock: 2, json: '{"x":2}' },
+    ]);
   });
 
   it("coalesces identical payloads but refreshes their expiry", () => {
     const registry = new AwarenessRegistry({ timeoutMs: 30_000, coalesceWindowMs: 5000 });
     registry.apply("p", update(1, 1, { c: 5 }), 0);
     for (let clock = 2; clock < 60; clock++) {
-      assert.equal(registry.apply("p", update(1, clock, { c: 5 }), clock * 10).forward, null, "repeat coalesced");
+      assert.equal(
+        registry.apply("p", update(1, clock, { c: 5 }), clock * 10).forward,
+        null,
+        "repeat coalesced",
+      );
     }
     assert.ok(registry.apply("p", update(1, 60, { c: 5 }), 5000).forward, "a renewal passes once per window");
     assert.equal(registry.expire(34_000), null, "renewals kept it alive past 30 s from its first update");

@@ -38,11 +38,19 @@ describe("DocumentSession", () => {
     const insert = insertUpdate(source, 0, "abc");
     assert.equal(await session.apply(insert, from("a")), 1);
     assert.equal(await session.apply(insert, from("a")), null, "a duplicate is a no-op");
-    assert.equal(await session.apply(Y.encodeStateAsUpdate(source), from("b")), null, "a full-state resend is a no-op");
+    assert.equal(
+      await session.apply(Y.encodeStateAsUpdate(source), from("b")),
+      null,
+      "a full-state resend is a no-op",
+    );
     const deletes: Uint8Array[] = [];
     source.on("update", (u: Uint8Array) => deletes.push(u));
     source.getText("text").delete(0, 1);
-    assert.equal(await session.apply(deletes[0]!, from("a")), 2, "a deletion changes no state vector but is not a no-op");
+    assert.equal(
+      await session.apply(deletes[0]!, from("a")),
+      2,
+      "a deletion changes no state vector but is not a no-op",
+    );
     assert.deepEqual(
       (await store.readOps("doc", 0)).map((op) => op.seq),
       [1, 2],
@@ -89,8 +97,9 @@ describe("DocumentSession", () => {
   it("rejects an update Yjs cannot apply without harming the document", async () => {
     const session = await openSession("doc");
     await session.apply(insertUpdate(new Y.Doc(), 0, "ok"), from("a"));
-    await assert.rejects(session.apply(new Uint8Array([1, 2, 3, 200, 200, 200]), from("bad")), (error: unknown) =>
-      isOpStreamError(error, ErrorCodes.INVALID_UPDATE),
+    await assert.rejects(
+      session.apply(new Uint8Array([1, 2, 3, 200, 200, 200]), from("bad")),
+      (error: unknown) => isOpStreamError(error, ErrorCodes.INVALID_UPDATE),
     );
     assert.equal(await session.apply(insertUpdate(new Y.Doc(), 0, "!"), from("a")), 2);
     await session.close();

@@ -1,4 +1,4 @@
-import FakeTimers, { type InstalledClock } from "@sinonjs/fake-timers";
+import { install, type Clock } from "@sinonjs/fake-timers";
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
 import { HybridSnapshotPolicy, MemoryDocumentStore, type DocumentSession } from "../../src/index.js";
@@ -17,10 +17,12 @@ describe("HybridSnapshotPolicy", () => {
   });
 
   describe("driving sessions (fake timers)", () => {
-    let clock: InstalledClock;
+    let clock: Clock;
     const sessions: DocumentSession[] = [];
     beforeEach(() => {
-      clock = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+      clock = install({
+        toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
+      });
     });
     afterEach(async () => {
       clock.uninstall();
@@ -42,7 +44,11 @@ describe("HybridSnapshotPolicy", () => {
       await busy.read(() => undefined); // the snapshot is queued behind the 100th op
       assert.equal((await store.loadSnapshot("busy"))?.seq, 100, "the 100th op triggers a snapshot");
       assert.deepEqual(await store.readOps("busy", 0), [], "and trims the log");
-      assert.equal(await store.loadSnapshot("quiet"), null, "the other document's 60 ops do not count towards it");
+      assert.equal(
+        await store.loadSnapshot("quiet"),
+        null,
+        "the other document's 60 ops do not count towards it",
+      );
 
       await clock.tickAsync(299_000);
       assert.equal(await store.loadSnapshot("quiet"), null, "not before 5 minutes");

@@ -30,7 +30,9 @@ function router(store: MemoryDocumentStore, idleTimeoutMs: number) {
 describe("DocumentRouter", () => {
   it("opens one session for concurrent joins of the same document", async () => {
     const r = router(new MemoryDocumentStore(), 60_000);
-    const handles = await Promise.all(Array.from({ length: 10 }, (_, i) => r.join("doc", new RecordingPeer(`p${i}`))));
+    const handles = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => r.join("doc", new RecordingPeer(`p${i}`))),
+    );
     assert.equal(r.sessionCount, 1);
     assert.equal(r.localSession("doc")?.peerCount, 10);
     handles.forEach((h) => h.leave());

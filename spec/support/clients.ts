@@ -15,7 +15,11 @@ export interface Client {
  * Connects the stock `WebsocketProvider` (ws as its WebSocket). `disableBc` keeps
  * in-process clients from syncing over BroadcastChannel behind the server's back.
  */
-export function connectClient(serverUrl: string, docName: string, options: { doc?: Y.Doc; connect?: boolean } = {}): Client {
+export function connectClient(
+  serverUrl: string,
+  docName: string,
+  options: { doc?: Y.Doc; connect?: boolean } = {},
+): Client {
   const doc = options.doc ?? new Y.Doc();
   const provider = new WebsocketProvider(serverUrl, docName, doc, {
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,

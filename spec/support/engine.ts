@@ -54,7 +54,10 @@ export async function sessionDeps(
   };
 }
 
-export function openSession(docId: string, overrides: Partial<SessionDependencies> = {}): Promise<DocumentSession> {
+export function openSession(
+  docId: string,
+  overrides: Partial<SessionDependencies> = {},
+): Promise<DocumentSession> {
   return sessionDeps(docId, overrides).then((deps) => DocumentSession.open(docId, deps));
 }
 

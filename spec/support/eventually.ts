@@ -2,7 +2,11 @@
  * Retries `assertion` until it passes or `timeoutMs` elapses, then rethrows its
  * last failure. Waits on a condition, not a clock.
  */
-export async function eventually<T>(assertion: () => T | Promise<T>, timeoutMs = 5000, intervalMs = 20): Promise<T> {
+export async function eventually<T>(
+  assertion: () => T | Promise<T>,
+  timeoutMs = 5000,
+  intervalMs = 20,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     try {

@@ -21,10 +21,24 @@ export interface ServerProcess {
  * Starts `node dist/cli.js serve` (run `npm run build` first; `npm test` does) and
  * resolves once it logs that it listens. `port` 0 picks a free port.
  */
-export async function spawnServer(options: { storage: string; port?: number; args?: string[] }): Promise<ServerProcess> {
+export async function spawnServer(options: {
+  storage: string;
+  port?: number;
+  args?: string[];
+}): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    [CLI, "serve", "--host", "127.0.0.1", "--port", String(options.port ?? 0), "--storage", options.storage, ...(options.args ?? [])],
+    [
+      CLI,
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(options.port ?? 0),
+      "--storage",
+      options.storage,
+      ...(options.args ?? []),
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPSTREAM_LOG_LEVEL: "info" } },
   );
   const exited = once(child, "exit");

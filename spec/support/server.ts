@@ -1,7 +1,12 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
-import { ServiceCollection, type OpStreamBuilder, type OpStreamHost, type OpStreamOptions } from "../../src/index.js";
+import {
+  ServiceCollection,
+  type OpStreamBuilder,
+  type OpStreamHost,
+  type OpStreamOptions,
+} from "../../src/index.js";
 
 export interface TestServer {
   readonly host: OpStreamHost;
@@ -26,5 +31,11 @@ export async function startServer(
   const host = services.build();
   const server = await host.listen(0, { host: "127.0.0.1" });
   const { port } = server.address() as AddressInfo;
-  return { host, server, port, url: `ws://127.0.0.1:${port}`, stop: () => host.shutdown({ drainTimeoutMs: 5000 }) };
+  return {
+    host,
+    server,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    stop: () => host.shutdown({ drainTimeoutMs: 5000 }),
+  };
 }

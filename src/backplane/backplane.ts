@@ -44,7 +44,12 @@ export interface IBackplane {
   /** Publishes to every other node subscribed to `docId`. */
   publish(docId: string, message: ChannelMessage): Promise<void>;
   /** Sends a request to `nodeId`'s handler for `type` and resolves with its answer. */
-  sendRequest(nodeId: string, type: string, payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array>;
+  sendRequest(
+    nodeId: string,
+    type: string,
+    payload: Uint8Array,
+    options?: RequestOptions,
+  ): Promise<Uint8Array>;
   /** Registers the handler for requests of `type`; returns a function that removes it. */
   registerRequestHandler(type: string, handler: RequestHandler): () => void;
   /** Stops delivering and releases connections. */

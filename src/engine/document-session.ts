@@ -31,7 +31,13 @@ export interface SessionDependencies {
 }
 
 type Task =
-  | { kind: "apply"; update: Uint8Array; origin: Origin; resolve: (seq: number | null) => void; reject: (e: unknown) => void }
+  | {
+      kind: "apply";
+      update: Uint8Array;
+      origin: Origin;
+      resolve: (seq: number | null) => void;
+      reject: (e: unknown) => void;
+    }
   | { kind: "read"; run: () => void; reject: (e: unknown) => void }
   | { kind: "exclusive"; run: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
@@ -72,7 +78,13 @@ export class DocumentSession {
   private readonly closedPromise: Promise<void>;
   private markClosed!: () => void;
 
-  private constructor(docId: string, doc: Y.Doc, lastSeq: number, snapshotSeq: number, deps: SessionDependencies) {
+  private constructor(
+    docId: string,
+    doc: Y.Doc,
+    lastSeq: number,
+    snapshotSeq: number,
+    deps: SessionDependencies,
+  ) {
     this.docId = docId;
     this.doc = doc;
     this.epoch = deps.lease.epoch;
@@ -173,7 +185,7 @@ export class DocumentSession {
         try {
           resolve(read());
         } catch (error) {
-          reject(error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         }
       };
       this.enqueue({ kind: "read", run, reject });
@@ -222,7 +234,10 @@ export class DocumentSession {
         // Queued last: every update accepted before close() is durable first.
         await this.exclusive(() => this.writeSnapshot(), true);
       } catch (error) {
-        this.deps.logger.error({ err: error, docId: this.docId }, "final snapshot failed; ops stay in the log");
+        this.deps.logger.error(
+          { err: error, docId: this.docId },
+          "final snapshot failed; ops stay in the log",
+        );
       }
     }
     this.finish(reason);
@@ -232,12 +247,16 @@ export class DocumentSession {
   private async seed(seeder: Seeder): Promise<void> {
     this.captured = [];
     try {
-      await Promise.resolve(Y.transact(this.doc, () => seeder({ docId: this.docId, doc: this.doc }), SEED_ORIGIN));
+      await Promise.resolve(
+        Y.transact(this.doc, () => seeder({ docId: this.docId, doc: this.doc }), SEED_ORIGIN),
+      );
     } finally {
       const updates = this.captured;
       this.captured = null;
       if (updates.length > 0) {
-        const seqs = await this.deps.store.append(this.docId, this.epoch, [Y.mergeUpdates(updates.map((c) => c.update))]);
+        const seqs = await this.deps.store.append(this.docId, this.epoch, [
+          Y.mergeUpdates(updates.map((c) => c.update)),
+        ]);
         this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
         this.deps.snapshotPolicy.recordOps(this.docId, 1, Date.now());
       }
@@ -288,7 +307,8 @@ export class DocumentSession {
     for (const task of batch) {
       if (task.kind !== "apply") continue;
       try {
-        for (const validate of this.deps.validators) await validate(task.update, { docId: this.docId, origin: task.origin });
+        for (const validate of this.deps.validators)
+          await validate(task.update, { docId: this.docId, origin: task.origin });
       } catch (error) {
         failures.set(task, rejection(error, this.docId));
         this.deps.metrics.updatesRejected.inc({ reason: "validator" });
@@ -313,7 +333,11 @@ export class DocumentSession {
     if (captured.length > 0) {
       const started = performance.now();
       try {
-        seqs = await this.deps.store.append(this.docId, this.epoch, captured.map((c) => c.update));
+        seqs = await this.deps.store.append(
+          this.docId,
+          this.epoch,
+          captured.map((c) => c.update),
+        );
       } catch (error) {
         this.onStorageFailure(error, batch);
         return;
@@ -364,7 +388,10 @@ export class DocumentSession {
   private publish(message: Parameters<IBackplane["publish"]>[1]): void {
     this.deps.backplane.publish(this.docId, message).catch((error: unknown) => {
       this.deps.metrics.backplaneErrors.inc();
-      this.deps.logger.warn({ err: error, docId: this.docId }, "backplane publish failed; relays will resync");
+      this.deps.logger.warn(
+        { err: error, docId: this.docId },
+        "backplane publish failed; relays will resync",
+      );
     });
   }
 
@@ -443,10 +470,14 @@ export class DocumentSession {
   }
 
   private closedError(): OpStreamError {
-    return new OpStreamError(ErrorCodes.SESSION_CLOSED, `The session of document "${this.docId}" is closed.`, {
-      docId: this.docId,
-      reason: this.closedReason,
-    });
+    return new OpStreamError(
+      ErrorCodes.SESSION_CLOSED,
+      `The session of document "${this.docId}" is closed.`,
+      {
+        docId: this.docId,
+        reason: this.closedReason,
+      },
+    );
   }
 
   private assertOpen(): void {
@@ -464,9 +495,19 @@ function codeOf(error: unknown): string {
 
 function rejection(error: unknown, docId: string): OpStreamError {
   if (isOpStreamError(error)) return error;
-  return new OpStreamError(ErrorCodes.UPDATE_REJECTED, `A validator rejected an update to "${docId}": ${String(error)}`, { docId }, error);
+  return new OpStreamError(
+    ErrorCodes.UPDATE_REJECTED,
+    `A validator rejected an update to "${docId}": ${String(error)}`,
+    { docId },
+    error,
+  );
 }
 
 function invalidUpdate(error: unknown, docId: string): OpStreamError {
-  return new OpStreamError(ErrorCodes.INVALID_UPDATE, `Yjs could not apply an update to "${docId}": ${String(error)}`, { docId }, error);
+  return new OpStreamError(
+    ErrorCodes.INVALID_UPDATE,
+    `Yjs could not apply an update to "${docId}": ${String(error)}`,
+    { docId },
+    error,
+  );
 }

@@ -46,7 +46,10 @@ export class OpStreamBuilder {
     services
       .set(Tokens.Options, () => resolved)
       .set(Tokens.Logger, () => createDefaultLogger())
-      .set(Tokens.Metrics, (p) => new OpStreamMetrics({ defaultMetrics: p.get(Tokens.Options).processMetrics }))
+      .set(
+        Tokens.Metrics,
+        (p) => new OpStreamMetrics({ defaultMetrics: p.get(Tokens.Options).processMetrics }),
+      )
       .set(Tokens.Store, () => new MemoryDocumentStore())
       .set(Tokens.SnapshotPolicy, () => new HybridSnapshotPolicy())
       .set(Tokens.Seeder, () => undefined)
@@ -76,7 +79,9 @@ export class OpStreamBuilder {
    */
   useNoopBackplane(): this {
     this.services.assertOpen("useNoopBackplane()");
-    this.deprecations.push("useNoopBackplane() is deprecated and now means useLocalBackplane(); call that instead.");
+    this.deprecations.push(
+      "useNoopBackplane() is deprecated and now means useLocalBackplane(); call that instead.",
+    );
     return this.useLocalBackplane();
   }
 
@@ -128,7 +133,8 @@ export class OpStreamBuilder {
 
   /** @internal Logs one warning per unsafe default still in place, and per deprecated call. */
   logStartupWarnings(logger: Logger): void {
-    for (const which of this.unsafeDefaults) logger.warn({ unsafeDefault: which }, UNSAFE_DEFAULT_WARNINGS[which]);
+    for (const which of this.unsafeDefaults)
+      logger.warn({ unsafeDefault: which }, UNSAFE_DEFAULT_WARNINGS[which]);
     for (const message of this.deprecations) logger.warn({ deprecated: true }, message);
   }
 }

@@ -75,11 +75,11 @@ export class OpStreamHost {
 
   /** An express router with `/livez`, `/healthz`, `/readyz` and `/metrics`. */
   http(): Router {
-    const host = this;
+    const isDraining = () => this.draining;
     return healthRouter({
       nodeId: this.nodeId,
       get draining() {
-        return host.draining;
+        return isDraining();
       },
       store: this.store,
       metrics: this.metrics,
@@ -112,7 +112,10 @@ export class OpStreamHost {
       });
     });
     const address = server.address() as AddressInfo;
-    this.logger.info({ port: address.port, nodeId: this.nodeId, storage: this.store.kind }, "opstream listening");
+    this.logger.info(
+      { port: address.port, nodeId: this.nodeId, storage: this.store.kind },
+      "opstream listening",
+    );
     return server;
   }
 
@@ -136,7 +139,8 @@ export class OpStreamHost {
     });
     const outcome = await Promise.race([this.router.shutdown().then(() => "done" as const), timedOut]);
     clearTimeout(timer);
-    if (outcome === "timeout") this.logger.warn({ drainTimeoutMs }, "drain timed out; unsnapshotted ops stay in the log");
+    if (outcome === "timeout")
+      this.logger.warn({ drainTimeoutMs }, "drain timed out; unsnapshotted ops stay in the log");
     this.transport.close();
     for (const server of this.servers) {
       server.closeAllConnections();

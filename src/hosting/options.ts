@@ -38,10 +38,14 @@ export interface ResolvedOptions {
 
 function nonNegative(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) {
-    throw new OpStreamError(ErrorCodes.INVALID_OPTION, `Option ${name} must be a non-negative number; got ${value}.`, {
-      option: name,
-      value,
-    });
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      `Option ${name} must be a non-negative number; got ${value}.`,
+      {
+        option: name,
+        value,
+      },
+    );
   }
   return value;
 }

@@ -65,7 +65,10 @@ export class DocumentRouter {
   async join(docId: string, peer: SessionPeer): Promise<DocumentHandle> {
     for (;;) {
       if (this.shuttingDown) {
-        throw new OpStreamError(ErrorCodes.SHUTTING_DOWN, "This node is shutting down; reconnect to another node.");
+        throw new OpStreamError(
+          ErrorCodes.SHUTTING_DOWN,
+          "This node is shutting down; reconnect to another node.",
+        );
       }
       const session = await this.sessionFor(docId);
       if (session.closed) continue; // closed between load and join: open a fresh one
@@ -75,7 +78,9 @@ export class DocumentRouter {
         clearTimeout(entry.idleTimer);
         entry.idleTimer = undefined;
       }
-      return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), () => this.leave(session, peer.id));
+      return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), () =>
+        this.leave(session, peer.id),
+      );
     }
   }
 
@@ -86,7 +91,13 @@ export class DocumentRouter {
     for (const entry of this.entries.values()) {
       clearTimeout(entry.idleTimer);
       if (entry.session) closing.push(entry.session.close("shutdown"));
-      else if (entry.opening) closing.push(entry.opening.then((s) => s.close("shutdown"), () => undefined));
+      else if (entry.opening)
+        closing.push(
+          entry.opening.then(
+            (s) => s.close("shutdown"),
+            () => undefined,
+          ),
+        );
     }
     await Promise.all(closing);
   }
@@ -111,10 +122,14 @@ export class DocumentRouter {
       const lease = await this.deps.ownership.acquire(docId);
       if (!lease) {
         const owner = await this.deps.ownership.ownerOf(docId);
-        throw new OpStreamError(ErrorCodes.NOT_OWNER, `Document "${docId}" is owned by node "${owner ?? "?"}".`, {
-          docId,
-          owner,
-        });
+        throw new OpStreamError(
+          ErrorCodes.NOT_OWNER,
+          `Document "${docId}" is owned by node "${owner ?? "?"}".`,
+          {
+            docId,
+            owner,
+          },
+        );
       }
       const session = await DocumentSession.open(docId, {
         ...this.deps,

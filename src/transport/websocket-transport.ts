@@ -100,7 +100,8 @@ export class WebSocketTransport {
     clearInterval(this.pingTimer);
     for (const server of this.servers) server.off("upgrade", this.onUpgrade);
     this.servers.clear();
-    for (const connection of this.connections) connection.close(CloseCodes.GOING_AWAY, "server shutting down");
+    for (const connection of this.connections)
+      connection.close(CloseCodes.GOING_AWAY, "server shutting down");
     this.wss.close();
   }
 
@@ -163,7 +164,10 @@ export class WebSocketTransport {
       (error: unknown) => {
         const retryable = isOpStreamError(error) && error.code !== ErrorCodes.INVALID_DOCUMENT_NAME;
         this.logger.warn({ err: error, docId }, "could not open the document");
-        connection.close(retryable ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR, "document unavailable");
+        connection.close(
+          retryable ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR,
+          "document unavailable",
+        );
       },
     );
   }

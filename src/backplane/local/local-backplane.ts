@@ -45,10 +45,14 @@ export class LocalBackplane implements IBackplane {
   ): Promise<Uint8Array> {
     const handler = this.bus.handler(nodeId, type);
     if (!handler) {
-      throw new OpStreamError(ErrorCodes.NO_HANDLER, `Node "${nodeId}" has no handler for "${type}" requests.`, {
-        nodeId,
-        type,
-      });
+      throw new OpStreamError(
+        ErrorCodes.NO_HANDLER,
+        `Node "${nodeId}" has no handler for "${type}" requests.`,
+        {
+          nodeId,
+          type,
+        },
+      );
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;

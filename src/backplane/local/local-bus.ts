@@ -13,7 +13,8 @@ export class LocalBus {
   subscribe(docId: string, nodeId: string, handler: ChannelHandler): () => void {
     const entry = { nodeId, handler };
     let subscribers = this.channels.get(docId);
-    if (!subscribers) this.channels.set(docId, (subscribers = new Set()));
+    if (!subscribers)
+      this.channels.set(docId, (subscribers = new Set<{ nodeId: string; handler: ChannelHandler }>()));
     subscribers.add(entry);
     return () => {
       subscribers.delete(entry);
@@ -29,7 +30,7 @@ export class LocalBus {
 
   setHandler(nodeId: string, type: string, handler: RequestHandler | undefined): void {
     let byType = this.handlers.get(nodeId);
-    if (!byType) this.handlers.set(nodeId, (byType = new Map()));
+    if (!byType) this.handlers.set(nodeId, (byType = new Map<string, RequestHandler>()));
     if (handler) byType.set(type, handler);
     else byType.delete(type);
   }

@@ -70,7 +70,11 @@ export class YWebsocketConnection implements SessionPeer {
     if (this.closed) return;
     if (this.pending) {
       if (this.pending.length >= this.limits.maxPendingFrames) {
-        this.close(CloseCodes.TOO_MANY_PENDING, "too many frames before the document loaded", "too-many-pending");
+        this.close(
+          CloseCodes.TOO_MANY_PENDING,
+          "too many frames before the document loaded",
+          "too-many-pending",
+        );
       } else this.pending.push(frame);
       return;
     }
@@ -122,7 +126,10 @@ export class YWebsocketConnection implements SessionPeer {
     if (isOpStreamError(error, ErrorCodes.UPDATE_REJECTED)) {
       this.close(CloseCodes.POLICY_VIOLATION, "update rejected", "rejected");
     } else if (isOpStreamError(error, ErrorCodes.INVALID_UPDATE) || !isOpStreamError(error)) {
-      this.logger.warn({ err: error, docId: this.docId, peerId: this.id }, "invalid input; closing the connection");
+      this.logger.warn(
+        { err: error, docId: this.docId, peerId: this.id },
+        "invalid input; closing the connection",
+      );
       this.close(CloseCodes.INVALID_FRAME, "invalid update", badInputReason);
     } else {
       // Session closed, fenced or storage failing: the session disconnects its peers

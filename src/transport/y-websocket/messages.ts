@@ -37,25 +37,27 @@ export class FrameError extends Error {
 
 function readBytes(decoder: decoding.Decoder): Uint8Array {
   const length = decoding.readVarUint(decoder);
-  if (length > decoder.arr.length - decoder.pos) throw new FrameError("truncated", "frame ends inside a byte array");
+  if (length > decoder.arr.length - decoder.pos)
+    throw new FrameError("truncated", "frame ends inside a byte array");
   return decoding.readUint8Array(decoder, length);
 }
 
 function decodeBody(decoder: decoding.Decoder): YMessage {
-  const type = decoding.readVarUint(decoder);
+  const type = decoding.readVarUint(decoder) as YMessageType;
   switch (type) {
     case YMessageType.Sync: {
-      const step = decoding.readVarUint(decoder);
+      const step = decoding.readVarUint(decoder) as SyncStep;
       if (step === SyncStep.Step1) return { type, step, stateVector: readBytes(decoder) };
-      if (step === SyncStep.Step2 || step === SyncStep.Update) return { type, step, update: readBytes(decoder) };
-      throw new FrameError("unknown-type", `unknown sync step ${step}`);
+      if (step === SyncStep.Step2 || step === SyncStep.Update)
+        return { type, step, update: readBytes(decoder) };
+      throw new FrameError("unknown-type", `unknown sync step ${String(step)}`);
     }
     case YMessageType.Awareness:
       return { type, update: readBytes(decoder) };
     case YMessageType.QueryAwareness:
       return { type };
     default:
-      throw new FrameError("unknown-type", `unknown message type ${type}`);
+      throw new FrameError("unknown-type", `unknown message type ${String(type)}`);
   }
 }
 
@@ -70,7 +72,8 @@ export function decodeMessage(frame: Uint8Array): YMessage {
     // lib0 throws a plain Error when a varint runs past the end.
     throw new FrameError("truncated", `frame ends early: ${String(error)}`);
   }
-  if (decoding.hasContent(decoder)) throw new FrameError("trailing-bytes", "bytes after the end of the message");
+  if (decoding.hasContent(decoder))
+    throw new FrameError("trailing-bytes", "bytes after the end of the message");
   return message;
 }
 

@@ -1,0 +1,250 @@
+// The sample editor page, end to end: a real Chromium, the built CLI as a real
+// process, a real SQLite file. Two users edit, see each other, survive a
+// server restart, and a third user joining afterwards gets the whole text.
+import { strict as assert } from "node:assert";
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import type { OpStreamSample } from "../../samples/editor/src/main.js";
+import { spawnServer, type ServerProcess } from "../support/process.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const ARTIFACTS = fileURLToPath(new URL("../../.artifacts/", import.meta.url));
+/** Upper bound for each wait; the provider's reconnect backoff tops out at 2.5 s. */
+const WAIT_MS = 15_000;
+
+/** What the users have typed by the end, the offline edit included. */
+const FULL_TEXT = "Hello from Alice. And Bob. Offline.";
+
+type Status = "connected" | "connecting" | "disconnected";
+
+/** Runs in the page: the editor's text and the Y.Text, or why they are not there. */
+function pageText(): { view: string; ytext: string } | string {
+  const sample: OpStreamSample | undefined = window.opstreamSample;
+  if (!sample) return "window.opstreamSample is not set";
+  return { view: sample.view.state.doc.toString(), ytext: sample.text.toJSON() };
+}
+
+/** Waits until both the CodeMirror document and the Y.Text of `page` equal `expected`. */
+async function waitForText(page: Page, expected: string): Promise<void> {
+  try {
+    await page.waitForFunction(
+      (want) => {
+        const sample = window.opstreamSample;
+        return sample?.view.state.doc.toString() === want && sample.text.toJSON() === want;
+      },
+      expected,
+      { timeout: WAIT_MS },
+    );
+  } catch (error) {
+    const actual = await page.evaluate(pageText);
+    assert.deepEqual(actual, { view: expected, ytext: expected }, `text never arrived: ${String(error)}`);
+  }
+}
+
+async function waitForStatus(page: Page, status: Status): Promise<void> {
+  await page.locator(`#status[data-status="${status}"]`).waitFor({ state: "attached", timeout: WAIT_MS });
+}
+
+async function waitForStatusOtherThan(page: Page, status: Status): Promise<void> {
+  await page
+    .locator(`#status:not([data-status="${status}"])`)
+    .waitFor({ state: "attached", timeout: WAIT_MS });
+}
+
+function peerNames(): string[] {
+  return Array.from(document.querySelectorAll("#peers li"), (item) => item.textContent ?? "").sort();
+}
+
+/** Waits until the presence list of `page` shows exactly `expected` (any order). */
+async function waitForPeers(page: Page, expected: string[]): Promise<void> {
+  const want = [...expected].sort();
+  try {
+    await page.waitForFunction(
+      (names) =>
+        JSON.stringify(
+          Array.from(document.querySelectorAll("#peers li"), (item) => item.textContent).sort(),
+        ) === JSON.stringify(names),
+      want,
+      { timeout: WAIT_MS },
+    );
+  } catch (error) {
+    assert.deepEqual(await page.evaluate(peerNames), want, `presence list never matched: ${String(error)}`);
+  }
+}
+
+/** Waits for `page` to draw the remote caret of the user called `name`. */
+async function waitForCaretOf(page: Page, name: string): Promise<void> {
+  await page
+    .locator(".cm-ySelectionCaret", { has: page.locator(".cm-ySelectionInfo", { hasText: name }) })
+    .waitFor({ state: "attached", timeout: WAIT_MS });
+}
+
+/** Puts the caret at the end of the document, as a user would, and types `text`. */
+async function typeAtEnd(page: Page, text: string): Promise<void> {
+  await page.locator(".cm-content").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type(text);
+}
+
+describe("sample editor in a real browser", function () {
+  this.timeout(120_000);
+
+  const docName = `e2e-${randomUUID()}`;
+  const pages = new Map<string, Page>();
+  const pageErrors: string[] = [];
+  let browser: Browser | undefined;
+  let server: ServerProcess | undefined;
+  let dir: string | undefined;
+  let storage = "";
+
+  function page(name: string): Page {
+    const found = pages.get(name);
+    assert.ok(found, `no page for ${name}`);
+    return found;
+  }
+
+  /** Opens the sample as `name` in its own browser context (no shared storage or BroadcastChannel). */
+  async function open(name: string): Promise<Page> {
+    assert.ok(browser && server, "browser and server must be running");
+    const context = await browser.newContext({ viewport: { width: 1100, height: 640 } });
+    const opened = await context.newPage();
+    opened.on("pageerror", (error) => pageErrors.push(`${name}: ${error.message}`));
+    pages.set(name, opened);
+    await opened.goto(`${server.httpUrl}/?doc=${encodeURIComponent(docName)}&name=${name}`);
+    return opened;
+  }
+
+  /** Stops the server with SIGTERM, runs `whileDown`, then starts it again on the same port and file. */
+  async function restartServer(whileDown?: () => Promise<void>): Promise<void> {
+    assert.ok(server, "server must be running");
+    const port = server.port;
+    await server.stop("SIGTERM");
+    await whileDown?.();
+    server = await spawnServer({ storage, port });
+  }
+
+  before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error("Chromium is missing: run `apt-get install -y chromium`");
+    dir = await mkdtemp(join(tmpdir(), "opstream-editor-"));
+    storage = join(dir, "editor.sqlite");
+    server = await spawnServer({ storage });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    const failures: unknown[] = [];
+    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    };
+    await attempt(async () => {
+      await mkdir(ARTIFACTS, { recursive: true });
+      for (const [name, opened] of pages) {
+        await opened.screenshot({ path: join(ARTIFACTS, `editor-${name.toLowerCase()}.png`) });
+      }
+    });
+    await attempt(async () => browser?.close());
+    await attempt(async () => server?.stop("SIGTERM"));
+    await attempt(async () => dir && rm(dir, { recursive: true, force: true }));
+    if (failures.length > 0) throw new AggregateError(failures, "editor spec cleanup failed");
+  });
+
+  it("connects two users to the same document", async () => {
+    const [alice, bob] = await Promise.all([open("Alice"), open("Bob")]);
+    await Promise.all([waitForStatus(alice, "connected"), waitForStatus(bob, "connected")]);
+    assert.equal(await alice.locator("#doc-name").textContent(), docName);
+    assert.equal(await alice.locator("#status").textContent(), "Connected");
+  });
+
+  it("syncs typing both ways", async () => {
+    await typeAtEnd(page("Alice"), "Hello from Alice.");
+    await waitForText(page("Bob"), "Hello from Alice.");
+    await typeAtEnd(page("Bob"), " And Bob.");
+    await waitForText(page("Alice"), "Hello from Alice. And Bob.");
+  });
+
+  it("shows remote carets and both users in the presence list", async () => {
+    await Promise.all([waitForCaretOf(page("Bob"), "Alice"), waitForCaretOf(page("Alice"), "Bob")]);
+    await Promise.all([
+      waitForPeers(page("Alice"), ["Alice (you)", "Bob"]),
+      waitForPeers(page("Bob"), ["Alice", "Bob (you)"]),
+    ]);
+  });
+
+  it("reconnects after a server restart, keeping the text and edits made offline", async () => {
+    await restartServer(async () => {
+      await Promise.all([
+        waitForStatusOtherThan(page("Alice"), "connected"),
+        waitForStatusOtherThan(page("Bob"), "connected"),
+      ]);
+      // Awareness is ephemeral: with the server gone each page only knows itself.
+      await Promise.all([
+        waitForPeers(page("Alice"), ["Alice (you)"]),
+        waitForPeers(page("Bob"), ["Bob (you)"]),
+      ]);
+      await typeAtEnd(page("Alice"), " Offline.");
+    });
+    await Promise.all([waitForStatus(page("Alice"), "connected"), waitForStatus(page("Bob"), "connected")]);
+    await Promise.all([waitForText(page("Alice"), FULL_TEXT), waitForText(page("Bob"), FULL_TEXT)]);
+    await Promise.all([
+      waitForPeers(page("Alice"), ["Alice (you)", "Bob"]),
+      waitForPeers(page("Bob"), ["Alice", "Bob (you)"]),
+    ]);
+  });
+
+  it("gives a page opened after the restart the full text", async () => {
+    const carol = await open("Carol");
+    await waitForStatus(carol, "connected");
+    await waitForText(carol, FULL_TEXT);
+    await waitForPeers(carol, ["Alice", "Bob", "Carol (you)"]);
+  });
+
+  it("keeps the text in storage: a restart with no client connected loses nothing", async () => {
+    // The pages above resync their own copy on reconnect; with every provider
+    // disconnected, the text a new page gets after this restart can only come from SQLite.
+    const others = ["Alice", "Bob", "Carol"].map(page);
+    await Promise.all(
+      others.map((opened) => opened.evaluate(() => window.opstreamSample?.provider.disconnect())),
+    );
+    await Promise.all(others.map((opened) => waitForStatus(opened, "disconnected")));
+    await restartServer();
+
+    const dave = await open("Dave");
+    await waitForStatus(dave, "connected");
+    await waitForText(dave, FULL_TEXT);
+
+    await Promise.all(
+      others.map((opened) => opened.evaluate(() => window.opstreamSample?.provider.connect())),
+    );
+    await Promise.all(others.map((opened) => waitForStatus(opened, "connected")));
+    const everyone = ["Alice", "Bob", "Carol", "Dave"];
+    await Promise.all(
+      everyone.map((name) =>
+        waitForPeers(
+          page(name),
+          everyone.map((other) => (other === name ? `${other} (you)` : other)),
+        ),
+      ),
+    );
+    await waitForText(page("Alice"), FULL_TEXT);
+    assert.deepEqual(pageErrors, []);
+  });
+});
