@@ -30,8 +30,6 @@ export const ErrorCodes = {
   NO_HANDLER: "OPS_ERR_NO_HANDLER",
   /** The host is shutting down and accepts no new work. */
   SHUTTING_DOWN: "OPS_ERR_SHUTTING_DOWN",
-  /** An invalid document name was requested. */
-  INVALID_DOCUMENT_NAME: "OPS_ERR_INVALID_DOCUMENT_NAME",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

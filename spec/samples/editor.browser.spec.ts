@@ -70,20 +70,32 @@ function peerNames(): string[] {
   return Array.from(document.querySelectorAll("#peers li"), (item) => item.textContent ?? "").sort();
 }
 
-/** Waits until the presence list of `page` shows exactly `expected` (any order). */
-async function waitForPeers(page: Page, expected: string[]): Promise<void> {
+/** Waits until the presence list of `page` shows exactly `expected` (any order), or at least it. */
+async function waitForPeers(
+  page: Page,
+  expected: string[],
+  match: "exactly" | "including" = "exactly",
+): Promise<void> {
   const want = [...expected].sort();
   try {
     await page.waitForFunction(
-      (names) =>
-        JSON.stringify(
-          Array.from(document.querySelectorAll("#peers li"), (item) => item.textContent).sort(),
-        ) === JSON.stringify(names),
-      want,
+      ({ names, exactly }) => {
+        const shown = Array.from(document.querySelectorAll("#peers li"), (item) => item.textContent ?? "");
+        return names.every((name) => shown.includes(name)) && (!exactly || shown.length === names.length);
+      },
+      { names: want, exactly: match === "exactly" },
       { timeout: WAIT_MS },
     );
   } catch (error) {
-    assert.deepEqual(await page.evaluate(peerNames), want, `presence list never matched: ${String(error)}`);
+    const shown = await page.evaluate(peerNames);
+    const message = `presence list never showed ${match} ${want.join(", ")}: ${String(error)}`;
+    if (match === "exactly") assert.deepEqual(shown, want, message);
+    else
+      assert.deepEqual(
+        shown.filter((name) => want.includes(name)),
+        want,
+        message,
+      );
   }
 }
 
@@ -92,6 +104,11 @@ async function waitForCaretOf(page: Page, name: string): Promise<void> {
   await page
     .locator(".cm-ySelectionCaret", { has: page.locator(".cm-ySelectionInfo", { hasText: name }) })
     .waitFor({ state: "attached", timeout: WAIT_MS });
+}
+
+async function saveScreenshot(page: Page, name: string): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
 
 /** Puts the caret at the end of the document, as a user would, and types `text`. */
@@ -155,12 +172,9 @@ describe("sample editor in a real browser", function () {
         failures.push(error);
       }
     };
-    await attempt(async () => {
-      await mkdir(ARTIFACTS, { recursive: true });
-      for (const [name, opened] of pages) {
-        await opened.screenshot({ path: join(ARTIFACTS, `editor-${name.toLowerCase()}.png`) });
-      }
-    });
+    for (const [name, opened] of pages) {
+      await attempt(() => saveScreenshot(opened, `editor-${name.toLowerCase()}`));
+    }
     await attempt(async () => browser?.close());
     await attempt(async () => server?.stop("SIGTERM"));
     await attempt(async () => dir && rm(dir, { recursive: true, force: true }));
@@ -187,6 +201,8 @@ describe("sample editor in a real browser", function () {
       waitForPeers(page("Alice"), ["Alice (you)", "Bob"]),
       waitForPeers(page("Bob"), ["Alice", "Bob (you)"]),
     ]);
+    await saveScreenshot(page("Alice"), "editor-alice-live");
+    await saveScreenshot(page("Bob"), "editor-bob-live");
   });
 
   it("reconnects after a server restart, keeping the text and edits made offline", async () => {
@@ -235,16 +251,14 @@ describe("sample editor in a real browser", function () {
       others.map((opened) => opened.evaluate(() => window.opstreamSample?.provider.connect())),
     );
     await Promise.all(others.map((opened) => waitForStatus(opened, "connected")));
-    const everyone = ["Alice", "Bob", "Carol", "Dave"];
-    await Promise.all(
-      everyone.map((name) =>
-        waitForPeers(
-          page(name),
-          everyone.map((other) => (other === name ? `${other} (you)` : other)),
-        ),
-      ),
-    );
-    await waitForText(page("Alice"), FULL_TEXT);
+    await waitForPeers(dave, ["Alice", "Bob", "Carol", "Dave (you)"]);
+    // The old pages may not list each other again for up to 15 s: each re-sends its
+    // awareness state with an unchanged clock, which y-protocols peers that saw that
+    // clock before the disconnect ignore until the next renewal. That is the stock
+    // client's behaviour, not the server's, so only Dave (new to them) is asserted.
+    for (const name of ["Alice", "Bob", "Carol"])
+      await waitForPeers(page(name), [`${name} (you)`, "Dave"], "including");
+    await Promise.all(others.map((opened) => waitForText(opened, FULL_TEXT)));
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { ErrorCodes, isOpStreamError } from "../errors.js";
+import { isOpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
@@ -162,7 +162,8 @@ export class WebSocketTransport {
     this.router.join(docId, connection).then(
       (handle) => connection.attach(handle),
       (error: unknown) => {
-        const retryable = isOpStreamError(error) && error.code !== ErrorCodes.INVALID_DOCUMENT_NAME;
+        // Coded errors (not owner, shutting down, storage) are worth a retry; anything else is a bug.
+        const retryable = isOpStreamError(error);
         this.logger.warn({ err: error, docId }, "could not open the document");
         connection.close(
           retryable ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR,

@@ -7,7 +7,6 @@ import type { DocumentHandle } from "../../router/document-handle.js";
 import type { Access } from "../authorization.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import {
-  FrameError,
   KEEP_ALIVE_FRAME,
   SyncStep,
   YMessageType,
@@ -16,6 +15,7 @@ import {
   encodeSyncStep1,
   encodeSyncStep2,
   encodeUpdate,
+  frameErrorReason,
   type YMessage,
 } from "./messages.js";
 
@@ -82,7 +82,7 @@ export class YWebsocketConnection implements SessionPeer {
     try {
       message = decodeMessage(frame);
     } catch (error) {
-      const reason = error instanceof FrameError ? error.reason : "truncated";
+      const reason = isOpStreamError(error, ErrorCodes.INVALID_FRAME) ? frameErrorReason(error) : "truncated";
       const code = reason === "unknown-type" ? CloseCodes.UNSUPPORTED_DATA : CloseCodes.INVALID_FRAME;
       this.close(code, error instanceof Error ? error.message : "invalid frame", reason);
       return;

@@ -1,5 +1,6 @@
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
+import { ErrorCodes, OpStreamError } from "../../errors.js";
 
 /** Top-level message types of the y-websocket protocol (PROTOCOL.md). */
 export enum YMessageType {
@@ -26,19 +27,19 @@ export type YMessage =
 /** Why a frame could not be decoded; each maps to a close code. */
 export type FrameErrorReason = "truncated" | "unknown-type" | "trailing-bytes";
 
-export class FrameError extends Error {
-  constructor(
-    readonly reason: FrameErrorReason,
-    message: string,
-  ) {
-    super(message);
-  }
+function frameError(reason: FrameErrorReason, message: string): OpStreamError {
+  return new OpStreamError(ErrorCodes.INVALID_FRAME, `Invalid y-websocket frame: ${message}`, { reason });
+}
+
+/** The reason of an INVALID_FRAME error thrown by {@link decodeMessage}. */
+export function frameErrorReason(error: OpStreamError): FrameErrorReason {
+  return (error.details.reason as FrameErrorReason | undefined) ?? "truncated";
 }
 
 function readBytes(decoder: decoding.Decoder): Uint8Array {
   const length = decoding.readVarUint(decoder);
   if (length > decoder.arr.length - decoder.pos)
-    throw new FrameError("truncated", "frame ends inside a byte array");
+    throw frameError("truncated", "frame ends inside a byte array");
   return decoding.readUint8Array(decoder, length);
 }
 
@@ -50,30 +51,29 @@ function decodeBody(decoder: decoding.Decoder): YMessage {
       if (step === SyncStep.Step1) return { type, step, stateVector: readBytes(decoder) };
       if (step === SyncStep.Step2 || step === SyncStep.Update)
         return { type, step, update: readBytes(decoder) };
-      throw new FrameError("unknown-type", `unknown sync step ${String(step)}`);
+      throw frameError("unknown-type", `unknown sync step ${String(step)}`);
     }
     case YMessageType.Awareness:
       return { type, update: readBytes(decoder) };
     case YMessageType.QueryAwareness:
       return { type };
     default:
-      throw new FrameError("unknown-type", `unknown message type ${String(type)}`);
+      throw frameError("unknown-type", `unknown message type ${String(type)}`);
   }
 }
 
-/** Decodes one client frame; throws FrameError when it is truncated, unknown or has trailing bytes. */
+/** Decodes one client frame; throws OpStreamError(INVALID_FRAME) when it is truncated, unknown or has trailing bytes. */
 export function decodeMessage(frame: Uint8Array): YMessage {
   const decoder = decoding.createDecoder(frame);
   let message: YMessage;
   try {
     message = decodeBody(decoder);
   } catch (error) {
-    if (error instanceof FrameError) throw error;
+    if (error instanceof OpStreamError) throw error;
     // lib0 throws a plain Error when a varint runs past the end.
-    throw new FrameError("truncated", `frame ends early: ${String(error)}`);
+    throw frameError("truncated", `frame ends early: ${String(error)}`);
   }
-  if (decoding.hasContent(decoder))
-    throw new FrameError("trailing-bytes", "bytes after the end of the message");
+  if (decoding.hasContent(decoder)) throw frameError("trailing-bytes", "bytes after the end of the message");
   return message;
 }
 
