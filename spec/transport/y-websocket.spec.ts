@@ -1,5 +1,9 @@
 import { strict as assert } from "node:assert";
+import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
+import WebSocket from "ws";
+import { decodeAwarenessUpdate } from "../../src/engine/awareness.js";
+import { YMessageType, decodeMessage } from "../../src/transport/y-websocket/messages.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
@@ -82,6 +86,28 @@ describe("y-websocket dialect with the stock WebsocketProvider", () => {
     await eventually(() =>
       assert.deepEqual(b.provider.awareness.getStates().get(a.doc.clientID), { user: { name: "Ann" } }),
     );
+  });
+
+  it("answers QueryAwareness with every current state", async () => {
+    const a = connect("query");
+    await synced(a);
+    a.provider.awareness.setLocalStateField("user", { name: "Q" });
+    await eventually(() => assert.ok(server.host.router.localSession("query")?.awarenessStates()));
+    const raw = new WebSocket(`${server.url}/query`);
+    const frames: Uint8Array[] = [];
+    raw.on("message", (data: Buffer) => frames.push(new Uint8Array(data)));
+    // The opening frames: SyncStep1, then the current awareness.
+    await eventually(() => assert.equal(frames.length, 2));
+    raw.send(new Uint8Array([3]));
+    await eventually(() => assert.equal(frames.length, 3));
+    const answer = decodeMessage(frames.at(-1)!);
+    assert.equal(answer.type, YMessageType.Awareness);
+    const states = answer.type === YMessageType.Awareness ? decodeAwarenessUpdate(answer.update) : [];
+    assert.deepEqual(
+      states.map((s) => [s.clientId, JSON.parse(s.json) as unknown]),
+      [[a.doc.clientID, { user: { name: "Q" } }]],
+    );
+    raw.close();
   });
 
   it("an offline client's edits merge on reconnect", async () => {
