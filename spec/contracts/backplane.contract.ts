@@ -26,9 +26,12 @@ const update = (origin: string, seq: number): ChannelMessage => ({
 export function backplaneContract(name: string, factory: BackplaneFactory): void {
   describe(`IBackplane contract: ${name}`, () => {
     let nodes: IBackplane[];
-    let stop: () => Promise<void>;
-    beforeEach(async () => ({ nodes, stop } = await factory.create(3)));
-    afterEach(() => stop());
+    let cluster: { stop(): Promise<void> };
+    beforeEach(async () => {
+      cluster = await factory.create(3);
+      nodes = (cluster as { nodes: IBackplane[] }).nodes;
+    });
+    afterEach(() => cluster.stop());
 
     it("delivers a document's messages to the other subscribed nodes, in order, never to the publisher", async () => {
       const [a, b, c] = nodes as [IBackplane, IBackplane, IBackplane];

@@ -1,5 +1,4 @@
 import { strict as assert } from "node:assert";
-import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import WebSocket from "ws";
 import { decodeAwarenessUpdate } from "../../src/engine/awareness.js";
