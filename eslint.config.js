@@ -5,7 +5,15 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: ["dist/", "node_modules/", "samples/editor/public/", "**/*.js", "**/*.mjs", "**/*.cjs", "!eslint.config.js"],
+    ignores: [
+      "dist/",
+      "node_modules/",
+      "samples/editor/public/",
+      "**/*.js",
+      "**/*.mjs",
+      "**/*.cjs",
+      "!eslint.config.js",
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
