@@ -14,7 +14,11 @@ export { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "./er
 export { OpStreamMetrics } from "./metrics.js";
 export type { Logger } from "./logging/logger.js";
 
-export { DocumentSession, type SessionDependencies } from "./engine/document-session.js";
+export {
+  DocumentSession,
+  type SessionDependencies,
+  type SessionServices,
+} from "./engine/document-session.js";
 export {
   HybridSnapshotPolicy,
   HYBRID_SNAPSHOT_DEFAULTS,

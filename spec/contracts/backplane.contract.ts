@@ -26,10 +26,10 @@ const update = (origin: string, seq: number): ChannelMessage => ({
 export function backplaneContract(name: string, factory: BackplaneFactory): void {
   describe(`IBackplane contract: ${name}`, () => {
     let nodes: IBackplane[];
-    let cluster: { stop(): Promise<void> };
+    let cluster: Awaited<ReturnType<BackplaneFactory["create"]>>;
     beforeEach(async () => {
       cluster = await factory.create(3);
-      nodes = (cluster as { nodes: IBackplane[] }).nodes;
+      nodes = cluster.nodes;
     });
     afterEach(() => cluster.stop());
 

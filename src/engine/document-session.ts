@@ -11,10 +11,9 @@ import type { DisconnectReason, SessionPeer } from "./peer.js";
 import type { SnapshotPolicy } from "./snapshot-policy.js";
 import type { Seeder, Validator } from "./validation.js";
 
-/** What a session needs; the router provides it. */
-export interface SessionDependencies {
+/** The services every session of a node shares (the router passes them on). */
+export interface SessionServices {
   readonly store: DocumentStore;
-  readonly lease: Lease;
   readonly backplane: IBackplane;
   readonly snapshotPolicy: SnapshotPolicy;
   readonly validators: readonly Validator[];
@@ -26,6 +25,11 @@ export interface SessionDependencies {
   readonly maxBatch?: number;
   /** How often expired awareness states are swept. @default 5000 */
   readonly awarenessSweepMs?: number;
+}
+
+/** What one session needs: the shared services and its own lease. */
+export interface SessionDependencies extends SessionServices {
+  readonly lease: Lease;
   /** Called once when the session has closed, for whatever reason. */
   readonly onClosed?: (session: DocumentSession) => void;
 }

@@ -1,33 +1,16 @@
-import type { IBackplane } from "../backplane/backplane.js";
 import type { IOwnership } from "../backplane/ownership.js";
-import type { AwarenessOptions } from "../engine/awareness.js";
-import { DocumentSession } from "../engine/document-session.js";
+import { DocumentSession, type SessionServices } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
-import type { SnapshotPolicy } from "../engine/snapshot-policy.js";
-import type { Seeder, Validator } from "../engine/validation.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
-import type { Logger } from "../logging/logger.js";
-import type { OpStreamMetrics } from "../metrics.js";
-import type { DocumentStore } from "../storage/document-store.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle } from "./local-handle.js";
 
 /** What the router needs; the host wires it. */
-export interface RouterDependencies {
-  readonly store: DocumentStore;
-  readonly backplane: IBackplane;
+export interface RouterDependencies extends SessionServices {
   readonly ownership: IOwnership;
-  readonly snapshotPolicy: SnapshotPolicy;
-  readonly validators: readonly Validator[];
-  readonly seeder: Seeder | undefined;
-  readonly logger: Logger;
-  readonly metrics: OpStreamMetrics;
-  readonly awareness?: AwarenessOptions;
   /** Unload a session this long after its last peer left. @default 300000 */
   readonly idleTimeoutMs: number;
-  /** Most queued updates per durable append. @default 256 */
-  readonly maxBatch?: number;
 }
 
 interface Entry {

@@ -83,26 +83,18 @@ function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
   return encoding.toUint8Array(encoder);
 }
 
+function syncFrame(step: SyncStep, bytes: Uint8Array): Uint8Array {
+  return frame((e) => {
+    encoding.writeVarUint(e, YMessageType.Sync);
+    encoding.writeVarUint(e, step);
+    encoding.writeVarUint8Array(e, bytes);
+  });
+}
+
 export const encodeSyncStep1 = (stateVector: Uint8Array): Uint8Array =>
-  frame((e) => {
-    encoding.writeVarUint(e, YMessageType.Sync);
-    encoding.writeVarUint(e, SyncStep.Step1);
-    encoding.writeVarUint8Array(e, stateVector);
-  });
-
-export const encodeSyncStep2 = (update: Uint8Array): Uint8Array =>
-  frame((e) => {
-    encoding.writeVarUint(e, YMessageType.Sync);
-    encoding.writeVarUint(e, SyncStep.Step2);
-    encoding.writeVarUint8Array(e, update);
-  });
-
-export const encodeUpdate = (update: Uint8Array): Uint8Array =>
-  frame((e) => {
-    encoding.writeVarUint(e, YMessageType.Sync);
-    encoding.writeVarUint(e, SyncStep.Update);
-    encoding.writeVarUint8Array(e, update);
-  });
+  syncFrame(SyncStep.Step1, stateVector);
+export const encodeSyncStep2 = (update: Uint8Array): Uint8Array => syncFrame(SyncStep.Step2, update);
+export const encodeUpdate = (update: Uint8Array): Uint8Array => syncFrame(SyncStep.Update, update);
 
 export const encodeAwareness = (update: Uint8Array): Uint8Array =>
   frame((e) => {
