@@ -159,9 +159,10 @@ export class WebSocketTransport {
       this.metrics.connections.dec({ dialect: "y-websocket" });
       connection.detach();
     });
-    this.router.join(docId, connection).then(
-      (handle) => connection.attach(handle),
-      (error: unknown) => {
+    this.router
+      .join(docId, connection)
+      .then((handle) => connection.attach(handle))
+      .catch((error: unknown) => {
         // Coded errors (not owner, shutting down, storage) are worth a retry; anything else is a bug.
         const retryable = isOpStreamError(error);
         this.logger.warn({ err: error, docId }, "could not open the document");
@@ -169,8 +170,7 @@ export class WebSocketTransport {
           retryable ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR,
           "document unavailable",
         );
-      },
-    );
+      });
   }
 
   private keepAlive(idleMs: number): void {
