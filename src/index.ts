@@ -14,11 +14,8 @@ export { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "./er
 export { OpStreamMetrics } from "./metrics.js";
 export type { Logger } from "./logging/logger.js";
 
-export {
-  DocumentSession,
-  type SessionDependencies,
-  type SessionServices,
-} from "./engine/document-session.js";
+export { DocumentSession } from "./engine/document-session.js";
+export type { SessionDependencies, SessionServices } from "./engine/session-services.js";
 export {
   HybridSnapshotPolicy,
   HYBRID_SNAPSHOT_DEFAULTS,

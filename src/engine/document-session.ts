@@ -1,55 +1,19 @@
 import * as Y from "yjs";
-import { ChannelMessageType, type IBackplane } from "../backplane/backplane.js";
-import type { Lease } from "../backplane/ownership.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
-import type { Logger } from "../logging/logger.js";
-import type { OpStreamMetrics } from "../metrics.js";
-import type { DocumentStore } from "../storage/document-store.js";
-import { AwarenessRegistry, type AwarenessOptions } from "./awareness.js";
+import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
+import { AwarenessRegistry } from "./awareness.js";
+import { FanOut } from "./fan-out.js";
 import { isProducer, SEED_ORIGIN, STORAGE_ORIGIN, type Origin } from "./origin.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
-import type { SnapshotPolicy } from "./snapshot-policy.js";
-import type { Seeder, Validator } from "./validation.js";
-
-/** The services every session of a node shares (the router passes them on). */
-export interface SessionServices {
-  readonly store: DocumentStore;
-  readonly backplane: IBackplane;
-  readonly snapshotPolicy: SnapshotPolicy;
-  readonly validators: readonly Validator[];
-  readonly seeder: Seeder | undefined;
-  readonly logger: Logger;
-  readonly metrics: OpStreamMetrics;
-  readonly awareness?: AwarenessOptions;
-  /** Most queued updates appended as one batch. @default 256 */
-  readonly maxBatch?: number;
-  /** How often expired awareness states are swept. @default 5000 */
-  readonly awarenessSweepMs?: number;
-}
-
-/** What one session needs: the shared services and its own lease. */
-export interface SessionDependencies extends SessionServices {
-  readonly lease: Lease;
-  /** Called once when the session has closed, for whatever reason. */
-  readonly onClosed?: (session: DocumentSession) => void;
-}
-
-type Task =
-  | {
-      kind: "apply";
-      update: Uint8Array;
-      origin: Origin;
-      resolve: (seq: number | null) => void;
-      reject: (e: unknown) => void;
-    }
-  | { kind: "read"; run: () => void; reject: (e: unknown) => void }
-  | { kind: "exclusive"; run: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+import { SnapshotScheduler } from "./snapshot-scheduler.js";
+import type { SessionDependencies } from "./session-services.js";
+import type { Seeder } from "./validation.js";
 
 /** One effective change captured from Yjs's `update` event, and the task it belongs to. */
 interface Captured {
   update: Uint8Array;
   origin: Origin;
-  task: Extract<Task, { kind: "apply" }> | undefined;
+  task: ApplyTask | undefined;
 }
 
 /**
@@ -67,16 +31,15 @@ export class DocumentSession {
   readonly doc: Y.Doc;
   readonly epoch: number;
   private readonly deps: SessionDependencies;
-  private readonly peers = new Map<string, SessionPeer>();
+  private readonly peers: FanOut;
+  private readonly snapshots: SnapshotScheduler;
   private readonly awareness: AwarenessRegistry;
-  private readonly queue: Task[] = [];
-  private draining = false;
+  private readonly queue: ApplyQueue;
   private closing = false;
   private captured: Captured[] | null = null;
-  private currentTask: Extract<Task, { kind: "apply" }> | undefined;
+  private currentTask: ApplyTask | undefined;
   private lastSeqValue: number;
   private snapshotSeq: number;
-  private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
@@ -96,6 +59,13 @@ export class DocumentSession {
     this.lastSeqValue = lastSeq;
     this.snapshotSeq = snapshotSeq;
     this.awareness = new AwarenessRegistry(deps.awareness);
+    this.peers = new FanOut(docId, deps.backplane, deps.metrics, deps.logger);
+    this.snapshots = new SnapshotScheduler(docId, deps.snapshotPolicy, () => this.queueSnapshot());
+    this.queue = new ApplyQueue(
+      (batch) => this.runBatch(batch),
+      deps.maxBatch ?? 256,
+      () => this.closedError(),
+    );
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
     // Yjs emits `update` only when a transaction changed something (new structs or
     // new deletions), with exactly the integrated change: that is what we store.
@@ -127,15 +97,14 @@ export class DocumentSession {
     const snapshotSeq = stored.snapshot?.seq ?? 0;
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
-    const now = Date.now();
-    if (stored.ops.length > 0) deps.snapshotPolicy.recordOps(docId, stored.ops.length, now);
+    // Ops replayed from the log count towards the next snapshot.
+    session.snapshots.recordOps(stored.ops.length);
     try {
       if (!stored.snapshot && stored.ops.length === 0 && deps.seeder) await session.seed(deps.seeder);
     } catch (error) {
       await session.close("storage-failure");
       throw error;
     }
-    session.scheduleTimedSnapshot();
     return session;
   }
 
@@ -159,14 +128,14 @@ export class DocumentSession {
 
   addPeer(peer: SessionPeer): void {
     this.assertOpen();
-    this.peers.set(peer.id, peer);
+    this.peers.add(peer);
   }
 
   /** Detaches a peer and removes its awareness states (fanned out to the others). */
   removePeer(peerId: string): void {
     if (!this.peers.delete(peerId)) return;
     const removal = this.awareness.removePeer(peerId);
-    if (removal) this.fanOutAwareness(removal, peerId);
+    if (removal) this.peers.awareness(removal, peerId);
   }
 
   /** The document's state vector (what a client should send us). */
@@ -184,16 +153,7 @@ export class DocumentSession {
 
   /** Runs `read` on the document once every change queued before it is durable. */
   read<T>(read: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const run = (): void => {
-        try {
-          resolve(read());
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)));
-        }
-      };
-      this.enqueue({ kind: "read", run, reject });
-    });
+    return this.queue.read(read);
   }
 
   /**
@@ -202,9 +162,7 @@ export class DocumentSession {
    * INVALID_UPDATE, FENCED, STORAGE_UNAVAILABLE or SESSION_CLOSED.
    */
   apply(update: Uint8Array, origin: Origin): Promise<number | null> {
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: "apply", update, origin, resolve, reject });
-    });
+    return this.queue.apply(update, origin);
   }
 
   /** Applies an awareness update from `peerId` and fans out what changed. Throws on malformed input. */
@@ -212,7 +170,7 @@ export class DocumentSession {
     this.assertOpen();
     const { forward, dropped } = this.awareness.apply(peerId, update, Date.now());
     if (dropped > 0) this.deps.metrics.awarenessDropped.inc(dropped);
-    if (forward) this.fanOutAwareness(forward, peerId);
+    if (forward) this.peers.awareness(forward, peerId);
   }
 
   /** Every current awareness state as one update, or null. */
@@ -222,7 +180,7 @@ export class DocumentSession {
 
   /** Writes a snapshot now (if anything changed since the last one). */
   snapshot(): Promise<void> {
-    return this.exclusive(() => this.writeSnapshot());
+    return this.queue.exclusive(() => this.writeSnapshot());
   }
 
   /**
@@ -233,10 +191,11 @@ export class DocumentSession {
   async close(reason: DisconnectReason | "unloaded" = "unloaded"): Promise<void> {
     if (this.closedReason || this.closing) return this.closedPromise;
     this.closing = true;
+    this.queue.beginClosing();
     if (reason === "unloaded" || reason === "shutdown") {
       try {
         // Queued last: every update accepted before close() is durable first.
-        await this.exclusive(() => this.writeSnapshot(), true);
+        await this.queue.exclusive(() => this.writeSnapshot(), true);
       } catch (error) {
         this.deps.logger.error(
           { err: error, docId: this.docId },
@@ -262,52 +221,14 @@ export class DocumentSession {
           Y.mergeUpdates(updates.map((c) => c.update)),
         ]);
         this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
-        this.deps.snapshotPolicy.recordOps(this.docId, 1, Date.now());
+        this.snapshots.recordOps(seqs.length);
       }
     }
   }
 
-  private exclusive(run: () => Promise<void>, evenWhenClosing = false): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.enqueue({ kind: "exclusive", run, resolve, reject }, evenWhenClosing);
-    });
-  }
-
-  private enqueue(task: Task, evenWhenClosing = false): void {
-    if (this.closedReason || (this.closing && !evenWhenClosing)) {
-      this.rejectTask(task, this.closedError());
-      return;
-    }
-    this.queue.push(task);
-    if (!this.draining) void this.drain();
-  }
-
-  /** The apply lock: one drain loop per session, so batches never overlap. */
-  private async drain(): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.queue.length > 0 && !this.closedReason) {
-        const head = this.queue[0];
-        if (head?.kind === "exclusive") {
-          this.queue.shift();
-          await head.run().then(head.resolve, head.reject);
-          continue;
-        }
-        const maxBatch = this.deps.maxBatch ?? 256;
-        const batch: Task[] = [];
-        while (batch.length < maxBatch && this.queue[0] && this.queue[0].kind !== "exclusive") {
-          batch.push(this.queue.shift()!);
-        }
-        await this.runBatch(batch);
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async runBatch(batch: Task[]): Promise<void> {
+  private async runBatch(batch: BatchTask[]): Promise<void> {
     const captured: Captured[] = [];
-    const failures = new Map<Task, unknown>();
+    const failures = new Map<ApplyTask, unknown>();
     for (const task of batch) {
       if (task.kind !== "apply") continue;
       try {
@@ -350,10 +271,13 @@ export class DocumentSession {
       this.deps.metrics.appendBatchSize.observe(captured.length);
       this.deps.metrics.updatesApplied.inc(captured.length);
       this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
-      captured.forEach((change, i) => this.fanOutUpdate(change, seqs[i] ?? 0));
+      captured.forEach((change, i) => {
+        const sender = change.origin.kind === "peer" ? change.origin.peerId : undefined;
+        this.peers.update(change.update, this.epoch, seqs[i] ?? 0, sender);
+      });
     }
 
-    const seqOf = new Map<Task, number>();
+    const seqOf = new Map<ApplyTask, number>();
     captured.forEach((change, i) => change.task && seqOf.set(change.task, seqs[i] ?? 0));
     for (const task of batch) {
       if (task.kind === "read") task.run();
@@ -367,56 +291,16 @@ export class DocumentSession {
         }
       }
     }
-    if (captured.length > 0 && this.deps.snapshotPolicy.recordOps(this.docId, captured.length, Date.now())) {
-      this.queueSnapshot();
-    } else this.scheduleTimedSnapshot();
-  }
-
-  private fanOutUpdate(change: Captured, seq: number): void {
-    const except = change.origin.kind === "peer" ? change.origin.peerId : undefined;
-    for (const [id, peer] of this.peers) if (id !== except) peer.sendUpdate(change.update);
-    this.publish({
-      type: ChannelMessageType.Update,
-      origin: this.deps.backplane.nodeId,
-      epoch: this.epoch,
-      seq,
-      payload: change.update,
-    });
-  }
-
-  private fanOutAwareness(update: Uint8Array, exceptPeerId: string | undefined): void {
-    for (const [id, peer] of this.peers) if (id !== exceptPeerId) peer.sendAwareness(update);
-    this.publish({ type: ChannelMessageType.Awareness, origin: this.deps.backplane.nodeId, payload: update });
-  }
-
-  private publish(message: Parameters<IBackplane["publish"]>[1]): void {
-    this.deps.backplane.publish(this.docId, message).catch((error: unknown) => {
-      this.deps.metrics.backplaneErrors.inc();
-      this.deps.logger.warn(
-        { err: error, docId: this.docId },
-        "backplane publish failed; relays will resync",
-      );
-    });
+    if (captured.length > 0) this.snapshots.recordOps(captured.length);
   }
 
   private sweepAwareness(): void {
     const removal = this.awareness.expire(Date.now());
-    if (removal) this.fanOutAwareness(removal, undefined);
+    if (removal) this.peers.awareness(removal, undefined);
   }
 
   private queueSnapshot(): void {
     this.snapshot().catch((error: unknown) => this.onSnapshotError(error));
-  }
-
-  private scheduleTimedSnapshot(): void {
-    if (this.snapshotTimer || this.closedReason) return;
-    const due = this.deps.snapshotPolicy.msUntilDue(this.docId, Date.now());
-    if (due === null) return;
-    this.snapshotTimer = setTimeout(() => {
-      this.snapshotTimer = undefined;
-      this.queueSnapshot();
-    }, due);
-    this.snapshotTimer.unref();
   }
 
   private onSnapshotError(error: unknown): void {
@@ -427,21 +311,19 @@ export class DocumentSession {
   }
 
   private async writeSnapshot(): Promise<void> {
-    clearTimeout(this.snapshotTimer);
-    this.snapshotTimer = undefined;
     if (this.lastSeqValue === this.snapshotSeq) return;
     const uptoSeq = this.lastSeqValue;
     await this.deps.store.saveSnapshot(this.docId, this.epoch, Y.encodeStateAsUpdate(this.doc), uptoSeq);
     this.snapshotSeq = uptoSeq;
-    this.deps.snapshotPolicy.recordSnapshot(this.docId, Date.now());
+    this.snapshots.recordSnapshot();
     this.deps.metrics.snapshots.inc();
   }
 
-  private onStorageFailure(error: unknown, batch: Task[]): void {
+  private onStorageFailure(error: unknown, batch: BatchTask[]): void {
     const fenced = isOpStreamError(error, ErrorCodes.FENCED);
     this.deps.metrics.storageErrors.inc({ operation: "append", code: codeOf(error) });
     this.deps.logger.error({ err: error, docId: this.docId }, "append failed; closing the session");
-    for (const task of batch) this.rejectTask(task, error);
+    for (const task of batch) task.reject(error);
     this.fail(fenced ? "step-down" : "storage-failure");
   }
 
@@ -453,24 +335,17 @@ export class DocumentSession {
 
   private finish(reason: DisconnectReason | "unloaded"): void {
     this.closedReason = reason;
-    clearTimeout(this.snapshotTimer);
+    this.snapshots.stop();
     clearInterval(this.sweepTimer);
-    const error = this.closedError();
-    for (const task of this.queue.splice(0)) this.rejectTask(task, error);
-    const peers = [...this.peers.values()];
-    this.peers.clear();
+    this.queue.close(this.closedError());
+    const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
-    this.deps.snapshotPolicy.forget(this.docId);
     this.deps.lease.release().catch((releaseError: unknown) => {
       this.deps.logger.warn({ err: releaseError, docId: this.docId }, "lease release failed; it will expire");
     });
     this.doc.destroy();
     this.markClosed();
     this.deps.onClosed?.(this);
-  }
-
-  private rejectTask(task: Task, error: unknown): void {
-    task.reject(error);
   }
 
   private closedError(): OpStreamError {

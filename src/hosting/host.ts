@@ -96,7 +96,7 @@ export class OpStreamHost {
   }
 
   /**
-   * Starts an http server on `port` (0: any free port) serving `http()` and the
+   * Starts an http server on `port` (0 picks a free port) serving `http()` and the
    * WebSocket endpoint, plus `app` routes if given. Resolves once listening.
    */
   async listen(port: number, options: { host?: string; app?: express.Express } = {}): Promise<Server> {

@@ -1,5 +1,6 @@
 import type { IOwnership } from "../backplane/ownership.js";
-import { DocumentSession, type SessionServices } from "../engine/document-session.js";
+import { DocumentSession } from "../engine/document-session.js";
+import type { SessionServices } from "../engine/session-services.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";

@@ -1,0 +1,32 @@
+import type { IBackplane } from "../backplane/backplane.js";
+import type { Lease } from "../backplane/ownership.js";
+import type { Logger } from "../logging/logger.js";
+import type { OpStreamMetrics } from "../metrics.js";
+import type { DocumentStore } from "../storage/document-store.js";
+import type { AwarenessOptions } from "./awareness.js";
+import type { DocumentSession } from "./document-session.js";
+import type { SnapshotPolicy } from "./snapshot-policy.js";
+import type { Seeder, Validator } from "./validation.js";
+
+/** The services every session of a node shares (the router passes them on). */
+export interface SessionServices {
+  readonly store: DocumentStore;
+  readonly backplane: IBackplane;
+  readonly snapshotPolicy: SnapshotPolicy;
+  readonly validators: readonly Validator[];
+  readonly seeder: Seeder | undefined;
+  readonly logger: Logger;
+  readonly metrics: OpStreamMetrics;
+  readonly awareness?: AwarenessOptions;
+  /** Most queued updates appended as one batch. @default 256 */
+  readonly maxBatch?: number;
+  /** How often expired awareness states are swept. @default 5000 */
+  readonly awarenessSweepMs?: number;
+}
+
+/** What one session needs: the shared services and its own lease. */
+export interface SessionDependencies extends SessionServices {
+  readonly lease: Lease;
+  /** Called once when the session has closed, for whatever reason. */
+  readonly onClosed?: (session: DocumentSession) => void;
+}
