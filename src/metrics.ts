@@ -80,6 +80,47 @@ export class OpStreamMetrics {
     registers: [this.registry],
   });
 
+  readonly leasesAcquired = new Counter({
+    name: "opstream_leases_acquired_total",
+    help: "Ownership leases acquired by this node.",
+    registers: [this.registry],
+  });
+  readonly leasesLost = new Counter({
+    name: "opstream_leases_lost_total",
+    help: "Ownership leases lost (renewal not confirmed by its deadline, or taken over).",
+    registers: [this.registry],
+  });
+  readonly leaseRenewFailures = new Counter({
+    name: "opstream_lease_renew_failures_total",
+    help: "Lease renewals that failed or were late.",
+    registers: [this.registry],
+  });
+  readonly fencedWrites = new Counter({
+    name: "opstream_fenced_writes_total",
+    help: "Store writes rejected because a newer epoch had been claimed.",
+    registers: [this.registry],
+  });
+  readonly gaps = new Counter({
+    name: "opstream_relay_gaps_total",
+    help: "Gaps or epoch changes a relay noticed in a document's (epoch, seq) stream.",
+    registers: [this.registry],
+  });
+  readonly resyncs = new Counter({
+    name: "opstream_relay_resyncs_total",
+    help: "Resyncs a relay requested from a document's owner.",
+    registers: [this.registry],
+  });
+  readonly rpcTimeouts = new Counter({
+    name: "opstream_rpc_timeouts_total",
+    help: "Backplane requests that got no answer within their timeout.",
+    registers: [this.registry],
+  });
+  readonly rpcRetries = new Counter({
+    name: "opstream_rpc_retries_total",
+    help: "Proxied requests retried after re-resolving a document's owner.",
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
