@@ -6,13 +6,16 @@ export enum ChannelMessageType {
   Awareness = 2,
   /** The owner's latest `(epoch, seq)`, so relays notice a silent loss. */
   Heartbeat = 3,
+  /** The owner closed its session of this epoch (stepped down, shut down or unloaded). */
+  Closed = 4,
 }
 
 /** A message on a document's channel, tagged by its type. */
 export type ChannelMessage =
   | { type: ChannelMessageType.Update; origin: string; epoch: number; seq: number; payload: Uint8Array }
   | { type: ChannelMessageType.Awareness; origin: string; payload: Uint8Array }
-  | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number };
+  | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number }
+  | { type: ChannelMessageType.Closed; origin: string; epoch: number };
 
 /** Handles a message from another node; a node never receives its own messages. */
 export type ChannelHandler = (message: ChannelMessage) => void;

@@ -41,6 +41,8 @@ export class DocumentSession {
   private lastSeqValue: number;
   private snapshotSeq: number;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly heartbeatTimer: NodeJS.Timeout;
+  private heartbeatSeq: number;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
   private markClosed!: () => void;
@@ -76,6 +78,9 @@ export class DocumentSession {
     });
     this.sweepTimer = setInterval(() => this.sweepAwareness(), deps.awarenessSweepMs ?? 5000);
     this.sweepTimer.unref();
+    this.heartbeatSeq = lastSeq;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), deps.heartbeatIntervalMs ?? 1000);
+    this.heartbeatTimer.unref();
     deps.lease.signal.addEventListener("abort", () => this.fail("step-down"), { once: true });
   }
 
@@ -294,6 +299,13 @@ export class DocumentSession {
     if (captured.length > 0) this.snapshots.recordOps(captured.length);
   }
 
+  /** Only busy channels get heartbeats: a quiet one has nothing a relay could miss. */
+  private heartbeat(): void {
+    if (this.lastSeqValue === this.heartbeatSeq) return;
+    this.heartbeatSeq = this.lastSeqValue;
+    this.peers.heartbeat(this.epoch, this.lastSeqValue);
+  }
+
   private sweepAwareness(): void {
     const removal = this.awareness.expire(Date.now());
     if (removal) this.peers.awareness(removal, undefined);
@@ -337,9 +349,11 @@ export class DocumentSession {
     this.closedReason = reason;
     this.snapshots.stop();
     clearInterval(this.sweepTimer);
+    clearInterval(this.heartbeatTimer);
     this.queue.close(this.closedError());
     const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
+    this.peers.closed(this.epoch);
     this.deps.lease.release().catch((releaseError: unknown) => {
       this.deps.logger.warn({ err: releaseError, docId: this.docId }, "lease release failed; it will expire");
     });

@@ -55,6 +55,16 @@ export class FanOut {
     this.publish({ type: ChannelMessageType.Awareness, origin: this.backplane.nodeId, payload: update });
   }
 
+  /** Tells other nodes the session of `epoch` closed, so their relays re-resolve the owner at once. */
+  closed(epoch: number): void {
+    this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch });
+  }
+
+  /** The owner's latest (epoch, seq), so relays notice a lost message without waiting for the next op. */
+  heartbeat(epoch: number, seq: number): void {
+    this.publish({ type: ChannelMessageType.Heartbeat, origin: this.backplane.nodeId, epoch, seq });
+  }
+
   private publish(message: ChannelMessage): void {
     this.backplane.publish(this.docId, message).catch((error: unknown) => {
       // Not fatal: the op is durable, and relays detect the gap by seq and resync.

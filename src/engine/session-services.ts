@@ -22,6 +22,11 @@ export interface SessionServices {
   readonly maxBatch?: number;
   /** How often expired awareness states are swept. @default 5000 */
   readonly awarenessSweepMs?: number;
+  /**
+   * How often a session that appended ops since its last heartbeat publishes its
+   * latest (epoch, seq), so relays notice a lost channel message. @default 1000
+   */
+  readonly heartbeatIntervalMs?: number;
 }
 
 /** What one session needs: the shared services and its own lease. */

@@ -1,97 +1,142 @@
 import type { IOwnership } from "../backplane/ownership.js";
 import { DocumentSession } from "../engine/document-session.js";
-import type { SessionServices } from "../engine/session-services.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
-import { ErrorCodes, OpStreamError } from "../errors.js";
+import type { SessionServices } from "../engine/session-services.js";
+import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle } from "./local-handle.js";
+import { registerOwnerEndpoint } from "./owner-endpoint.js";
+import { RelayDocument } from "./relay-document.js";
 
 /** What the router needs; the host wires it. */
 export interface RouterDependencies extends SessionServices {
   readonly ownership: IOwnership;
   /** Unload a session this long after its last peer left. @default 300000 */
   readonly idleTimeoutMs: number;
+  /** Timeout of each request a relay sends to a document's owner. @default 5000 */
+  readonly requestTimeoutMs?: number;
+  /** Attempts to join a document whose owner keeps moving before giving up. @default 8 */
+  readonly maxJoinAttempts?: number;
 }
 
+/** This node's hold on a document: the session it owns, or a relay to the owner. */
+type Target = DocumentSession | RelayDocument;
+
 interface Entry {
-  opening?: Promise<DocumentSession>;
-  session?: DocumentSession;
+  opening?: Promise<Target>;
+  target?: Target;
   idleTimer?: NodeJS.Timeout;
 }
 
 /**
- * Routes a peer to its document: a local session when this node owns (or can
- * acquire) the document. The seam for clustering is {@link DocumentHandle}: a
- * peer only ever talks to a handle, so a handle that proxies to a remote owner
- * (issue #3) slots in where `acquire()` finds another owner.
+ * Routes a peer to its document. If this node owns the document (or can acquire
+ * it) the peer joins the local session; if another node owns it, the peer joins a
+ * {@link RelayDocument} that proxies to the owner. Peers only ever see a
+ * {@link DocumentHandle}, so they cannot tell the two apart.
  */
 export class DocumentRouter {
   private readonly entries = new Map<string, Entry>();
+  private readonly unregister: () => void;
   private shuttingDown = false;
 
-  constructor(private readonly deps: RouterDependencies) {}
+  constructor(private readonly deps: RouterDependencies) {
+    this.unregister = registerOwnerEndpoint(deps.backplane, {
+      owned: (docId) => this.owned(docId),
+      detach: (session, peerId) => this.leave(session, peerId),
+    });
+  }
 
-  /** Sessions loaded on this node. */
+  /** Sessions this node owns and has loaded. */
   get sessionCount(): number {
     let count = 0;
-    for (const entry of this.entries.values()) if (entry.session && !entry.session.closed) count += 1;
+    for (const { target } of this.entries.values()) {
+      if (target instanceof DocumentSession && !target.closed) count += 1;
+    }
     return count;
   }
 
-  /** The loaded session of `docId`, if this node has one open. */
+  /** The loaded session of `docId`, if this node owns it. */
   localSession(docId: string): DocumentSession | undefined {
-    const session = this.entries.get(docId)?.session;
-    return session && !session.closed ? session : undefined;
+    const target = this.entries.get(docId)?.target;
+    return target instanceof DocumentSession && !target.closed ? target : undefined;
   }
 
-  /** Attaches `peer` to `docId`, loading the document if needed. */
+  /** Attaches `peer` to `docId`: to the local session, or through a relay to its owner. */
   async join(docId: string, peer: SessionPeer): Promise<DocumentHandle> {
-    for (;;) {
+    const maxAttempts = this.deps.maxJoinAttempts ?? 8;
+    for (let attempt = 1; ; attempt++) {
       if (this.shuttingDown) {
         throw new OpStreamError(
           ErrorCodes.SHUTTING_DOWN,
           "This node is shutting down; reconnect to another node.",
         );
       }
-      const session = await this.sessionFor(docId);
-      if (session.closed) continue; // closed between load and join: open a fresh one
-      session.addPeer(peer);
-      const entry = this.entries.get(docId);
-      if (entry?.idleTimer) {
-        clearTimeout(entry.idleTimer);
-        entry.idleTimer = undefined;
+      const target = await this.targetFor(docId);
+      if (target.closed) continue; // closed between load and join: open a fresh one
+      if (target instanceof DocumentSession) return this.joinLocal(target, peer);
+      try {
+        return await target.attach(peer);
+      } catch (error) {
+        if (target.peerCount === 0) target.close("step-down");
+        // The owner moved between resolving and joining: resolve again, with backoff.
+        if (!isOpStreamError(error, ErrorCodes.NOT_OWNER) || attempt >= maxAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
       }
-      return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), () =>
-        this.leave(session, peer.id),
-      );
     }
   }
 
-  /** Closes every session gracefully (final snapshots, leases released). */
+  /** Closes every session gracefully (final snapshots, leases released) and every relay. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    this.unregister();
     const closing: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       clearTimeout(entry.idleTimer);
-      if (entry.session) closing.push(entry.session.close("shutdown"));
-      else if (entry.opening)
-        closing.push(
-          entry.opening.then(
-            (s) => s.close("shutdown"),
-            () => undefined,
-          ),
-        );
+      const close = (target: Target) =>
+        target instanceof DocumentSession ? target.close("shutdown") : target.close("shutdown");
+      if (entry.target) closing.push(Promise.resolve(close(entry.target)));
+      else if (entry.opening) closing.push(entry.opening.then(close, () => undefined));
     }
     await Promise.all(closing);
   }
 
-  private async sessionFor(docId: string): Promise<DocumentSession> {
+  private joinLocal(session: DocumentSession, peer: SessionPeer): DocumentHandle {
+    session.addPeer(peer);
+    const entry = this.entries.get(session.docId);
+    if (entry?.idleTimer) {
+      clearTimeout(entry.idleTimer);
+      entry.idleTimer = undefined;
+    }
+    return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), () => this.leave(session, peer.id));
+  }
+
+  /** The session of a document this node owns, for requests from relays. */
+  private async owned(docId: string): Promise<DocumentSession> {
+    const entry = this.entries.get(docId);
+    const target = entry?.target ?? (await entry?.opening?.catch(() => undefined));
+    if (target instanceof DocumentSession && !target.closed) {
+      const timer = this.entries.get(docId)?.idleTimer;
+      clearTimeout(timer);
+      return target;
+    }
+    throw new OpStreamError(
+      ErrorCodes.NOT_OWNER,
+      `Node "${this.deps.backplane.nodeId}" does not own "${docId}".`,
+      {
+        docId,
+        nodeId: this.deps.backplane.nodeId,
+      },
+    );
+  }
+
+  private async targetFor(docId: string): Promise<Target> {
     for (;;) {
       const entry = this.entries.get(docId);
-      if (entry?.session) {
-        if (!entry.session.closed) return entry.session;
-        await entry.session.whenClosed();
+      if (entry?.target) {
+        if (!entry.target.closed) return entry.target;
+        if (entry.target instanceof DocumentSession) await entry.target.whenClosed();
+        else this.entries.delete(docId);
         continue;
       }
       if (entry?.opening) return entry.opening;
@@ -101,31 +146,46 @@ export class DocumentRouter {
     }
   }
 
-  private async open(docId: string): Promise<DocumentSession> {
+  private async open(docId: string): Promise<Target> {
     try {
-      const lease = await this.deps.ownership.acquire(docId);
-      if (!lease) {
-        const owner = await this.deps.ownership.ownerOf(docId);
-        throw new OpStreamError(
-          ErrorCodes.NOT_OWNER,
-          `Document "${docId}" is owned by node "${owner ?? "?"}".`,
-          {
-            docId,
-            owner,
-          },
-        );
-      }
-      const session = await DocumentSession.open(docId, {
-        ...this.deps,
-        lease,
-        onClosed: (closed) => this.onSessionClosed(closed),
-      });
-      this.entries.set(docId, { session });
-      this.deps.metrics.sessions.inc();
-      return session;
+      const target = await this.acquireOrRelay(docId);
+      this.entries.set(docId, { target });
+      if (target instanceof DocumentSession) this.deps.metrics.sessions.inc();
+      return target;
     } catch (error) {
       this.entries.delete(docId);
       throw error;
+    }
+  }
+
+  private async acquireOrRelay(docId: string): Promise<Target> {
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.deps.ownership.acquire(docId);
+      if (lease) {
+        try {
+          return await DocumentSession.open(docId, {
+            ...this.deps,
+            lease,
+            onClosed: (s) => this.onClosed(s),
+          });
+        } catch (error) {
+          await lease.release();
+          throw error;
+        }
+      }
+      const owner = await this.deps.ownership.ownerOf(docId);
+      if (owner !== null && owner !== this.deps.backplane.nodeId) {
+        const relayDeps = { ...this.deps, requestTimeoutMs: this.deps.requestTimeoutMs ?? 5000 };
+        return RelayDocument.open(docId, owner, relayDeps, (relay) => this.onClosed(relay));
+      }
+      // The lease was released between acquire and ownerOf: try again, a few times.
+      if (attempt >= (this.deps.maxJoinAttempts ?? 8)) {
+        throw new OpStreamError(
+          ErrorCodes.NOT_OWNER,
+          `Could not acquire or locate the owner of "${docId}".`,
+          { docId },
+        );
+      }
     }
   }
 
@@ -133,7 +193,7 @@ export class DocumentRouter {
     session.removePeer(peerId);
     if (session.peerCount > 0 || session.closed) return;
     const entry = this.entries.get(session.docId);
-    if (!entry || entry.session !== session) return;
+    if (!entry || entry.target !== session) return;
     clearTimeout(entry.idleTimer);
     entry.idleTimer = setTimeout(() => {
       entry.idleTimer = undefined;
@@ -146,12 +206,11 @@ export class DocumentRouter {
     entry.idleTimer.unref();
   }
 
-  private onSessionClosed(session: DocumentSession): void {
-    const entry = this.entries.get(session.docId);
-    if (entry?.session === session) {
-      clearTimeout(entry.idleTimer);
-      this.entries.delete(session.docId);
-      this.deps.metrics.sessions.dec();
-    }
+  private onClosed(target: Target): void {
+    const entry = this.entries.get(target.docId);
+    if (entry?.target !== target) return;
+    clearTimeout(entry.idleTimer);
+    this.entries.delete(target.docId);
+    if (target instanceof DocumentSession) this.deps.metrics.sessions.dec();
   }
 }

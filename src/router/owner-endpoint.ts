@@ -1,0 +1,84 @@
+import * as Y from "yjs";
+import type { IBackplane } from "../backplane/backplane.js";
+import type { DocumentSession } from "../engine/document-session.js";
+import { peerOrigin } from "../engine/origin.js";
+import type { SessionPeer } from "../engine/peer.js";
+import { OwnerRequests, decodeOwnerRequest, encodeOwnerReply, type OwnerRequest } from "./rpc.js";
+
+/** What the endpoint needs from the router. */
+export interface OwnedSessions {
+  /** The session of a document this node owns; rejects with NOT_OWNER otherwise. */
+  owned(docId: string): Promise<DocumentSession>;
+  /** Detaches a peer (starting the idle timer when it was the last). */
+  detach(session: DocumentSession, peerId: string): void;
+}
+
+/**
+ * A client of another node, as the owner's session sees it. Its updates and
+ * awareness reach it through the document's channel (its node relays them), so
+ * nothing is sent directly; it exists so awareness is tagged with its client and
+ * idle unload counts it.
+ */
+class RemoteClient implements SessionPeer {
+  constructor(readonly id: string) {}
+  sendUpdate(): void {}
+  sendAwareness(): void {}
+  disconnect(): void {
+    // Its relay learns of the step-down from the channel (Closed) or a failed
+    // request, and closes the client with a retryable code itself.
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Answers relays' requests for the documents this node owns (handlers of {@link OwnerRequests}). */
+export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSessions): () => void {
+  const handle = (work: (session: DocumentSession, request: OwnerRequest) => Promise<Uint8Array>) => {
+    return async (payload: Uint8Array): Promise<Uint8Array> => {
+      const request = decodeOwnerRequest(payload);
+      return work(await sessions.owned(request.docId), request);
+    };
+  };
+  const handlers: Record<(typeof OwnerRequests)[keyof typeof OwnerRequests], ReturnType<typeof handle>> = {
+    [OwnerRequests.JOIN]: handle((session, { peerId }) => {
+      session.addPeer(new RemoteClient(peerId));
+      // Read under the lock: the state vector and seq describe durable state only.
+      return session.read(() =>
+        encodeOwnerReply({
+          epoch: session.epoch,
+          seq: session.lastSeq,
+          bytes: Y.encodeStateVector(session.doc),
+          extra: session.awarenessStates() ?? EMPTY,
+        }),
+      );
+    }),
+    [OwnerRequests.SYNC]: handle(async (session, { bytes }) =>
+      encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq, bytes: await session.syncStep1(bytes) }),
+    ),
+    [OwnerRequests.APPLY]: handle(async (session, { peerId, bytes }) => {
+      const seq = await session.apply(bytes, peerOrigin(peerId));
+      return encodeOwnerReply({ epoch: session.epoch, seq: seq ?? 0 });
+    }),
+    [OwnerRequests.AWARENESS]: handle((session, { peerId, bytes }) => {
+      session.applyAwareness(peerId, bytes);
+      return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
+    }),
+    [OwnerRequests.LEAVE]: handle((session, { peerId }) => {
+      sessions.detach(session, peerId);
+      return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
+    }),
+    [OwnerRequests.RESYNC]: handle((session) =>
+      session.read(() =>
+        encodeOwnerReply({
+          epoch: session.epoch,
+          seq: session.lastSeq,
+          bytes: Y.encodeStateAsUpdate(session.doc),
+        }),
+      ),
+    ),
+  };
+  const offs = Object.entries(handlers).map(([type, handler]) =>
+    backplane.registerRequestHandler(type, handler),
+  );
+  return () => offs.forEach((off) => off());
+}

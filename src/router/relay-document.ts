@@ -1,0 +1,240 @@
+import {
+  ChannelMessageType,
+  type ChannelMessage,
+  type IBackplane,
+  type Subscription,
+} from "../backplane/backplane.js";
+import type { IOwnership } from "../backplane/ownership.js";
+import { AwarenessRegistry } from "../engine/awareness.js";
+import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
+import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import type { Logger } from "../logging/logger.js";
+import type { OpStreamMetrics } from "../metrics.js";
+import type { DocumentHandle } from "./document-handle.js";
+import { OwnerRequests, decodeOwnerReply, encodeOwnerRequest, type OwnerReply } from "./rpc.js";
+
+/** What a relay needs; the router provides it. */
+export interface RelayDependencies {
+  readonly backplane: IBackplane;
+  readonly ownership: IOwnership;
+  readonly logger: Logger;
+  readonly metrics: OpStreamMetrics;
+  /** Timeout of each request to the owner. @default 5000 */
+  readonly requestTimeoutMs: number;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Errors after which the owner is re-resolved and the request retried once. */
+const RETRYABLE = new Set<string>([ErrorCodes.NOT_OWNER, ErrorCodes.NO_HANDLER, ErrorCodes.REQUEST_TIMEOUT]);
+
+/**
+ * A document owned by another node, as seen by a node with clients on it. Client
+ * requests are proxied to the owner; the owner's ops and awareness arrive on the
+ * document's channel and are relayed to the local clients.
+ *
+ * The relay tracks the owner's `(epoch, seq)`: a skipped seq, or a heartbeat ahead
+ * of it, makes it fetch the owner's full durable state (duplicates are harmless in
+ * Yjs). A new epoch, a `Closed` message or an owner that cannot be reached means
+ * the owner changed: the relay closes its clients with a retryable code and they
+ * reconnect and rejoin. Their unacknowledged edits are safe in their own
+ * documents, which the y-websocket sync resends on reconnect.
+ */
+export class RelayDocument {
+  private readonly peers = new Map<string, SessionPeer>();
+  private readonly awareness = new AwarenessRegistry({ coalesceWindowMs: 0 });
+  private subscription: Subscription | undefined;
+  /** Channel messages that arrived before the first join told us where the stream stands. */
+  private early: ChannelMessage[] | undefined = [];
+  private epoch = 0;
+  private seq = 0;
+  private resyncing: Promise<void> | undefined;
+  private closedReason: DisconnectReason | undefined;
+
+  private constructor(
+    readonly docId: string,
+    private owner: string,
+    private readonly deps: RelayDependencies,
+    private readonly onClosed: (relay: RelayDocument) => void,
+  ) {}
+
+  /** Subscribes first, so nothing published after the owner's join reply is missed. */
+  static async open(
+    docId: string,
+    owner: string,
+    deps: RelayDependencies,
+    onClosed: (relay: RelayDocument) => void,
+  ): Promise<RelayDocument> {
+    const relay = new RelayDocument(docId, owner, deps, onClosed);
+    relay.subscription = await deps.backplane.subscribe(docId, (message) => relay.onMessage(message));
+    return relay;
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** Joins `peer` through the owner; rejects with NOT_OWNER when the owner moved (the router retries). */
+  async attach(peer: SessionPeer): Promise<DocumentHandle> {
+    const globalId = this.globalId(peer.id);
+    const reply = await this.call(OwnerRequests.JOIN, globalId, EMPTY);
+    if (this.closedReason) throw this.closedError();
+    if (this.early) this.start(reply);
+    else if (reply.epoch !== this.epoch) this.fail("step-down");
+    if (reply.extra.byteLength > 0) this.awareness.apply("owner", reply.extra, Date.now());
+    this.peers.set(peer.id, peer);
+    return this.handle(peer.id, globalId, reply.bytes);
+  }
+
+  /** Closes every client (retryable) and stops relaying. */
+  close(reason: DisconnectReason): void {
+    this.fail(reason);
+  }
+
+  private handle(peerId: string, globalId: string, stateVector: Uint8Array): DocumentHandle {
+    let left = false;
+    return {
+      docId: this.docId,
+      stateVector: () => Promise.resolve(stateVector),
+      syncStep1: async (sv) => (await this.call(OwnerRequests.SYNC, globalId, sv)).bytes,
+      apply: async (update) => {
+        const { seq } = await this.call(OwnerRequests.APPLY, globalId, update);
+        return seq === 0 ? null : seq;
+      },
+      applyAwareness: (update) => {
+        this.call(OwnerRequests.AWARENESS, globalId, update).catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, docId: this.docId }, "awareness not delivered to the owner"),
+        );
+      },
+      awarenessStates: () => this.awareness.encodeAll(),
+      leave: () => {
+        if (left) return;
+        left = true;
+        this.detach(peerId, globalId);
+      },
+    };
+  }
+
+  private detach(peerId: string, globalId: string): void {
+    if (!this.peers.delete(peerId) || this.closedReason) return;
+    this.call(OwnerRequests.LEAVE, globalId, EMPTY).catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, docId: this.docId }, "leave not delivered to the owner"),
+    );
+    if (this.peers.size === 0) this.finish(undefined);
+  }
+
+  private start(reply: OwnerReply): void {
+    this.epoch = reply.epoch;
+    this.seq = reply.seq;
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const message of early) this.onMessage(message);
+  }
+
+  private onMessage(message: ChannelMessage): void {
+    if (this.closedReason) return;
+    if (this.early) {
+      this.early.push(message);
+      return;
+    }
+    switch (message.type) {
+      case ChannelMessageType.Update:
+        if (message.epoch !== this.epoch) return this.epochChanged(message.epoch);
+        if (message.seq <= this.seq) return; // already relayed (or covered by a resync)
+        if (message.seq !== this.seq + 1) return this.gap();
+        this.seq = message.seq;
+        for (const peer of this.peers.values()) peer.sendUpdate(message.payload);
+        return;
+      case ChannelMessageType.Awareness:
+        this.awareness.apply("owner", message.payload, Date.now());
+        for (const peer of this.peers.values()) peer.sendAwareness(message.payload);
+        return;
+      case ChannelMessageType.Heartbeat:
+        if (message.epoch !== this.epoch) return this.epochChanged(message.epoch);
+        if (message.seq > this.seq) this.gap();
+        return;
+      case ChannelMessageType.Closed:
+        if (message.epoch >= this.epoch) this.fail("step-down");
+        return;
+    }
+  }
+
+  private epochChanged(epoch: number): void {
+    if (epoch < this.epoch) return; // a stale message from an ex-owner
+    this.deps.metrics.gaps.inc();
+    this.fail("step-down");
+  }
+
+  /** Fetches the owner's full durable state and sends it to every client. */
+  private gap(): void {
+    this.deps.metrics.gaps.inc();
+    this.resyncing ??= this.resync().finally(() => (this.resyncing = undefined));
+  }
+
+  private async resync(): Promise<void> {
+    this.deps.metrics.resyncs.inc();
+    try {
+      const reply = await this.call(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
+      if (this.closedReason) return;
+      if (reply.epoch !== this.epoch) return this.epochChanged(reply.epoch);
+      for (const peer of this.peers.values()) peer.sendUpdate(reply.bytes);
+      this.seq = Math.max(this.seq, reply.seq);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, docId: this.docId }, "resync failed; closing the relay");
+      this.fail("step-down");
+    }
+  }
+
+  /** One request to the owner; after a retryable failure, re-resolves the owner and tries once more. */
+  private async call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
+    const payload = encodeOwnerRequest({ docId: this.docId, peerId, bytes });
+    const options = { timeoutMs: this.deps.requestTimeoutMs };
+    try {
+      return decodeOwnerReply(await this.deps.backplane.sendRequest(this.owner, type, payload, options));
+    } catch (error) {
+      if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
+      if (error.code === ErrorCodes.REQUEST_TIMEOUT) this.deps.metrics.rpcTimeouts.inc();
+      const owner = await this.deps.ownership.ownerOf(this.docId);
+      if (owner === null || owner === this.owner || owner === this.deps.backplane.nodeId) {
+        // The owner is gone (or it is us now): the relay cannot serve this document any more.
+        this.fail("step-down");
+        throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed; rejoin.`, {
+          docId: this.docId,
+          owner,
+        });
+      }
+      this.deps.metrics.rpcRetries.inc();
+      this.owner = owner;
+      return decodeOwnerReply(await this.deps.backplane.sendRequest(owner, type, payload, options));
+    }
+  }
+
+  private globalId(peerId: string): string {
+    return `${this.deps.backplane.nodeId}/${peerId}`;
+  }
+
+  private fail(reason: DisconnectReason): void {
+    if (this.closedReason) return;
+    const peers = [...this.peers.values()];
+    this.peers.clear();
+    this.finish(reason);
+    for (const peer of peers) peer.disconnect(reason);
+  }
+
+  private finish(reason: DisconnectReason | undefined): void {
+    this.closedReason = reason ?? "step-down";
+    this.subscription?.unsubscribe().catch((error: unknown) => {
+      this.deps.logger.warn({ err: error, docId: this.docId }, "unsubscribe failed");
+    });
+    this.onClosed(this);
+  }
+
+  private closedError(): OpStreamError {
+    return new OpStreamError(ErrorCodes.NOT_OWNER, `The relay of "${this.docId}" closed; rejoin.`, {
+      docId: this.docId,
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import { ErrorCodes, OpStreamError } from "../errors.js";
+
+/**
+ * Requests a relay (a non-owner node with clients on a document) sends to the
+ * document's owner over `IBackplane.sendRequest`. Each is answered with a
+ * {@link OwnerReply} or a coded error (NOT_OWNER: re-resolve the owner and retry).
+ */
+export const OwnerRequests = Object.freeze({
+  /** A relay node attaches a client: `bytes` empty. Reply: state vector, epoch, seq; `extra` = awareness states. */
+  JOIN: "opstream.doc.join",
+  /** A client's sync step 1: `bytes` = its state vector. Reply: the durable update it lacks. */
+  SYNC: "opstream.doc.sync",
+  /** A client's update: `bytes` = the update. Reply: seq (0 when it changed nothing), once durable. */
+  APPLY: "opstream.doc.apply",
+  /** A client's awareness update: `bytes` = the update. Reply: empty. */
+  AWARENESS: "opstream.doc.awareness",
+  /** A client left: `bytes` empty. Reply: empty. */
+  LEAVE: "opstream.doc.leave",
+  /** A relay noticed a gap: reply with the full durable state and its (epoch, seq). */
+  RESYNC: "opstream.doc.resync",
+});
+
+/** A request to the owner about one client (`peerId`, unique cluster-wide) of one document. */
+export interface OwnerRequest {
+  readonly docId: string;
+  readonly peerId: string;
+  readonly bytes: Uint8Array;
+}
+
+/** The owner's answer: its epoch, its latest (or the op's) seq, and a payload. */
+export interface OwnerReply {
+  readonly epoch: number;
+  readonly seq: number;
+  readonly bytes: Uint8Array;
+  /** A second payload (JOIN: the awareness states; empty when none). */
+  readonly extra: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function encodeOwnerRequest({ docId, peerId, bytes }: OwnerRequest): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarString(encoder, docId);
+  encoding.writeVarString(encoder, peerId);
+  encoding.writeVarUint8Array(encoder, bytes);
+  return encoding.toUint8Array(encoder);
+}
+
+export function decodeOwnerRequest(payload: Uint8Array): OwnerRequest {
+  return decodeOrThrow("request", payload, (decoder) => ({
+    docId: decoding.readVarString(decoder),
+    peerId: decoding.readVarString(decoder),
+    bytes: decoding.readVarUint8Array(decoder),
+  }));
+}
+
+export function encodeOwnerReply({
+  epoch,
+  seq,
+  bytes,
+  extra,
+}: Partial<OwnerReply> & { epoch: number; seq: number }): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, epoch);
+  encoding.writeVarUint(encoder, seq);
+  encoding.writeVarUint8Array(encoder, bytes ?? EMPTY);
+  encoding.writeVarUint8Array(encoder, extra ?? EMPTY);
+  return encoding.toUint8Array(encoder);
+}
+
+export function decodeOwnerReply(payload: Uint8Array): OwnerReply {
+  return decodeOrThrow("reply", payload, (decoder) => ({
+    epoch: decoding.readVarUint(decoder),
+    seq: decoding.readVarUint(decoder),
+    bytes: decoding.readVarUint8Array(decoder),
+    extra: decoding.readVarUint8Array(decoder),
+  }));
+}
+
+function decodeOrThrow<T>(what: string, payload: Uint8Array, read: (decoder: decoding.Decoder) => T): T {
+  try {
+    return read(decoding.createDecoder(payload));
+  } catch (error) {
+    throw new OpStreamError(ErrorCodes.INVALID_FRAME, `Malformed owner ${what}: ${String(error)}`, {}, error);
+  }
+}
