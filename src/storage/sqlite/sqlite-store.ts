@@ -60,8 +60,14 @@ export class SqliteDocumentStore implements DocumentStore {
   readonly kind = "sqlite";
   private readonly db: Database.Database;
   private readonly stmts;
-  private readonly appendTx: (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[];
-  private readonly snapshotTx: (docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => void;
+  // IMMEDIATE transactions: several node processes may share one file (a cluster on
+  // one machine), and the epoch check must hold the write lock before it reads.
+  private readonly appendTx: Database.Transaction<
+    (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[]
+  >;
+  private readonly snapshotTx: Database.Transaction<
+    (docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => void
+  >;
   private readonly loadTx: (docId: string) => StoredDocument;
 
   constructor(options: SqliteStoreOptions) {
@@ -160,7 +166,7 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
-    return this.run("append", docId, () => this.appendTx(docId, epoch, updates));
+    return this.run("append", docId, () => this.appendTx.immediate(docId, epoch, updates));
   }
 
   readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
@@ -176,15 +182,17 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
-    return this.run("saveSnapshot", docId, () => this.snapshotTx(docId, epoch, state, uptoSeq));
+    return this.run("saveSnapshot", docId, () => this.snapshotTx.immediate(docId, epoch, state, uptoSeq));
   }
 
   delete(docId: string): Promise<void> {
     return this.run("delete", docId, () => {
-      this.db.transaction(() => {
-        this.stmts.deleteOps.run(docId);
-        this.stmts.tombstone.run(docId);
-      })();
+      this.db
+        .transaction(() => {
+          this.stmts.deleteOps.run(docId);
+          this.stmts.tombstone.run(docId);
+        })
+        .immediate();
     });
   }
 
