@@ -319,7 +319,10 @@ export class DocumentSession {
     if (isOpStreamError(error, ErrorCodes.SESSION_CLOSED)) return;
     this.deps.metrics.storageErrors.inc({ operation: "saveSnapshot", code: codeOf(error) });
     this.deps.logger.error({ err: error, docId: this.docId }, "snapshot failed");
-    if (isOpStreamError(error, ErrorCodes.FENCED)) this.fail("step-down");
+    if (isOpStreamError(error, ErrorCodes.FENCED)) {
+      this.deps.metrics.fencedWrites.inc();
+      this.fail("step-down");
+    }
   }
 
   private async writeSnapshot(): Promise<void> {
@@ -333,6 +336,7 @@ export class DocumentSession {
 
   private onStorageFailure(error: unknown, batch: BatchTask[]): void {
     const fenced = isOpStreamError(error, ErrorCodes.FENCED);
+    if (fenced) this.deps.metrics.fencedWrites.inc();
     this.deps.metrics.storageErrors.inc({ operation: "append", code: codeOf(error) });
     this.deps.logger.error({ err: error, docId: this.docId }, "append failed; closing the session");
     for (const task of batch) task.reject(error);

@@ -84,6 +84,7 @@ export class OpStreamHost {
       store: this.store,
       metrics: this.metrics,
       sessionCount: () => this.router.sessionCount,
+      owns: (docId) => this.router.localSession(docId) !== undefined,
       connectionCount: () => this.transport.connectionCount,
     });
   }

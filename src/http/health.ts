@@ -9,6 +9,8 @@ export interface HealthSource {
   readonly store: DocumentStore;
   readonly metrics: OpStreamMetrics;
   sessionCount(): number;
+  /** Whether this node owns (has loaded) `docId`. */
+  owns(docId: string): boolean;
   connectionCount(): number;
 }
 
@@ -21,13 +23,16 @@ export function healthRouter(source: HealthSource): Router {
   router.get("/livez", (_req: Request, res: Response) => {
     res.type("text/plain").send("ok");
   });
-  router.get("/healthz", (_req: Request, res: Response) => {
+  router.get("/healthz", (req: Request, res: Response) => {
+    const doc = typeof req.query.doc === "string" ? req.query.doc : undefined;
     res.json({
       status: source.draining ? "draining" : "ok",
       nodeId: source.nodeId,
       storage: source.store.kind,
       sessions: source.sessionCount(),
       connections: source.connectionCount(),
+      // `?doc=<id>`: whether this node owns that document (cluster checks).
+      ...(doc === undefined ? {} : { owns: source.owns(doc) }),
     });
   });
   router.get("/readyz", (_req: Request, res: Response) => {
