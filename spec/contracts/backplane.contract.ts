@@ -6,12 +6,45 @@ import {
   isOpStreamError,
   type ChannelMessage,
   type IBackplane,
+  type IOwnership,
+  type Lease,
 } from "../../src/index.js";
 import { eventually } from "../support/eventually.js";
 
 /** Creates `count` backplane nodes that form one cluster; `stop` ends them. */
 export interface BackplaneFactory {
   create(count: number): Promise<{ nodes: IBackplane[]; stop(): Promise<void> }>;
+}
+
+/** One node's view of ownership in an {@link OwnershipCluster}. */
+export interface OwnershipNode {
+  readonly nodeId: string;
+  readonly ownership: IOwnership;
+}
+
+/** Helpers that reach a lease's record directly (implementations whose leases expire). */
+export interface LeaseRecordAccess {
+  /** Milliseconds `docId`'s lease record has left before it expires (negative: none). */
+  ttlOf(docId: string): Promise<number>;
+  /** Deletes `docId`'s lease record behind its holder's back. */
+  remove(docId: string): Promise<void>;
+}
+
+/** Nodes sharing one ownership medium and one document store. */
+export interface OwnershipCluster {
+  readonly nodes: OwnershipNode[];
+  /** Present exactly when the factory's `expiringLeases` capability is true. */
+  readonly records?: LeaseRecordAccess;
+  stop(): Promise<void>;
+}
+
+/** Creates ownership clusters; `capabilities` say which cases apply. */
+export interface OwnershipFactory {
+  readonly capabilities: {
+    /** Leases expire unless renewed, and notice when their record is lost (LocalOwnership: false). */
+    readonly expiringLeases: boolean;
+  };
+  create(count: number, options?: { leaseTtlMs?: number }): Promise<OwnershipCluster>;
 }
 
 const update = (origin: string, seq: number): ChannelMessage => ({
@@ -22,8 +55,16 @@ const update = (origin: string, seq: number): ChannelMessage => ({
   payload: new Uint8Array([seq]),
 });
 
-/** The behaviour every IBackplane must have; run once per implementation. */
-export function backplaneContract(name: string, factory: BackplaneFactory): void {
+/**
+ * The behaviour every IBackplane (and, given an ownership factory, its IOwnership)
+ * must have; run once per implementation.
+ */
+export function backplaneContract(
+  name: string,
+  factory: BackplaneFactory,
+  ownership?: OwnershipFactory,
+): void {
+  if (ownership) ownershipContract(name, ownership);
   describe(`IBackplane contract: ${name}`, () => {
     let nodes: IBackplane[];
     let cluster: Awaited<ReturnType<BackplaneFactory["create"]>>;
@@ -100,6 +141,139 @@ export function backplaneContract(name: string, factory: BackplaneFactory): void
         a.sendRequest(b.nodeId, "gone", new Uint8Array(), { timeoutMs: 500 }),
         (error: unknown) => isOpStreamError(error, ErrorCodes.NO_HANDLER),
       );
+    });
+
+    it("keeps one document's channel while any local subscriber is left (ref-counted)", async () => {
+      const [a, b] = nodes as [IBackplane, IBackplane];
+      const first: ChannelMessage[] = [];
+      const second: ChannelMessage[] = [];
+      const one = await b.subscribe("shared", (m) => first.push(m));
+      const two = await b.subscribe("shared", (m) => second.push(m));
+      await a.publish("shared", update(a.nodeId, 1));
+      await eventually(() => assert.deepEqual([first.length, second.length], [1, 1]));
+      await one.unsubscribe();
+      await one.unsubscribe(); // idempotent: must not drop the other subscriber's channel
+      await a.publish("shared", update(a.nodeId, 2));
+      await eventually(() => assert.equal(second.length, 2));
+      assert.equal(first.length, 1, "the unsubscribed handler got nothing more");
+      await two.unsubscribe();
+      const probe: ChannelMessage[] = [];
+      await b.subscribe("shared", (m) => probe.push(m));
+      await a.publish("shared", update(a.nodeId, 3));
+      await eventually(() => assert.equal(probe.length, 1));
+      assert.deepEqual([first.length, second.length], [1, 2], "resubscribing revives no old handler");
+    });
+
+    it("never delivers a message whose origin is the receiving node, whoever published it", async () => {
+      const [a, b, c] = nodes as [IBackplane, IBackplane, IBackplane];
+      const atB: ChannelMessage[] = [];
+      const atC: ChannelMessage[] = [];
+      await b.subscribe("origin", (m) => atB.push(m));
+      await c.subscribe("origin", (m) => atC.push(m));
+      await a.publish("origin", update(b.nodeId, 1));
+      await a.publish("origin", update(a.nodeId, 2));
+      await eventually(() => assert.equal(atC.length, 2));
+      await eventually(() => assert.equal(atB.length, 1));
+      assert.deepEqual(
+        atB.map((m) => m.type === ChannelMessageType.Update && m.seq),
+        [2],
+        "b never sees a message that claims to come from b",
+      );
+    });
+  });
+}
+
+function ownershipContract(name: string, factory: OwnershipFactory): void {
+  describe(`IOwnership contract: ${name}`, () => {
+    let cluster: OwnershipCluster | undefined;
+    const start = async (count: number, options?: { leaseTtlMs?: number }): Promise<OwnershipNode[]> => {
+      cluster = await factory.create(count, options);
+      return cluster.nodes;
+    };
+    afterEach(async () => {
+      await cluster?.stop();
+      cluster = undefined;
+    });
+
+    it("lets exactly one of three racing nodes win, 100 rounds in a row, with strictly increasing epochs", async () => {
+      const nodes = await start(3);
+      let lastEpoch = 0;
+      for (let round = 1; round <= 100; round++) {
+        const leases = await Promise.all(nodes.map((node) => node.ownership.acquire("race")));
+        const winners = leases.flatMap((lease, index) => (lease ? [{ lease, node: nodes[index]! }] : []));
+        assert.equal(winners.length, 1, `round ${round}: exactly one winner`);
+        const { lease, node } = winners[0]!;
+        assert.ok(lease.epoch > lastEpoch, `round ${round}: epoch ${lease.epoch} after ${lastEpoch}`);
+        lastEpoch = lease.epoch;
+        assert.equal(await nodes[0]!.ownership.ownerOf("race"), node.nodeId);
+        await lease.release();
+      }
+      assert.equal(await nodes[0]!.ownership.ownerOf("race"), null);
+    });
+
+    it("hands a released document to another node at once, with a newer epoch", async () => {
+      const [a, b] = (await start(2)) as [OwnershipNode, OwnershipNode];
+      const first = await a.ownership.acquire("handover");
+      assert.ok(first);
+      assert.equal(await b.ownership.acquire("handover"), null, "held by a");
+      assert.equal(await b.ownership.ownerOf("handover"), a.nodeId);
+      await first.release();
+      await first.release(); // idempotent
+      assert.equal(first.signal.aborted, true, "a released lease aborts its signal");
+      assert.equal(await b.ownership.ownerOf("handover"), null);
+      const second = await b.ownership.acquire("handover");
+      assert.ok(second, "b acquires without waiting for any expiry");
+      assert.ok(second.epoch > first.epoch);
+      assert.equal(await a.ownership.ownerOf("handover"), b.nodeId);
+      await first.release(); // a late release by the old owner frees nothing
+      assert.equal(await a.ownership.ownerOf("handover"), b.nodeId);
+      await second.release();
+    });
+
+    if (!factory.capabilities.expiringLeases) return;
+
+    const ttlMs = 300;
+
+    it("keeps a short lease held across three times its TTL by renewing it", async () => {
+      const [a, b] = (await start(2, { leaseTtlMs: ttlMs })) as [OwnershipNode, OwnershipNode];
+      const records = cluster!.records!;
+      const lease = (await a.ownership.acquire("renewed"))!;
+      assert.ok(lease);
+      const started = performance.now();
+      const violations: string[] = [];
+      let lastTtl = Number.POSITIVE_INFINITY;
+      let refreshes = 0;
+      // Time is the subject here: sample the record until 3 TTLs have passed and it was refreshed repeatedly.
+      await eventually(
+        async () => {
+          const at = Math.round(performance.now() - started);
+          const owner = await b.ownership.ownerOf("renewed");
+          if (owner !== a.nodeId) violations.push(`owner ${String(owner)} at ${at} ms`);
+          if (lease.signal.aborted) violations.push(`lease aborted at ${at} ms`);
+          const ttl = await records.ttlOf("renewed");
+          if (ttl > lastTtl) refreshes += 1;
+          lastTtl = ttl;
+          assert.ok(performance.now() - started >= 3 * ttlMs, "3 TTLs have not passed yet");
+          assert.ok(refreshes >= 5, `only ${refreshes} refreshes seen`);
+        },
+        10 * ttlMs,
+        10,
+      );
+      assert.deepEqual(violations, []);
+      assert.equal(await b.ownership.acquire("renewed"), null, "still held after 3 TTLs");
+      await lease.renew();
+      await lease.release();
+    });
+
+    it("aborts a lease within one renewal period when its record disappears", async () => {
+      const [a] = (await start(1, { leaseTtlMs: ttlMs })) as [OwnershipNode];
+      const lease: Lease = (await a.ownership.acquire("lost"))!;
+      assert.ok(lease);
+      await cluster!.records!.remove("lost");
+      await eventually(() => assert.equal(lease.signal.aborted, true), ttlMs / 3 + 150, 5);
+      assert.ok(isOpStreamError(lease.signal.reason, ErrorCodes.NOT_OWNER), "the reason is NOT_OWNER");
+      await assert.rejects(lease.renew(), (error: unknown) => isOpStreamError(error, ErrorCodes.NOT_OWNER));
+      await lease.release();
     });
   });
 }

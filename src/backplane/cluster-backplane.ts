@@ -1,0 +1,279 @@
+import { randomUUID } from "node:crypto";
+import { ErrorCodes, OpStreamError } from "../errors.js";
+import { createDefaultLogger } from "../logging/logger.js";
+import type { OpStreamMetrics } from "../metrics.js";
+import type {
+  ChannelHandler,
+  ChannelMessage,
+  IBackplane,
+  RequestHandler,
+  RequestOptions,
+  Subscription,
+} from "./backplane.js";
+import type { BackplaneLogger } from "./backplane-logger.js";
+import { DocumentSubscriptions } from "./document-subscriptions.js";
+import {
+  RpcFrameKind,
+  decodeChannelMessage,
+  decodeRpcFrame,
+  encodeChannelMessage,
+  encodeRpcFrame,
+  type RpcFrame,
+  type RpcRequest,
+  type RpcResponse,
+} from "./envelope.js";
+import { PendingRequests } from "./pending-requests.js";
+
+/** Options every {@link ClusterBackplane} takes. */
+export interface ClusterBackplaneOptions {
+  /** This node's id, unique in the cluster. @default a random UUID */
+  nodeId?: string;
+  /** Prepended to channel names: `<prefix>doc:<docId>` and `<prefix>node:<nodeId>`. @default "opstream:" */
+  channelPrefix?: string;
+  /** How long a request waits for its answer; a per-call `timeoutMs` overrides it. @default 5000 */
+  requestTimeoutMs?: number;
+  /** Counts `rpcTimeouts`. @default none (not counted) */
+  metrics?: Pick<OpStreamMetrics, "rpcTimeouts">;
+  /** Where delivery and connection problems are reported. @default the default pino logger */
+  logger?: BackplaneLogger;
+}
+
+export const CLUSTER_BACKPLANE_DEFAULTS: Readonly<{ channelPrefix: string; requestTimeoutMs: number }> =
+  Object.freeze({
+    channelPrefix: "opstream:",
+    requestTimeoutMs: 5000,
+  });
+
+/**
+ * The protocol half of a cluster backplane (socket.io's `ClusterAdapter` split):
+ * request ids, correlation and timeouts, self-filtering, the handler registry,
+ * envelope encoding, and ref-counted document subscriptions. A subclass moves
+ * bytes only: publish to a channel, subscribe/unsubscribe a channel, close.
+ *
+ * Each node listens on its own channel `<prefix>node:<nodeId>` for requests and
+ * for the responses to its own requests; subclasses call {@link listen} once
+ * their connections exist.
+ */
+export abstract class ClusterBackplane implements IBackplane {
+  readonly nodeId: string;
+  protected readonly logger: BackplaneLogger;
+  private readonly channelPrefix: string;
+  private readonly requestTimeoutMs: number;
+  private readonly handlers = new Map<string, RequestHandler>();
+  private readonly pending: PendingRequests;
+  private readonly documents: DocumentSubscriptions;
+  private listening: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  private readonly frameHandlers: {
+    [K in RpcFrameKind]: (frame: Extract<RpcFrame, { kind: K }>) => void;
+  } = {
+    [RpcFrameKind.Request]: (request) => void this.answer(request),
+    [RpcFrameKind.Response]: (response) => this.pending.settle(response),
+  };
+
+  protected constructor(options: ClusterBackplaneOptions) {
+    this.nodeId = options.nodeId ?? randomUUID();
+    this.channelPrefix = options.channelPrefix ?? CLUSTER_BACKPLANE_DEFAULTS.channelPrefix;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? CLUSTER_BACKPLANE_DEFAULTS.requestTimeoutMs;
+    this.logger = options.logger ?? createDefaultLogger();
+    this.pending = new PendingRequests(options.metrics);
+    this.documents = new DocumentSubscriptions(
+      {
+        subscribe: (docId) =>
+          this.subscribeChannel(this.documentChannel(docId), (bytes) => this.deliver(docId, bytes)),
+        unsubscribe: (docId) => this.unsubscribeChannel(this.documentChannel(docId)),
+      },
+      this.logger,
+    );
+  }
+
+  /** Publishes `bytes` on `channel`; resolves once the medium took them. */
+  protected abstract publishBytes(channel: string, bytes: Uint8Array): Promise<void>;
+  /** Subscribes `channel`, delivering each message to `onBytes`; resolves once messages flow. */
+  protected abstract subscribeChannel(channel: string, onBytes: (bytes: Uint8Array) => void): Promise<void>;
+  /** Stops delivering `channel`. */
+  protected abstract unsubscribeChannel(channel: string): Promise<void>;
+  /** Releases the medium's connections. Called once, after pending requests were rejected. */
+  protected abstract closeTransport(): Promise<void>;
+
+  /**
+   * Registers a listener called after the medium reconnected and every channel is
+   * subscribed again: messages published meanwhile are lost (pub/sub is
+   * at-most-once), so relays resync. Returns a function that removes it. A medium
+   * that never loses messages keeps this default, which never calls the listener.
+   */
+  onResubscribed(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
+  /** Resolves once this node's RPC channel is subscribed (requests to it can be answered). */
+  ready(): Promise<void> {
+    return this.listening ?? Promise.reject(new Error("ClusterBackplane.listen() was never called"));
+  }
+
+  /** Subscribes this node's RPC channel; subclasses call it once, at the end of their constructor. */
+  protected listen(): void {
+    if (this.listening) return;
+    this.listening = this.subscribeChannel(this.nodeChannel(this.nodeId), (bytes) => this.onNodeFrame(bytes));
+    this.listening.catch((error: unknown) =>
+      this.logger.error({ err: error, nodeId: this.nodeId }, "backplane could not subscribe its RPC channel"),
+    );
+  }
+
+  async subscribe(docId: string, handler: ChannelHandler): Promise<Subscription> {
+    this.assertOpen("subscribe");
+    return this.documents.add(docId, handler);
+  }
+
+  async publish(docId: string, message: ChannelMessage): Promise<void> {
+    this.assertOpen("publish");
+    await this.publishBytes(this.documentChannel(docId), encodeChannelMessage(message));
+  }
+
+  sendRequest(
+    nodeId: string,
+    type: string,
+    payload: Uint8Array,
+    options: RequestOptions = {},
+  ): Promise<Uint8Array> {
+    if (this.closing) return Promise.reject(this.closedError("sendRequest"));
+    const { id, answer } = this.pending.open(nodeId, type, options.timeoutMs ?? this.requestTimeoutMs);
+    const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
+    this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).catch((error: unknown) =>
+      this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
+    );
+    return answer;
+  }
+
+  registerRequestHandler(type: string, handler: RequestHandler): () => void {
+    this.handlers.set(type, handler);
+    return () => {
+      if (this.handlers.get(type) === handler) this.handlers.delete(type);
+    };
+  }
+
+  /** Rejects every pending request with SHUTTING_DOWN, drops subscriptions, then closes the medium. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.pending.rejectAll((nodeId, type) => this.closedError(`request "${type}" to node "${nodeId}"`));
+    this.documents.clear();
+    this.handlers.clear();
+    await this.closeTransport();
+  }
+
+  protected documentChannel(docId: string): string {
+    return `${this.channelPrefix}doc:${docId}`;
+  }
+
+  protected nodeChannel(nodeId: string): string {
+    return `${this.channelPrefix}node:${nodeId}`;
+  }
+
+  private deliver(docId: string, bytes: Uint8Array): void {
+    let message: ChannelMessage;
+    try {
+      message = decodeChannelMessage(bytes);
+    } catch (error) {
+      this.logger.warn({ err: error, docId }, "backplane dropped an undecodable channel message");
+      return;
+    }
+    if (message.origin === this.nodeId) return;
+    for (const handler of this.documents.handlersOf(docId)) {
+      try {
+        handler(message);
+      } catch (error) {
+        this.logger.error({ err: error, docId, type: message.type }, "backplane channel handler threw");
+      }
+    }
+  }
+
+  private onNodeFrame(bytes: Uint8Array): void {
+    let frame: RpcFrame;
+    try {
+      frame = decodeRpcFrame(bytes);
+    } catch (error) {
+      this.logger.warn({ err: error, nodeId: this.nodeId }, "backplane dropped an undecodable RPC frame");
+      return;
+    }
+    const handle = this.frameHandlers[frame.kind] as (frame: RpcFrame) => void;
+    handle(frame);
+  }
+
+  /**
+   * Runs the handler for `request` and publishes its answer on the caller's channel.
+   * Error rule: a coded OpStreamError travels as it is (code and message), so the
+   * caller can act on it (NOT_OWNER: re-resolve and retry). Any other throw is a bug
+   * or an unexpected failure in the handler; it travels as NO_HANDLER with the text
+   * "remote handler failed: <message>", because the catalogue has no code for
+   * "the remote failed" and the caller must not mistake it for a retryable answer.
+   */
+  private async answer(request: RpcRequest): Promise<void> {
+    const handler = this.handlers.get(request.type);
+    let response: RpcResponse;
+    if (!handler) {
+      response = failure(
+        request.id,
+        ErrorCodes.NO_HANDLER,
+        `Node "${this.nodeId}" has no handler for "${request.type}" requests.`,
+      );
+    } else {
+      try {
+        response = {
+          kind: RpcFrameKind.Response,
+          id: request.id,
+          ok: true,
+          payload: await handler(request.payload, request.from),
+        };
+      } catch (error) {
+        if (error instanceof OpStreamError) {
+          response = failure(request.id, error.code, error.message);
+        } else {
+          this.logger.error(
+            { err: error, type: request.type, from: request.from },
+            "backplane request handler failed",
+          );
+          response = failure(
+            request.id,
+            ErrorCodes.NO_HANDLER,
+            `remote handler failed: ${errorMessage(error)}`,
+          );
+        }
+      }
+    }
+    if (this.closing) return;
+    try {
+      await this.publishBytes(this.nodeChannel(request.from), encodeRpcFrame(response));
+    } catch (error) {
+      // The caller will time out; say why on this side.
+      this.logger.warn(
+        { err: error, type: request.type, to: request.from },
+        "backplane could not send a response",
+      );
+    }
+  }
+
+  private assertOpen(operation: string): void {
+    if (this.closing) throw this.closedError(operation);
+  }
+
+  private closedError(operation: string): OpStreamError {
+    return new OpStreamError(
+      ErrorCodes.SHUTTING_DOWN,
+      `The backplane of node "${this.nodeId}" is closed: ${operation} was refused.`,
+      { nodeId: this.nodeId },
+    );
+  }
+}
+
+function failure(id: number, code: string, message: string): RpcResponse {
+  return { kind: RpcFrameKind.Response, id, ok: false, code, message };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

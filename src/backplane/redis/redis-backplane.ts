@@ -1,0 +1,248 @@
+import { Redis } from "ioredis";
+import type { DocumentStore } from "../../storage/document-store.js";
+import { ClusterBackplane } from "../cluster-backplane.js";
+import { resolveRedisBackplaneOptions, type RedisBackplaneOptions } from "./options.js";
+import { RedisOwnership } from "./redis-ownership.js";
+
+/** The probe connection reconnects at least this often, so `/readyz` notices recovery quickly. */
+const PROBE_MAX_RETRY_DELAY_MS = 1000;
+
+type Role = "publisher" | "subscriber" | "probe";
+
+/**
+ * The cluster backplane over Redis pub/sub: channel `<prefix>doc:<docId>` per
+ * document, `<prefix>node:<nodeId>` per node for RPC, binary frames (PROTOCOL.md).
+ * Everything but moving bytes lives in {@link ClusterBackplane}.
+ *
+ * Three connections: the publisher (also used for lease commands; the caller's
+ * client when `redis` is given), a subscriber duplicated from it (a subscribed
+ * connection can run nothing else), and a probe for `ping()` that never queues.
+ *
+ * Pub/sub is at-most-once: what is published while the subscriber reconnects is
+ * lost. ioredis re-subscribes on reconnect by itself; this class then confirms
+ * every channel with a SUBSCRIBE of its own and calls the `onResubscribed`
+ * listeners, so relays resync from the owner.
+ */
+export class RedisBackplane extends ClusterBackplane {
+  /** The publisher connection; RedisOwnership runs its lease scripts on it. */
+  readonly redis: Redis;
+  readonly keyPrefix: string;
+  readonly ownershipLeaseTtlMs: number;
+  private readonly subscriber: Redis;
+  private readonly probe: Redis;
+  private readonly ownsPublisher: boolean;
+  private readonly pingTimeoutMs: number;
+  private readonly leaseMetrics: RedisBackplaneOptions["metrics"];
+  private readonly channelListeners = new Map<string, (bytes: Uint8Array) => void>();
+  private readonly resubscribedListeners = new Set<() => void>();
+  private readonly detach: (() => void)[] = [];
+  private subscriberWasDown = false;
+
+  constructor(options: RedisBackplaneOptions = {}) {
+    const resolved = resolveRedisBackplaneOptions(options);
+    super({
+      nodeId: resolved.nodeId,
+      channelPrefix: resolved.keyPrefix,
+      requestTimeoutMs: resolved.requestTimeoutMs,
+      metrics: resolved.metrics,
+      logger: resolved.logger,
+    });
+    this.keyPrefix = resolved.keyPrefix;
+    this.ownershipLeaseTtlMs = resolved.ownershipLeaseTtlMs;
+    this.pingTimeoutMs = resolved.pingTimeoutMs;
+    this.leaseMetrics = resolved.metrics;
+    this.ownsPublisher = resolved.redis === undefined;
+    this.redis = resolved.redis ?? new Redis(resolved.connectionString);
+    this.subscriber = this.redis.duplicate({ lazyConnect: false });
+    this.probe = this.redis.duplicate({
+      lazyConnect: false,
+      // Fail at once while disconnected instead of waiting in ioredis's offline queue.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.pingTimeoutMs,
+      retryStrategy: (times: number) => Math.min(times * 100, PROBE_MAX_RETRY_DELAY_MS),
+    });
+    this.watch(this.redis, "publisher");
+    this.watch(this.subscriber, "subscriber");
+    this.watch(this.probe, "probe");
+    this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) =>
+      this.channelListeners.get(channel.toString())?.(message),
+    );
+    this.subscriber.on("close", () => (this.subscriberWasDown = true));
+    this.subscriber.on("ready", () => {
+      if (!this.subscriberWasDown) return;
+      this.subscriberWasDown = false;
+      void this.confirmResubscribed();
+    });
+    this.listen();
+  }
+
+  /** A RedisOwnership for this node: same connection, key prefix and lease TTL. */
+  createOwnership(store: Pick<DocumentStore, "claimEpoch">): RedisOwnership {
+    return new RedisOwnership({
+      redis: this.redis,
+      nodeId: this.nodeId,
+      store,
+      keyPrefix: this.keyPrefix,
+      leaseTtlMs: this.ownershipLeaseTtlMs,
+      metrics: this.leaseMetrics,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * Calls `listener` each time the subscriber is back after a disconnect with every
+   * channel subscribed again. Messages published while it was away are lost, so
+   * relays should resync. Returns a function that removes the listener.
+   */
+  override onResubscribed(listener: () => void): () => void {
+    this.resubscribedListeners.add(listener);
+    return () => void this.resubscribedListeners.delete(listener);
+  }
+
+  /** True when both the publisher and the subscriber are connected and ready. */
+  isReady(): boolean {
+    return this.redis.status === "ready" && this.subscriber.status === "ready";
+  }
+
+  /**
+   * For `/readyz`: resolves when Redis answers a PING within `pingTimeoutMs` and
+   * both connections are ready; rejects at once while they are not.
+   */
+  async ping(): Promise<void> {
+    if (!this.isReady()) {
+      throw unavailable(
+        `publisher is ${this.redis.status}, subscriber is ${this.subscriber.status}`,
+        undefined,
+      );
+    }
+    try {
+      // Right after start (or a reconnect) the probe may still be connecting, and it
+      // never queues: give it the same budget to get ready.
+      if (this.probe.status !== "ready") await readyWithin(this.probe, this.pingTimeoutMs);
+      await this.probe.ping();
+    } catch (error) {
+      throw unavailable(`PING failed: ${error instanceof Error ? error.message : String(error)}`, error);
+    }
+  }
+
+  protected async publishBytes(channel: string, bytes: Uint8Array): Promise<void> {
+    await this.redis.publish(channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  protected async subscribeChannel(channel: string, onBytes: (bytes: Uint8Array) => void): Promise<void> {
+    this.channelListeners.set(channel, onBytes);
+    try {
+      await this.subscriber.subscribe(channel);
+    } catch (error) {
+      if (this.channelListeners.get(channel) === onBytes) this.channelListeners.delete(channel);
+      throw error;
+    }
+  }
+
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    this.channelListeners.delete(channel);
+    await this.subscriber.unsubscribe(channel);
+  }
+
+  protected async closeTransport(): Promise<void> {
+    this.resubscribedListeners.clear();
+    this.channelListeners.clear();
+    this.subscriber.disconnect();
+    this.probe.disconnect();
+    if (this.ownsPublisher) await this.closePublisher();
+    // Last, so errors while closing are still reported; a caller-owned client stays
+    // open and must not keep our listeners.
+    for (const off of this.detach) off();
+  }
+
+  private async closePublisher(): Promise<void> {
+    if (this.redis.status !== "ready") {
+      this.redis.disconnect();
+      return;
+    }
+    try {
+      // QUIT lets publishes already sent reach Redis.
+      await this.redis.quit();
+    } catch (error) {
+      this.logger.warn({ err: error, nodeId: this.nodeId }, "redis publisher did not quit cleanly");
+      this.redis.disconnect();
+    }
+  }
+
+  /**
+   * Re-issues SUBSCRIBE for every channel this node listens to. ioredis has sent its
+   * own re-subscription already; this one's reply proves the channels are live
+   * before the listeners resync (resyncing earlier could miss what follows).
+   */
+  private async confirmResubscribed(): Promise<void> {
+    const channels = [...this.channelListeners.keys()];
+    try {
+      if (channels.length > 0) await this.subscriber.subscribe(...channels);
+    } catch (error) {
+      // The connection dropped again; its next "ready" retries.
+      this.logger.warn({ err: error, nodeId: this.nodeId }, "redis subscriber could not re-subscribe");
+      return;
+    }
+    this.logger.info({ nodeId: this.nodeId, channels: channels.length }, "redis subscriber re-subscribed");
+    for (const listener of [...this.resubscribedListeners]) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error, nodeId: this.nodeId }, "onResubscribed listener threw");
+      }
+    }
+  }
+
+  /**
+   * Reports a connection's errors: the first of an outage as an error, the rest
+   * (ioredis repeats one per reconnect attempt) at debug, and the recovery once.
+   */
+  private watch(connection: Redis, role: Role): void {
+    let failures = 0;
+    const onError = (error: Error): void => {
+      failures += 1;
+      const context = { err: error, nodeId: this.nodeId, connection: role };
+      if (failures === 1) this.logger.error(context, `redis ${role} connection failed; reconnecting`);
+      else this.logger.debug(context, `redis ${role} connection still failing`);
+    };
+    const onReady = (): void => {
+      if (failures === 0) return;
+      this.logger.info(
+        { nodeId: this.nodeId, connection: role, failures },
+        `redis ${role} connection is back`,
+      );
+      failures = 0;
+    };
+    connection.on("error", onError);
+    connection.on("ready", onReady);
+    this.detach.push(() => {
+      connection.off("error", onError);
+      connection.off("ready", onReady);
+    });
+  }
+}
+
+/** Resolves when `connection` emits "ready", rejects after `timeoutMs`. */
+function readyWithin(connection: Redis, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      connection.off("ready", onReady);
+      reject(new Error(`the probe connection is ${connection.status} after ${timeoutMs} ms`));
+    }, timeoutMs);
+    connection.once("ready", onReady);
+  });
+}
+
+function unavailable(reason: string, cause: unknown): Error {
+  return new Error(
+    `The Redis backplane is not reachable (${reason}); check Redis and the connection string.`,
+    {
+      cause,
+    },
+  );
+}

@@ -1,0 +1,221 @@
+import { ErrorCodes, OpStreamError } from "../../errors.js";
+import type { OpStreamMetrics } from "../../metrics.js";
+import type { BackplaneLogger } from "../backplane-logger.js";
+import type { Lease } from "../ownership.js";
+import { RELEASE_SCRIPT, RENEW_SCRIPT } from "./lease-scripts.js";
+
+/**
+ * A lease counts as lost when no renewal has been confirmed by
+ * `lastConfirmedSentAt + ttl * RENEW_DEADLINE_FRACTION` (monotonic clock).
+ *
+ * Redis expires the key `ttl` after it *executed* the last SET/PEXPIRE, which is
+ * after we *sent* it, so measuring from the send time already errs early. The
+ * remaining fifth of the TTL is the owner's margin to stop before anyone else can
+ * take the key: clock-rate drift between hosts, an event-loop stall between the
+ * deadline and a write already on its way to storage, and timer lateness. (Storage
+ * epochs keep data safe even when the margin is not enough; the margin keeps a
+ * stale owner from doing work that would be fenced.)
+ */
+export const RENEW_DEADLINE_FRACTION = 0.8;
+
+/** Renewals happen every `ttl / RENEWALS_PER_TTL`: two chances before the deadline. */
+export const RENEWALS_PER_TTL = 3;
+
+/** After a failed renewal, the next try comes after `ttl / RENEW_RETRIES_PER_TTL`. */
+const RENEW_RETRIES_PER_TTL = 10;
+
+/** The Redis commands leases use: a narrow structural view of an ioredis client. */
+export interface LeaseCommands {
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  get(key: string): Promise<string | null>;
+}
+
+/** Why a lease ended (`details.reason` of its signal's NOT_OWNER error). */
+export type LeaseEndReason = "deadline" | "taken" | "released" | "superseded";
+
+/** What a lease shares with the ownership that made it. */
+export interface LeaseContext {
+  readonly redis: LeaseCommands;
+  readonly nodeId: string;
+  readonly ttlMs: number;
+  readonly metrics: Pick<OpStreamMetrics, "leasesLost" | "leaseRenewFailures"> | undefined;
+  readonly logger: BackplaneLogger;
+  /** The owner key of `docId`. */
+  key(docId: string): string;
+  /**
+   * True while `lease` is this node's newest lease on its document. Only that one
+   * may touch the key: the key's value is the node id, which an older lease of the
+   * same node shares.
+   */
+  isCurrent(lease: RedisLease): boolean;
+  /** Drops `lease` as its document's current lease (no-op if it is not). */
+  forget(lease: RedisLease): void;
+}
+
+/**
+ * A held Redis ownership lease. It renews itself every ttl/3 and aborts its
+ * signal with OpStreamError(NOT_OWNER) when a renewal is refused (the key is gone
+ * or another node's) or not confirmed by its deadline on the monotonic clock,
+ * whichever comes first; it then never renews again.
+ */
+export class RedisLease implements Lease {
+  readonly signal: AbortSignal;
+  private readonly controller = new AbortController();
+  private readonly key: string;
+  /** `performance.now()` when the last confirmed SET/PEXPIRE was sent. */
+  private confirmedSentAt: number;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> | undefined;
+  private releasing: Promise<void> | undefined;
+  private endReason: OpStreamError | undefined;
+
+  /** @param sentAt `performance.now()` just before the acquiring SET was sent. */
+  constructor(
+    readonly docId: string,
+    readonly epoch: number,
+    private readonly context: LeaseContext,
+    sentAt: number,
+  ) {
+    this.signal = this.controller.signal;
+    this.key = context.key(docId);
+    this.confirmedSentAt = sentAt;
+    this.armDeadline();
+    this.scheduleRenewal();
+  }
+
+  /** Extends the lease now (sharing a renewal already in flight); rejects with NOT_OWNER once lost. */
+  renew(): Promise<void> {
+    if (this.endReason) return Promise.reject(this.endReason);
+    this.renewing ??= this.renewOnce().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  /** Stops renewing, aborts the signal and deletes the key if it is still this lease's. Idempotent. */
+  release(): Promise<void> {
+    this.releasing ??= this.releaseOnce();
+    return this.releasing;
+  }
+
+  /** Ends this lease because the same node acquired the document again. */
+  supersede(): void {
+    this.end(
+      "superseded",
+      `The lease of "${this.docId}" (epoch ${this.epoch}) was superseded by a newer one.`,
+    );
+  }
+
+  private async releaseOnce(): Promise<void> {
+    if (this.endReason) return;
+    const current = this.context.isCurrent(this);
+    this.end("released", `The lease of "${this.docId}" (epoch ${this.epoch}) was released.`);
+    if (current) await this.context.redis.eval(RELEASE_SCRIPT, 1, this.key, this.context.nodeId);
+  }
+
+  private async renewOnce(): Promise<void> {
+    const { redis, nodeId, ttlMs, metrics, logger } = this.context;
+    const sentAt = performance.now();
+    let result: unknown;
+    try {
+      result = await redis.eval(RENEW_SCRIPT, 1, this.key, nodeId, ttlMs);
+    } catch (error) {
+      if (this.endReason) throw this.endReason;
+      metrics?.leaseRenewFailures.inc();
+      logger.warn(
+        { err: error, docId: this.docId, epoch: this.epoch },
+        "ownership lease renewal failed; retrying",
+      );
+      throw error;
+    }
+    // Confirmed after the deadline (or after a release): too late, the lease is gone.
+    if (this.endReason) throw this.endReason;
+    if (result !== 1) {
+      metrics?.leaseRenewFailures.inc();
+      throw this.lose(
+        "taken",
+        `The lease of "${this.docId}" (epoch ${this.epoch}) is gone: its key expired or another node holds it.`,
+      );
+    }
+    this.confirmedSentAt = sentAt;
+    this.armDeadline();
+  }
+
+  private scheduleRenewal(): void {
+    const period = this.context.ttlMs / RENEWALS_PER_TTL;
+    // Counted from the last confirmed send, not from now: the first renewal must
+    // not slip by however long claiming the epoch took.
+    const delay = Math.max(0, this.confirmedSentAt + period - performance.now());
+    this.renewTimer = setTimeout(() => {
+      this.renew().then(
+        () => this.scheduleRenewal(),
+        () => {
+          if (this.endReason) return;
+          this.renewTimer = setTimeout(
+            () => this.scheduleRenewal(),
+            this.context.ttlMs / RENEW_RETRIES_PER_TTL,
+          ).unref();
+        },
+      );
+    }, delay).unref();
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    const deadline = this.confirmedSentAt + this.context.ttlMs * RENEW_DEADLINE_FRACTION;
+    const check = (): void => {
+      const left = deadline - performance.now();
+      // A timer may fire a hair early; the monotonic clock has the last word.
+      if (left > 0) {
+        this.deadlineTimer = setTimeout(check, Math.ceil(left)).unref();
+        return;
+      }
+      if (this.renewing) this.context.metrics?.leaseRenewFailures.inc();
+      this.lose(
+        "deadline",
+        `The lease of "${this.docId}" (epoch ${this.epoch}) was not renewed within ${Math.round(
+          this.context.ttlMs * RENEW_DEADLINE_FRACTION,
+        )} ms; this node stepped down.`,
+      );
+    };
+    this.deadlineTimer = setTimeout(check, Math.max(0, Math.ceil(deadline - performance.now()))).unref();
+  }
+
+  /** Ends the lease as lost (once) and returns why it ended. */
+  private lose(reason: "deadline" | "taken", message: string): OpStreamError {
+    if (this.endReason) return this.endReason;
+    const current = this.context.isCurrent(this);
+    const lost = this.end(reason, message);
+    this.context.metrics?.leasesLost.inc();
+    this.context.logger.warn({ docId: this.docId, epoch: this.epoch, reason }, "ownership lease lost");
+    if (reason === "deadline" && current) {
+      // Redis may still name this node (a slow renewal may even land after this):
+      // free the key so a successor need not wait out the TTL. Compare-and-DEL, sent
+      // after any renewal of ours on the same connection, so it never frees another node's lease.
+      this.context.redis
+        .eval(RELEASE_SCRIPT, 1, this.key, this.context.nodeId)
+        .catch((error: unknown) =>
+          this.context.logger.warn(
+            { err: error, docId: this.docId },
+            "could not free the key of a lost lease; it will expire",
+          ),
+        );
+    }
+    return lost;
+  }
+
+  /** Ends the lease (once): stops its timers, forgets it, aborts its signal; returns why it ended. */
+  private end(reason: LeaseEndReason, message: string): OpStreamError {
+    if (this.endReason) return this.endReason;
+    const ended = new OpStreamError(ErrorCodes.NOT_OWNER, message, {
+      docId: this.docId,
+      epoch: this.epoch,
+      reason,
+    });
+    this.endReason = ended;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.deadlineTimer);
+    this.context.forget(this);
+    this.controller.abort(ended);
+    return ended;
+  }
+}

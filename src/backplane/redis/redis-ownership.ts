@@ -1,0 +1,132 @@
+import { ErrorCodes, OpStreamError } from "../../errors.js";
+import { createDefaultLogger } from "../../logging/logger.js";
+import type { OpStreamMetrics } from "../../metrics.js";
+import type { DocumentStore } from "../../storage/document-store.js";
+import type { BackplaneLogger } from "../backplane-logger.js";
+import type { IOwnership, Lease } from "../ownership.js";
+import { ACQUIRE_SCRIPT, RELEASE_SCRIPT } from "./lease-scripts.js";
+import { REDIS_BACKPLANE_DEFAULTS } from "./options.js";
+import { RedisLease, type LeaseCommands, type LeaseContext } from "./redis-lease.js";
+
+/** Options of {@link RedisOwnership}. */
+export interface RedisOwnershipOptions {
+  /** The client lease commands go through (an ioredis client fits); the caller owns it. */
+  redis: LeaseCommands;
+  /** This node's id: the value of the owner keys it holds. */
+  nodeId: string;
+  /** Where each new owner claims the document's next epoch. */
+  store: Pick<DocumentStore, "claimEpoch">;
+  /** Owner keys are `<keyPrefix>owner:<docId>`. @default "opstream:" */
+  keyPrefix?: string;
+  /** How long a lease lives without renewal; renewed every third of it. @default 30000 */
+  leaseTtlMs?: number;
+  /** Counts leasesAcquired, leasesLost and leaseRenewFailures. @default none (not counted) */
+  metrics?: Pick<OpStreamMetrics, "leasesAcquired" | "leasesLost" | "leaseRenewFailures">;
+  /** Where lost leases and failed renewals are reported. @default the default pino logger */
+  logger?: BackplaneLogger;
+}
+
+/**
+ * Document ownership through Redis leases: key `<prefix>owner:<docId>`, value the
+ * owner's node id, TTL `leaseTtlMs` (see `lease-scripts.ts` for why this is Lua
+ * rather than redlock). Who *should* own a document comes from Redis; safety comes
+ * from the storage epoch each new lease claims.
+ */
+export class RedisOwnership implements IOwnership {
+  readonly nodeId: string;
+  private readonly redis: LeaseCommands;
+  private readonly store: Pick<DocumentStore, "claimEpoch">;
+  private readonly keyPrefix: string;
+  private readonly ttlMs: number;
+  private readonly metrics: RedisOwnershipOptions["metrics"];
+  private readonly logger: BackplaneLogger;
+  /** This node's live lease per document; only it may renew or delete the key. */
+  private readonly current = new Map<string, RedisLease>();
+  /** The tail of each document's acquire chain: one acquire per document at a time. */
+  private readonly acquiring = new Map<string, Promise<unknown>>();
+  private readonly context: LeaseContext;
+
+  constructor(options: RedisOwnershipOptions) {
+    this.redis = options.redis;
+    this.nodeId = options.nodeId;
+    this.store = options.store;
+    this.keyPrefix = options.keyPrefix ?? REDIS_BACKPLANE_DEFAULTS.keyPrefix;
+    this.ttlMs = options.leaseTtlMs ?? REDIS_BACKPLANE_DEFAULTS.ownershipLeaseTtlMs;
+    if (!Number.isFinite(this.ttlMs) || this.ttlMs <= 0) {
+      throw new OpStreamError(
+        ErrorCodes.INVALID_OPTION,
+        `RedisOwnershipOptions.leaseTtlMs must be a positive number of milliseconds, got ${String(this.ttlMs)}.`,
+        { option: "leaseTtlMs", value: this.ttlMs },
+      );
+    }
+    this.metrics = options.metrics;
+    this.logger = options.logger ?? createDefaultLogger();
+    this.context = {
+      redis: this.redis,
+      nodeId: this.nodeId,
+      ttlMs: this.ttlMs,
+      metrics: this.metrics,
+      logger: this.logger,
+      key: (docId) => this.key(docId),
+      isCurrent: (lease) => this.current.get(lease.docId) === lease,
+      forget: (lease) => {
+        if (this.current.get(lease.docId) === lease) this.current.delete(lease.docId);
+      },
+    };
+  }
+
+  /**
+   * Takes the lease of `docId` and claims the next epoch, or resolves null at once
+   * when another node holds it (no retry loop: the caller proxies to that node).
+   * If this node already holds it, the old lease is superseded (its signal aborts)
+   * and a new one with a new epoch is returned.
+   */
+  acquire(docId: string): Promise<Lease | null> {
+    const previous = this.acquiring.get(docId) ?? Promise.resolve();
+    const attempt = previous.then(
+      () => this.acquireNow(docId),
+      () => this.acquireNow(docId),
+    );
+    this.acquiring.set(docId, attempt);
+    const forget = (): void => {
+      if (this.acquiring.get(docId) === attempt) this.acquiring.delete(docId);
+    };
+    void attempt.then(forget, forget);
+    return attempt;
+  }
+
+  async ownerOf(docId: string): Promise<string | null> {
+    return this.redis.get(this.key(docId));
+  }
+
+  private async acquireNow(docId: string): Promise<Lease | null> {
+    const key = this.key(docId);
+    // Before the SET, so the old lease can send nothing that lands after it.
+    this.current.get(docId)?.supersede();
+    const sentAt = performance.now();
+    const held = await this.redis.eval(ACQUIRE_SCRIPT, 1, key, this.nodeId, this.ttlMs);
+    if (held !== 1) return null;
+    let epoch: number;
+    try {
+      epoch = await this.store.claimEpoch(docId);
+    } catch (error) {
+      await this.redis
+        .eval(RELEASE_SCRIPT, 1, key, this.nodeId)
+        .catch((releaseError: unknown) =>
+          this.logger.warn(
+            { err: releaseError, docId },
+            "could not free the key after claimEpoch failed; it will expire",
+          ),
+        );
+      throw error;
+    }
+    const lease = new RedisLease(docId, epoch, this.context, sentAt);
+    this.current.set(docId, lease);
+    this.metrics?.leasesAcquired.inc();
+    return lease;
+  }
+
+  private key(docId: string): string {
+    return `${this.keyPrefix}owner:${docId}`;
+  }
+}
