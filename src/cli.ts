@@ -13,6 +13,13 @@ const USAGE = `Usage: opstream serve [options]
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
   --no-sample       do not serve the sample editor at /
+
+Cluster (all nodes share one Redis and one store):
+  --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
+  --key-prefix <p>            Redis key/channel prefix       (env OPSTREAM_KEY_PREFIX, default opstream:)
+  --node-id <id>              this node's id                 (env OPSTREAM_NODE_ID, default random)
+  --lease-ttl-ms <n>          ownership lease TTL            (env OPSTREAM_LEASE_TTL_MS, default 30000)
+  --request-timeout-ms <n>    timeout of requests to owners  (env OPSTREAM_REQUEST_TIMEOUT_MS, default 5000)
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -25,6 +32,11 @@ async function serve(argv: string[]): Promise<void> {
       prefix: { type: "string", default: process.env.OPSTREAM_PREFIX ?? "/" },
       "idle-ms": { type: "string", default: process.env.OPSTREAM_IDLE_MS ?? "300000" },
       "no-sample": { type: "boolean", default: false },
+      redis: { type: "string", default: process.env.OPSTREAM_REDIS_URL },
+      "key-prefix": { type: "string", default: process.env.OPSTREAM_KEY_PREFIX ?? "opstream:" },
+      "node-id": { type: "string", default: process.env.OPSTREAM_NODE_ID },
+      "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "30000" },
+      "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
       help: { type: "boolean", default: false },
     },
   });
@@ -33,12 +45,21 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const services = new ServiceCollection();
-  services
+  const builder = services
     .addOpStream({
+      ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
       sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
       transport: { prefix: values.prefix },
     })
     .useSqliteStorage(values.storage);
+  if (values.redis !== undefined) {
+    builder.useRedisBackplane({
+      connectionString: values.redis,
+      keyPrefix: values["key-prefix"],
+      ownershipLeaseTtlMs: Number(values["lease-ttl-ms"]),
+      requestTimeoutMs: Number(values["request-timeout-ms"]),
+    });
+  }
   const opstream = services.build();
   const app = express();
   const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));

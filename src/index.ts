@@ -40,6 +40,15 @@ export type { IOwnership, Lease } from "./backplane/ownership.js";
 export { LocalBackplane } from "./backplane/local/local-backplane.js";
 export { LocalBus } from "./backplane/local/local-bus.js";
 export { LocalOwnership } from "./backplane/local/local-ownership.js";
+export {
+  ClusterBackplane,
+  CLUSTER_BACKPLANE_DEFAULTS,
+  type ClusterBackplaneOptions,
+} from "./backplane/cluster-backplane.js";
+export type { BackplaneLogger } from "./backplane/backplane-logger.js";
+export { RedisBackplane } from "./backplane/redis/redis-backplane.js";
+export { RedisOwnership, type RedisOwnershipOptions } from "./backplane/redis/redis-ownership.js";
+export { REDIS_BACKPLANE_DEFAULTS, type RedisBackplaneOptions } from "./backplane/redis/options.js";
 
 export { DocumentRouter } from "./router/document-router.js";
 export type { DocumentHandle } from "./router/document-handle.js";

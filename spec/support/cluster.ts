@@ -48,7 +48,9 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     String(options.requestTimeoutMs ?? 2000),
     "--no-sample",
   ];
-  const nodes = await Promise.all(Array.from({ length: n }, (_, i) => spawnServer({ storage, args: args(i) })));
+  const nodes = await Promise.all(
+    Array.from({ length: n }, (_, i) => spawnServer({ storage, args: args(i) })),
+  );
   return {
     nodes,
     redis,

@@ -57,4 +57,8 @@ export interface IBackplane {
   registerRequestHandler(type: string, handler: RequestHandler): () => void;
   /** Stops delivering and releases connections. */
   close(): Promise<void>;
+  /** Resolves when the backplane answers; rejects quickly when it cannot be reached (for /readyz). */
+  ping?(): Promise<void>;
+  /** Calls `listener` after subscriptions were restored following a disconnect (messages may have been lost). */
+  onResubscribed?(listener: () => void): () => void;
 }

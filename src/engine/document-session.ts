@@ -82,6 +82,8 @@ export class DocumentSession {
     this.heartbeatTimer = setInterval(() => this.heartbeat(), deps.heartbeatIntervalMs ?? 1000);
     this.heartbeatTimer.unref();
     deps.lease.signal.addEventListener("abort", () => this.fail("step-down"), { once: true });
+    // A lease lost before the listener existed never fires "abort" again.
+    if (deps.lease.signal.aborted) queueMicrotask(() => this.fail("step-down"));
   }
 
   /**

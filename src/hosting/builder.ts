@@ -1,6 +1,9 @@
 import { LocalBackplane } from "../backplane/local/local-backplane.js";
 import type { LocalBus } from "../backplane/local/local-bus.js";
 import { LocalOwnership } from "../backplane/local/local-ownership.js";
+import { RedisBackplane } from "../backplane/redis/redis-backplane.js";
+import type { RedisBackplaneOptions } from "../backplane/redis/options.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
 import { HybridSnapshotPolicy, type SnapshotPolicy } from "../engine/snapshot-policy.js";
 import type { Seeder, Validator } from "../engine/validation.js";
 import type { Logger } from "../logging/logger.js";
@@ -69,6 +72,38 @@ export class OpStreamBuilder {
         throw new TypeError("LocalOwnership needs the LocalBackplane registered by useLocalBackplane().");
       }
       return new LocalOwnership(backplane.bus, backplane.nodeId, p.get(Tokens.Store));
+    });
+    return this;
+  }
+
+  /**
+   * Redis backplane for a cluster: a pub/sub channel per document, TTL ownership
+   * leases (`<prefix>owner:<docId>`), and requests between nodes. All nodes must
+   * share one store (for fencing epochs) and one Redis.
+   */
+  useRedisBackplane(connectionStringOrOptions: string | RedisBackplaneOptions): this {
+    const options =
+      typeof connectionStringOrOptions === "string"
+        ? { connectionString: connectionStringOrOptions }
+        : connectionStringOrOptions;
+    this.services.set(Tokens.Backplane, (p) => {
+      const nodeId = options.nodeId ?? p.get(Tokens.Options).nodeId;
+      return new RedisBackplane({
+        ...options,
+        ...(nodeId === undefined ? {} : { nodeId }),
+        metrics: p.get(Tokens.Metrics),
+        logger: p.get(Tokens.Logger),
+      });
+    });
+    this.services.set(Tokens.Ownership, (p) => {
+      const backplane = p.get(Tokens.Backplane);
+      if (!(backplane instanceof RedisBackplane)) {
+        throw new OpStreamError(
+          ErrorCodes.MISSING_DEPENDENCY,
+          "Redis ownership needs the RedisBackplane registered by useRedisBackplane().",
+        );
+      }
+      return backplane.createOwnership(p.get(Tokens.Store));
     });
     return this;
   }

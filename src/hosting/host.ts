@@ -82,6 +82,7 @@ export class OpStreamHost {
         return isDraining();
       },
       store: this.store,
+      checks: this.backplane.ping ? [{ name: "backplane", check: () => this.backplane.ping!() }] : [],
       metrics: this.metrics,
       sessionCount: () => this.router.sessionCount,
       owns: (docId) => this.router.localSession(docId) !== undefined,

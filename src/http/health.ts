@@ -7,6 +7,8 @@ export interface HealthSource {
   readonly nodeId: string;
   readonly draining: boolean;
   readonly store: DocumentStore;
+  /** Extra readiness checks (the backplane's ping); each rejects when not ready. */
+  readonly checks: readonly { name: string; check: () => Promise<void> }[];
   readonly metrics: OpStreamMetrics;
   sessionCount(): number;
   /** Whether this node owns (has loaded) `docId`. */
@@ -40,10 +42,21 @@ export function healthRouter(source: HealthSource): Router {
       res.status(503).json({ ready: false, reason: "draining" });
       return;
     }
-    source.store.ping().then(
-      () => res.json({ ready: true }),
-      (error: unknown) => res.status(503).json({ ready: false, reason: "storage", error: String(error) }),
-    );
+    const checks = [{ name: "storage", check: () => source.store.ping() }, ...source.checks];
+    Promise.all(
+      checks.map(({ name, check }) =>
+        check().then(
+          () => null,
+          (error: unknown) => ({ name, error }),
+        ),
+      ),
+    )
+      .then((results) => {
+        const failed = results.find((result) => result !== null);
+        if (failed) res.status(503).json({ ready: false, reason: failed.name, error: String(failed.error) });
+        else res.json({ ready: true });
+      })
+      .catch((error: unknown) => res.status(500).json({ ready: false, error: String(error) }));
   });
   router.get("/metrics", (_req: Request, res: Response) => {
     source.metrics.registry.metrics().then(

@@ -14,7 +14,7 @@ export interface RouterDependencies extends SessionServices {
   readonly ownership: IOwnership;
   /** Unload a session this long after its last peer left. @default 300000 */
   readonly idleTimeoutMs: number;
-  /** Timeout of each request a relay sends to a document's owner. @default 5000 */
+  /** Timeout of each request a relay sends to a document's owner. @default the backplane's */
   readonly requestTimeoutMs?: number;
   /** Attempts to join a document whose owner keeps moving before giving up. @default 8 */
   readonly maxJoinAttempts?: number;
@@ -38,6 +38,7 @@ interface Entry {
 export class DocumentRouter {
   private readonly entries = new Map<string, Entry>();
   private readonly unregister: () => void;
+  private readonly offResubscribed: () => void;
   private shuttingDown = false;
 
   constructor(private readonly deps: RouterDependencies) {
@@ -45,6 +46,12 @@ export class DocumentRouter {
       owned: (docId) => this.owned(docId),
       detach: (session, peerId) => this.leave(session, peerId),
     });
+    // After a backplane reconnect, channel messages may have been lost: every relay resyncs.
+    this.offResubscribed =
+      deps.backplane.onResubscribed?.(() => {
+        for (const { target } of this.entries.values())
+          if (target instanceof RelayDocument) target.resubscribed();
+      }) ?? (() => undefined);
   }
 
   /** Sessions this node owns and has loaded. */
@@ -90,6 +97,7 @@ export class DocumentRouter {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     this.unregister();
+    this.offResubscribed();
     const closing: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       clearTimeout(entry.idleTimer);
@@ -175,8 +183,7 @@ export class DocumentRouter {
       }
       const owner = await this.deps.ownership.ownerOf(docId);
       if (owner !== null && owner !== this.deps.backplane.nodeId) {
-        const relayDeps = { ...this.deps, requestTimeoutMs: this.deps.requestTimeoutMs ?? 5000 };
-        return RelayDocument.open(docId, owner, relayDeps, (relay) => this.onClosed(relay));
+        return RelayDocument.open(docId, owner, this.deps, (relay) => this.onClosed(relay));
       }
       // The lease was released between acquire and ownerOf: try again, a few times.
       if (attempt >= (this.deps.maxJoinAttempts ?? 8)) {

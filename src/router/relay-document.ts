@@ -19,8 +19,8 @@ export interface RelayDependencies {
   readonly ownership: IOwnership;
   readonly logger: Logger;
   readonly metrics: OpStreamMetrics;
-  /** Timeout of each request to the owner. @default 5000 */
-  readonly requestTimeoutMs: number;
+  /** Timeout of each request to the owner. @default the backplane's request timeout */
+  readonly requestTimeoutMs?: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -92,6 +92,11 @@ export class RelayDocument {
   /** Closes every client (retryable) and stops relaying. */
   close(reason: DisconnectReason): void {
     this.fail(reason);
+  }
+
+  /** Messages may have been lost (the backplane resubscribed): fetch the owner's state again. */
+  resubscribed(): void {
+    if (!this.closedReason && !this.early) this.gap();
   }
 
   private handle(peerId: string, globalId: string, stateVector: Uint8Array): DocumentHandle {
@@ -191,7 +196,7 @@ export class RelayDocument {
   /** One request to the owner; after a retryable failure, re-resolves the owner and tries once more. */
   private async call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
     const payload = encodeOwnerRequest({ docId: this.docId, peerId, bytes });
-    const options = { timeoutMs: this.deps.requestTimeoutMs };
+    const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
     try {
       return decodeOwnerReply(await this.deps.backplane.sendRequest(this.owner, type, payload, options));
     } catch (error) {

@@ -1,0 +1,208 @@
+import { strict as assert } from "node:assert";
+import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
+import { synced, type Client } from "../support/clients.js";
+import { startCluster, type Cluster } from "../support/cluster.js";
+import { eventually } from "../support/eventually.js";
+import {
+  assertConverged,
+  clientsVia,
+  keepWriting,
+  ownersOf,
+  proxyFor,
+  receivedTokens,
+  storedText,
+  tokensOf,
+} from "./support.js";
+
+const LEASE_TTL_MS = 3000;
+const REQUEST_TIMEOUT_MS = 2000;
+
+/**
+ * Three real node processes, a real redis-server, one SQLite file, stock
+ * y-websocket clients behind a non-sticky round-robin proxy.
+ */
+describe("cluster of 3 nodes on Redis", function () {
+  this.timeout(60_000);
+  let cluster: Cluster;
+  let proxy: RoundRobinProxy;
+  let clients: Client[] = [];
+
+  beforeEach(async () => {
+    cluster = await startCluster(3, { leaseTtlMs: LEASE_TTL_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS });
+    proxy = await proxyFor(cluster);
+  });
+  afterEach(async () => {
+    clients.forEach((client) => client.destroy());
+    clients = [];
+    await proxy.close();
+    await cluster.stop();
+  });
+
+  /** Six clients, two per node, all synced; returns the owner's index. */
+  async function sixClients(doc: string): Promise<number> {
+    clients = clientsVia(proxy, doc, 6);
+    await Promise.all(clients.map((client) => synced(client, 10_000)));
+    const owners = await ownersOf(cluster.nodes, doc);
+    assert.equal(owners.length, 1, "exactly one node holds a session");
+    return owners[0]!;
+  }
+
+  it("serves clients on every node: concurrent edits converge, one owner, awareness crosses nodes", async () => {
+    await sixClients("converge");
+    await Promise.all(
+      clients.map(async (client, n) => {
+        for (let i = 0; i < 100; i++) {
+          client.text.insert(Math.floor(Math.random() * (client.text.length + 1)), String(n));
+          if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      }),
+    );
+    await eventually(() => assert.equal(assertConverged(clients).length, 600), 20_000);
+    assert.equal((await ownersOf(cluster.nodes, "converge")).length, 1, "still exactly one owner");
+    await eventually(async () =>
+      assert.equal(await storedText(cluster, "converge"), clients[0]!.text.toString()),
+    );
+
+    const [a, b, c] = clients as [Client, Client, Client];
+    b.provider.awareness.setLocalStateField("user", { name: "Bea" });
+    for (const other of [a, c]) {
+      await eventually(() =>
+        assert.deepEqual(other.provider.awareness.getStates().get(b.doc.clientID), { user: { name: "Bea" } }),
+      );
+    }
+    b.provider.shouldConnect = false;
+    (b.provider.ws as unknown as { terminate(): void }).terminate();
+    for (const other of [a, c]) {
+      await eventually(() => assert.equal(other.provider.awareness.getStates().has(b.doc.clientID), false));
+    }
+  });
+
+  it("kill -9 of the owner: another node owns within TTL + 5 s, nothing received is lost, all converge", async () => {
+    const owner = await sixClients("kill");
+    const writing = keepWriting(clients);
+    await eventually(() => assert.ok(receivedTokens(clients).size > 300), 20_000);
+    await cluster.nodes[owner]!.stop("SIGKILL");
+    const killedAt = performance.now();
+    const received = receivedTokens(clients);
+    const stored = tokensOf(await storedText(cluster, "kill"));
+    assert.deepEqual(
+      [...received].filter((token) => !stored.has(token)),
+      [],
+      "every update a client had received is in storage",
+    );
+    const survivors = cluster.nodes.filter((_, index) => index !== owner);
+    await eventually(
+      async () => assert.equal((await ownersOf(survivors, "kill")).length, 1),
+      LEASE_TTL_MS + 5000,
+    );
+    assert.ok(performance.now() - killedAt < LEASE_TTL_MS + 5000);
+    await writing.stop();
+    await eventually(() => {
+      const text = assertConverged(clients);
+      const final = tokensOf(text);
+      assert.deepEqual(
+        [...received].filter((token) => !final.has(token)),
+        [],
+      );
+    }, 20_000);
+    await eventually(
+      async () => assert.equal(await storedText(cluster, "kill"), clients[0]!.text.toString()),
+      10_000,
+    );
+  });
+
+  it("SIGSTOP of the owner for 3× the TTL: it is fenced after resuming, closes its clients, nothing is lost", async () => {
+    const owner = await sixClients("pause");
+    const paused = cluster.nodes[owner]!;
+    const writing = keepWriting(clients, 10);
+    await eventually(() => assert.ok(receivedTokens(clients).size > 100), 20_000);
+    paused.child.kill("SIGSTOP");
+    const pausedAt = performance.now();
+    const received = receivedTokens(clients);
+    const others = cluster.nodes.filter((_, index) => index !== owner);
+    await eventually(
+      async () => assert.equal((await ownersOf(others, "pause")).length, 1),
+      LEASE_TTL_MS * 3 + 5000,
+    );
+    // Time is the subject: the pause lasts 3× the lease TTL, as a long GC or VM stall would.
+    const rest = LEASE_TTL_MS * 3 - (performance.now() - pausedAt);
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+    paused.child.kill("SIGCONT");
+    const resumedAt = performance.now();
+    await eventually(async () => assert.deepEqual(await ownersOf([paused], "pause"), []), 1000);
+    assert.ok(performance.now() - resumedAt <= 1000, "the resumed ex-owner let go within 1 s");
+    const metrics = await (await fetch(`${paused.httpUrl}/metrics`)).text();
+    const before = Number(/opstream_updates_applied_total (\d+)/.exec(metrics)?.[1] ?? 0);
+    const fencedOrLost =
+      Number(/opstream_fenced_writes_total (\d+)/.exec(metrics)?.[1] ?? 0) +
+      Number(/opstream_leases_lost_total (\d+)/.exec(metrics)?.[1] ?? 0);
+    assert.ok(fencedOrLost > 0, "it stepped down because its lease was lost or its writes were fenced");
+    await writing.stop();
+    await eventually(() => {
+      const final = tokensOf(assertConverged(clients));
+      assert.deepEqual(
+        [...received].filter((token) => !final.has(token)),
+        [],
+      );
+    }, 20_000);
+    const after = /opstream_updates_applied_total (\d+)/.exec(
+      await (await fetch(`${paused.httpUrl}/metrics`)).text(),
+    );
+    assert.equal(Number(after?.[1] ?? 0), before, "the ex-owner stored nothing after resuming");
+    await eventually(
+      async () => assert.equal(await storedText(cluster, "pause"), clients[0]!.text.toString()),
+      10_000,
+    );
+  });
+
+  it("SIGTERM of the owner: ownership moves in under 1 s, its clients reconnect elsewhere, nothing is lost", async () => {
+    const owner = await sixClients("drain");
+    const writing = keepWriting(clients, 10);
+    await eventually(() => assert.ok(receivedTokens(clients).size > 100), 20_000);
+    const stopping = cluster.nodes[owner]!.stop("SIGTERM");
+    const stoppedAt = performance.now();
+    await stopping;
+    const others = cluster.nodes.filter((_, index) => index !== owner);
+    await eventually(async () => assert.equal((await ownersOf(others, "drain")).length, 1), 5000, 10);
+    const moveMs = performance.now() - stoppedAt;
+    assert.ok(moveMs < 1000, `ownership moved in ${Math.round(moveMs)} ms`);
+    const received = receivedTokens(clients);
+    await writing.stop();
+    await eventually(() => {
+      const final = tokensOf(assertConverged(clients));
+      assert.deepEqual(
+        [...received].filter((token) => !final.has(token)),
+        [],
+      );
+    }, 20_000);
+    await eventually(
+      async () => assert.equal(await storedText(cluster, "drain"), clients[0]!.text.toString()),
+      10_000,
+    );
+  });
+
+  it("Redis restarted during edits: nodes reconnect and resync, all converge, nothing received is lost", async () => {
+    await sixClients("redis-restart");
+    const writing = keepWriting(clients, 10);
+    await eventually(() => assert.ok(receivedTokens(clients).size > 100), 20_000);
+    await cluster.redis.restart();
+    const received = receivedTokens(clients);
+    await eventually(() => assert.ok(receivedTokens(clients).size > received.size + 100), 30_000);
+    await writing.stop();
+    await eventually(() => {
+      const final = tokensOf(assertConverged(clients));
+      assert.deepEqual(
+        [...received].filter((token) => !final.has(token)),
+        [],
+      );
+    }, 30_000);
+    await eventually(
+      async () => assert.equal((await ownersOf(cluster.nodes, "redis-restart")).length, 1),
+      10_000,
+    );
+    await eventually(
+      async () => assert.equal(await storedText(cluster, "redis-restart"), clients[0]!.text.toString()),
+      10_000,
+    );
+  });
+});

@@ -1,0 +1,87 @@
+import { strict as assert } from "node:assert";
+import * as Y from "yjs";
+import { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
+import { SqliteDocumentStore } from "../../src/index.js";
+import { connectClient, type Client } from "../support/clients.js";
+import type { Cluster } from "../support/cluster.js";
+import type { ServerProcess } from "../support/process.js";
+
+/** Indexes of the nodes whose /healthz says they own `doc` (nodes that do not answer are skipped). */
+export async function ownersOf(nodes: readonly ServerProcess[], doc: string): Promise<number[]> {
+  const answers = await Promise.all(
+    nodes.map(async (node, index) => {
+      try {
+        const response = await fetch(`${node.httpUrl}/healthz?doc=${encodeURIComponent(doc)}`, {
+          signal: AbortSignal.timeout(1000),
+        });
+        return ((await response.json()) as { owns?: boolean }).owns ? index : -1;
+      } catch {
+        return -1; // a stopped or killed node owns nothing we can see
+      }
+    }),
+  );
+  return answers.filter((index) => index >= 0);
+}
+
+/** A round-robin proxy over the cluster's node ports (non-sticky, like a load balancer). */
+export function proxyFor(cluster: Cluster): Promise<RoundRobinProxy> {
+  return RoundRobinProxy.start(cluster.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })));
+}
+
+/** `n` stock clients through the proxy: consecutive connections land on consecutive nodes. */
+export function clientsVia(proxy: RoundRobinProxy, doc: string, n: number): Client[] {
+  return Array.from({ length: n }, () => connectClient(`ws://127.0.0.1:${proxy.port}`, doc));
+}
+
+/** Keeps every client appending unique tokens (`c<i>-<n>;`) until stopped. */
+export function keepWriting(clients: readonly Client[], everyMs = 5): { stop(): Promise<void> } {
+  let running = true;
+  const loops = clients.map(async (client, c) => {
+    for (let n = 0; running; n++) {
+      client.text.insert(client.text.length, `c${c}-${n};`);
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+export function tokensOf(text: string): Set<string> {
+  return new Set(text.split(";").filter(Boolean));
+}
+
+/** Tokens each client holds that another client wrote: what it had *received* from the server. */
+export function receivedTokens(clients: readonly Client[]): Set<string> {
+  const received = new Set<string>();
+  clients.forEach((client, c) => {
+    for (const token of tokensOf(client.text.toString()))
+      if (!token.startsWith(`c${c}-`)) received.add(token);
+  });
+  return received;
+}
+
+/** The document as storage has it (latest snapshot + ops after it), read from the shared SQLite file. */
+export async function storedText(cluster: Cluster, doc: string): Promise<string> {
+  const store = new SqliteDocumentStore({ path: cluster.storage });
+  try {
+    const { snapshot, ops } = await store.load(doc);
+    const ydoc = new Y.Doc();
+    if (snapshot) Y.applyUpdate(ydoc, snapshot.state);
+    for (const op of ops) Y.applyUpdate(ydoc, op.update);
+    return ydoc.getText("text").toString();
+  } finally {
+    await store.close();
+  }
+}
+
+/** All clients hold the same text, and it has no pending (undeliverable) structs. */
+export function assertConverged(clients: readonly Client[]): string {
+  const texts = clients.map((client) => client.text.toString());
+  for (const text of texts) assert.equal(text, texts[0]);
+  for (const client of clients) assert.equal(client.doc.store.pendingStructs, null, "no pending structs");
+  return texts[0] ?? "";
+}
