@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
-import { synced, type Client } from "../support/clients.js";
+import { connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import {
@@ -116,10 +116,20 @@ describe("cluster of 3 nodes on Redis", function () {
     const paused = cluster.nodes[owner]!;
     const writing = keepWriting(clients, 10);
     await eventually(() => assert.ok(receivedTokens(clients).size > 100), 20_000);
+    // Pause it between writes: a process stopped inside a SQLite write transaction
+    // would hold the shared file's lock (a limit of the one-file store, OPERATIONS.md).
+    await writing.stop();
+    await eventually(() => assertConverged(clients), 10_000);
     paused.child.kill("SIGSTOP");
     const pausedAt = performance.now();
     const received = receivedTokens(clients);
+    const writingDuringPause = keepWriting(clients, 10);
     const others = cluster.nodes.filter((_, index) => index !== owner);
+    // The document moves on the next request after the lease expires: a client
+    // opening it on a live node (the proxied ones may be stuck on the paused node).
+    const live = others[0]!;
+    const next = connectClient(live.url, "pause");
+    clients.push(next);
     await eventually(
       async () => assert.equal((await ownersOf(others, "pause")).length, 1),
       LEASE_TTL_MS * 3 + 5000,
@@ -137,7 +147,7 @@ describe("cluster of 3 nodes on Redis", function () {
       Number(/opstream_fenced_writes_total (\d+)/.exec(metrics)?.[1] ?? 0) +
       Number(/opstream_leases_lost_total (\d+)/.exec(metrics)?.[1] ?? 0);
     assert.ok(fencedOrLost > 0, "it stepped down because its lease was lost or its writes were fenced");
-    await writing.stop();
+    await writingDuringPause.stop();
     await eventually(() => {
       const final = tokensOf(assertConverged(clients));
       assert.deepEqual(
