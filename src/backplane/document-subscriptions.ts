@@ -17,7 +17,7 @@ interface Subscribers {
 }
 
 /**
- * Ref-counted document subscriptions: any number of local handlers per document,
+ * Ref-counted document subscriptions: several local handlers per document,
  * one channel subscription, dropped when the last handler leaves.
  */
 export class DocumentSubscriptions {
