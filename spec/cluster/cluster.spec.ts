@@ -1,10 +1,11 @@
 import { strict as assert } from "node:assert";
 import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
-import { connectClient, synced, type Client } from "../support/clients.js";
+import { assertAwarenessRoundTrip, connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import {
   assertConverged,
+  assertConvergedWith,
   clientsVia,
   keepWriting,
   ownersOf,
@@ -64,17 +65,7 @@ describe("cluster of 3 nodes on Redis", function () {
     );
 
     const [a, b, c] = clients as [Client, Client, Client];
-    b.provider.awareness.setLocalStateField("user", { name: "Bea" });
-    for (const other of [a, c]) {
-      await eventually(() =>
-        assert.deepEqual(other.provider.awareness.getStates().get(b.doc.clientID), { user: { name: "Bea" } }),
-      );
-    }
-    b.provider.shouldConnect = false;
-    (b.provider.ws as unknown as { terminate(): void }).terminate();
-    for (const other of [a, c]) {
-      await eventually(() => assert.equal(other.provider.awareness.getStates().has(b.doc.clientID), false));
-    }
+    await assertAwarenessRoundTrip(b, [a, c]);
   });
 
   it("kill -9 of the owner: another node owns within TTL + 5 s, nothing received is lost, all converge", async () => {
@@ -97,14 +88,7 @@ describe("cluster of 3 nodes on Redis", function () {
     );
     assert.ok(performance.now() - killedAt < LEASE_TTL_MS + 5000);
     await writing.stop();
-    await eventually(() => {
-      const text = assertConverged(clients);
-      const final = tokensOf(text);
-      assert.deepEqual(
-        [...received].filter((token) => !final.has(token)),
-        [],
-      );
-    }, 20_000);
+    await eventually(() => assertConvergedWith(clients, received), 20_000);
     await eventually(
       async () => assert.equal(await storedText(cluster, "kill"), clients[0]!.text.toString()),
       10_000,
@@ -148,13 +132,7 @@ describe("cluster of 3 nodes on Redis", function () {
       Number(/opstream_leases_lost_total (\d+)/.exec(metrics)?.[1] ?? 0);
     assert.ok(fencedOrLost > 0, "it stepped down because its lease was lost or its writes were fenced");
     await writingDuringPause.stop();
-    await eventually(() => {
-      const final = tokensOf(assertConverged(clients));
-      assert.deepEqual(
-        [...received].filter((token) => !final.has(token)),
-        [],
-      );
-    }, 20_000);
+    await eventually(() => assertConvergedWith(clients, received), 20_000);
     const after = /opstream_updates_applied_total (\d+)/.exec(
       await (await fetch(`${paused.httpUrl}/metrics`)).text(),
     );
@@ -178,13 +156,7 @@ describe("cluster of 3 nodes on Redis", function () {
     assert.ok(moveMs < 1000, `ownership moved in ${Math.round(moveMs)} ms`);
     const received = receivedTokens(clients);
     await writing.stop();
-    await eventually(() => {
-      const final = tokensOf(assertConverged(clients));
-      assert.deepEqual(
-        [...received].filter((token) => !final.has(token)),
-        [],
-      );
-    }, 20_000);
+    await eventually(() => assertConvergedWith(clients, received), 20_000);
     await eventually(
       async () => assert.equal(await storedText(cluster, "drain"), clients[0]!.text.toString()),
       10_000,
@@ -199,13 +171,7 @@ describe("cluster of 3 nodes on Redis", function () {
     const received = receivedTokens(clients);
     await eventually(() => assert.ok(receivedTokens(clients).size > received.size + 100), 30_000);
     await writing.stop();
-    await eventually(() => {
-      const final = tokensOf(assertConverged(clients));
-      assert.deepEqual(
-        [...received].filter((token) => !final.has(token)),
-        [],
-      );
-    }, 30_000);
+    await eventually(() => assertConvergedWith(clients, received), 30_000);
     await eventually(
       async () => assert.equal((await ownersOf(cluster.nodes, "redis-restart")).length, 1),
       10_000,

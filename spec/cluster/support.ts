@@ -85,3 +85,13 @@ export function assertConverged(clients: readonly Client[]): string {
   for (const client of clients) assert.equal(client.doc.store.pendingStructs, null, "no pending structs");
   return texts[0] ?? "";
 }
+
+/** Every client holds the same text, and it contains every token in `received`. */
+export function assertConvergedWith(clients: readonly Client[], received: ReadonlySet<string>): void {
+  const final = tokensOf(assertConverged(clients));
+  assert.deepEqual(
+    [...received].filter((token) => !final.has(token)),
+    [],
+    "every update a client had received is in every client",
+  );
+}

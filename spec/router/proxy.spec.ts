@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { LocalBus, MemoryDocumentStore } from "../../src/index.js";
-import { connectClient, synced, type Client } from "../support/clients.js";
+import { assertAwarenessRoundTrip, connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
 
@@ -70,17 +70,7 @@ describe("router proxying across in-process nodes", () => {
     const b = connect(1, "aware");
     const c = connect(2, "aware");
     await Promise.all([a, b, c].map((x) => synced(x)));
-    b.provider.awareness.setLocalStateField("user", { name: "Bea" });
-    for (const other of [a, c]) {
-      await eventually(() =>
-        assert.deepEqual(other.provider.awareness.getStates().get(b.doc.clientID), { user: { name: "Bea" } }),
-      );
-    }
-    b.provider.shouldConnect = false;
-    (b.provider.ws as unknown as { terminate(): void }).terminate();
-    for (const other of [a, c]) {
-      await eventually(() => assert.equal(other.provider.awareness.getStates().has(b.doc.clientID), false));
-    }
+    await assertAwarenessRoundTrip(b, [a, c]);
   });
 
   it("moves ownership when the owner shuts down; clients reconnect elsewhere and converge", async function () {

@@ -1,4 +1,5 @@
 import WebSocket from "ws";
+import { strict as assert } from "node:assert";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { eventually } from "./eventually.js";
@@ -43,4 +44,26 @@ export function synced(client: Client, timeoutMs = 5000): Promise<void> {
   return eventually(() => {
     if (!client.provider.synced) throw new Error("provider not synced yet");
   }, timeoutMs);
+}
+
+/**
+ * `sender` sets a presence state; each of `others` must see it, then lose it once
+ * the sender's socket is dropped abruptly (no goodbye: the server must clean up).
+ */
+export async function assertAwarenessRoundTrip(sender: Client, others: readonly Client[]): Promise<void> {
+  sender.provider.awareness.setLocalStateField("user", { name: "Bea" });
+  for (const other of others) {
+    await eventually(() =>
+      assert.deepEqual(other.provider.awareness.getStates().get(sender.doc.clientID), {
+        user: { name: "Bea" },
+      }),
+    );
+  }
+  sender.provider.shouldConnect = false;
+  (sender.provider.ws as unknown as { terminate(): void }).terminate();
+  for (const other of others) {
+    await eventually(() =>
+      assert.equal(other.provider.awareness.getStates().has(sender.doc.clientID), false),
+    );
+  }
 }

@@ -1,5 +1,6 @@
 import * as Y from "yjs";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { codeOf, invalidUpdate, rejection } from "./session-errors.js";
 import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
 import { AwarenessRegistry } from "./awareness.js";
 import { FanOut } from "./fan-out.js";
@@ -386,27 +387,4 @@ export class DocumentSession {
 
 function isOrigin(value: unknown): value is Origin {
   return typeof value === "object" && value !== null && "kind" in value;
-}
-
-function codeOf(error: unknown): string {
-  return isOpStreamError(error) ? error.code : "unknown";
-}
-
-function rejection(error: unknown, docId: string): OpStreamError {
-  if (isOpStreamError(error)) return error;
-  return new OpStreamError(
-    ErrorCodes.UPDATE_REJECTED,
-    `A validator rejected an update to "${docId}": ${String(error)}`,
-    { docId },
-    error,
-  );
-}
-
-function invalidUpdate(error: unknown, docId: string): OpStreamError {
-  return new OpStreamError(
-    ErrorCodes.INVALID_UPDATE,
-    `Yjs could not apply an update to "${docId}": ${String(error)}`,
-    { docId },
-    error,
-  );
 }
