@@ -309,6 +309,22 @@ describe("Redis backplane (real redis-server)", () => {
       await eventually(async () => assert.equal(await ownership.ownerOf("hung"), null), 5000);
     });
 
+    it("ends a lease as 'taken' when its key names another node, and never deletes that node's key", async () => {
+      const keyPrefix = newPrefix();
+      const metrics = new OpStreamMetrics();
+      const node = await backplane({ keyPrefix, ownershipLeaseTtlMs: 600, metrics });
+      const ownership = node.createOwnership(new MemoryDocumentStore());
+      const lease = (await ownership.acquire("doc"))!;
+      const admin = client();
+      await admin.set(`${keyPrefix}owner:doc`, "another-node", "PX", 10_000);
+      await eventually(() => assert.equal(lease.signal.aborted, true), 2000);
+      assert.equal((lease.signal.reason as OpStreamError).details.reason, "taken");
+      assert.equal(await counter(metrics.leasesLost), 1);
+      await lease.release();
+      assert.equal(await admin.get(`${keyPrefix}owner:doc`), "another-node");
+      assert.equal(await ownership.acquire("doc"), null, "held elsewhere: no lease, no retry loop");
+    });
+
     it("releases the key and rethrows when claiming the epoch fails", async () => {
       const store = new SqliteDocumentStore({ path: join(tempDir(), "closed.sqlite") });
       await store.close();

@@ -2,7 +2,7 @@ import { ErrorCodes, OpStreamError } from "../../errors.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
 import type { Lease } from "../ownership.js";
-import { RELEASE_SCRIPT, RENEW_SCRIPT } from "./lease-scripts.js";
+import type { LeaseLock, LeaseLocks } from "./lease-locks.js";
 
 /**
  * A lease counts as lost when no renewal has been confirmed by
@@ -24,24 +24,15 @@ export const RENEWALS_PER_TTL = 3;
 /** After a failed renewal, the next try comes after `ttl / RENEW_RETRIES_PER_TTL`. */
 const RENEW_RETRIES_PER_TTL = 10;
 
-/** The Redis commands leases use: a narrow structural view of an ioredis client. */
-export interface LeaseCommands {
-  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
-  get(key: string): Promise<string | null>;
-}
-
 /** Why a lease ended (`details.reason` of its signal's NOT_OWNER error). */
 export type LeaseEndReason = "deadline" | "taken" | "released" | "superseded";
 
 /** What a lease shares with the ownership that made it. */
 export interface LeaseContext {
-  readonly redis: LeaseCommands;
-  readonly nodeId: string;
+  readonly locks: LeaseLocks;
   readonly ttlMs: number;
   readonly metrics: Pick<OpStreamMetrics, "leasesLost" | "leaseRenewFailures"> | undefined;
   readonly logger: BackplaneLogger;
-  /** The owner key of `docId`. */
-  key(docId: string): string;
   /**
    * True while `lease` is this node's newest lease on its document. Only that one
    * may touch the key: the key's value is the node id, which an older lease of the
@@ -61,7 +52,8 @@ export interface LeaseContext {
 export class RedisLease implements Lease {
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
-  private readonly key: string;
+  /** The redlock lock on the owner key; replaced by each confirmed renewal. */
+  private lock: LeaseLock;
   /** `performance.now()` when the last confirmed SET/PEXPIRE was sent. */
   private confirmedSentAt: number;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -74,11 +66,12 @@ export class RedisLease implements Lease {
   constructor(
     readonly docId: string,
     readonly epoch: number,
+    lock: LeaseLock,
     private readonly context: LeaseContext,
     sentAt: number,
   ) {
     this.signal = this.controller.signal;
-    this.key = context.key(docId);
+    this.lock = lock;
     this.confirmedSentAt = sentAt;
     this.armDeadline();
     this.scheduleRenewal();
@@ -109,15 +102,15 @@ export class RedisLease implements Lease {
     if (this.endReason) return;
     const current = this.context.isCurrent(this);
     this.end("released", `The lease of "${this.docId}" (epoch ${this.epoch}) was released.`);
-    if (current) await this.context.redis.eval(RELEASE_SCRIPT, 1, this.key, this.context.nodeId);
+    if (current) await this.context.locks.release(this.lock);
   }
 
   private async renewOnce(): Promise<void> {
-    const { redis, nodeId, ttlMs, metrics, logger } = this.context;
+    const { locks, ttlMs, metrics, logger } = this.context;
     const sentAt = performance.now();
-    let result: unknown;
+    let result: LeaseLock | "lost";
     try {
-      result = await redis.eval(RENEW_SCRIPT, 1, this.key, nodeId, ttlMs);
+      result = await locks.extend(this.lock, ttlMs);
     } catch (error) {
       if (this.endReason) throw this.endReason;
       metrics?.leaseRenewFailures.inc();
@@ -129,13 +122,14 @@ export class RedisLease implements Lease {
     }
     // Confirmed after the deadline (or after a release): too late, the lease is gone.
     if (this.endReason) throw this.endReason;
-    if (result !== 1) {
+    if (result === "lost") {
       metrics?.leaseRenewFailures.inc();
       throw this.lose(
         "taken",
         `The lease of "${this.docId}" (epoch ${this.epoch}) is gone: its key expired or another node holds it.`,
       );
     }
+    this.lock = result;
     this.confirmedSentAt = sentAt;
     this.armDeadline();
   }
@@ -190,9 +184,13 @@ export class RedisLease implements Lease {
     if (reason === "deadline" && current) {
       // Redis may still name this node (a slow renewal may even land after this):
       // free the key so a successor need not wait out the TTL. Compare-and-DEL, sent
-      // after any renewal of ours on the same connection, so it never frees another node's lease.
-      this.context.redis
-        .eval(RELEASE_SCRIPT, 1, this.key, this.context.nodeId)
+      // after any renewal of ours on the same connection, so it never frees another
+      // node's lease. (Rarely, right after a Redis restart, a renewal's NOSCRIPT
+      // fallback can land after this and re-set the key; it then names this node
+      // until the TTL ends, which delays a successor but cannot let this node write:
+      // its epoch is fenced.)
+      this.context.locks
+        .release(this.lock)
         .catch((error: unknown) =>
           this.context.logger.warn(
             { err: error, docId: this.docId },

@@ -1,17 +1,18 @@
+import type { Redis } from "ioredis";
 import { ErrorCodes, OpStreamError } from "../../errors.js";
 import { createDefaultLogger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentStore } from "../../storage/document-store.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
 import type { IOwnership, Lease } from "../ownership.js";
-import { ACQUIRE_SCRIPT, RELEASE_SCRIPT } from "./lease-scripts.js";
+import { LeaseLocks } from "./lease-locks.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "./options.js";
-import { RedisLease, type LeaseCommands, type LeaseContext } from "./redis-lease.js";
+import { RedisLease, type LeaseContext } from "./redis-lease.js";
 
 /** Options of {@link RedisOwnership}. */
 export interface RedisOwnershipOptions {
-  /** The client lease commands go through (an ioredis client fits); the caller owns it. */
-  redis: LeaseCommands;
+  /** The ioredis client redlock runs lease commands on; the caller owns it. */
+  redis: Redis;
   /** This node's id: the value of the owner keys it holds. */
   nodeId: string;
   /** Where each new owner claims the document's next epoch. */
@@ -27,14 +28,14 @@ export interface RedisOwnershipOptions {
 }
 
 /**
- * Document ownership through Redis leases: key `<prefix>owner:<docId>`, value the
- * owner's node id, TTL `leaseTtlMs` (see `lease-scripts.ts` for why this is Lua
- * rather than redlock). Who *should* own a document comes from Redis; safety comes
- * from the storage epoch each new lease claims.
+ * Document ownership through Redis leases taken with redlock: key
+ * `<prefix>owner:<docId>`, value the owner's node id, TTL `leaseTtlMs` (see
+ * `LeaseLocks`). Who *should* own a document comes from Redis; safety comes from
+ * the storage epoch each new lease claims.
  */
 export class RedisOwnership implements IOwnership {
   readonly nodeId: string;
-  private readonly redis: LeaseCommands;
+  private readonly locks: LeaseLocks;
   private readonly store: Pick<DocumentStore, "claimEpoch">;
   private readonly keyPrefix: string;
   private readonly ttlMs: number;
@@ -47,8 +48,8 @@ export class RedisOwnership implements IOwnership {
   private readonly context: LeaseContext;
 
   constructor(options: RedisOwnershipOptions) {
-    this.redis = options.redis;
     this.nodeId = options.nodeId;
+    this.locks = new LeaseLocks(options.redis, options.nodeId);
     this.store = options.store;
     this.keyPrefix = options.keyPrefix ?? REDIS_BACKPLANE_DEFAULTS.keyPrefix;
     this.ttlMs = options.leaseTtlMs ?? REDIS_BACKPLANE_DEFAULTS.ownershipLeaseTtlMs;
@@ -62,12 +63,10 @@ export class RedisOwnership implements IOwnership {
     this.metrics = options.metrics;
     this.logger = options.logger ?? createDefaultLogger();
     this.context = {
-      redis: this.redis,
-      nodeId: this.nodeId,
+      locks: this.locks,
       ttlMs: this.ttlMs,
       metrics: this.metrics,
       logger: this.logger,
-      key: (docId) => this.key(docId),
       isCurrent: (lease) => this.current.get(lease.docId) === lease,
       forget: (lease) => {
         if (this.current.get(lease.docId) === lease) this.current.delete(lease.docId);
@@ -96,7 +95,7 @@ export class RedisOwnership implements IOwnership {
   }
 
   async ownerOf(docId: string): Promise<string | null> {
-    return this.redis.get(this.key(docId));
+    return this.locks.holder(this.key(docId));
   }
 
   private async acquireNow(docId: string): Promise<Lease | null> {
@@ -104,14 +103,14 @@ export class RedisOwnership implements IOwnership {
     // Before the SET, so the old lease can send nothing that lands after it.
     this.current.get(docId)?.supersede();
     const sentAt = performance.now();
-    const held = await this.redis.eval(ACQUIRE_SCRIPT, 1, key, this.nodeId, this.ttlMs);
-    if (held !== 1) return null;
+    const lock = await this.locks.acquire(key, this.ttlMs);
+    if (!lock) return null;
     let epoch: number;
     try {
       epoch = await this.store.claimEpoch(docId);
     } catch (error) {
-      await this.redis
-        .eval(RELEASE_SCRIPT, 1, key, this.nodeId)
+      await this.locks
+        .release(lock)
         .catch((releaseError: unknown) =>
           this.logger.warn(
             { err: releaseError, docId },
@@ -120,7 +119,7 @@ export class RedisOwnership implements IOwnership {
         );
       throw error;
     }
-    const lease = new RedisLease(docId, epoch, this.context, sentAt);
+    const lease = new RedisLease(docId, epoch, lock, this.context, sentAt);
     this.current.set(docId, lease);
     this.metrics?.leasesAcquired.inc();
     return lease;

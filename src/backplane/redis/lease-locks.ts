@@ -1,0 +1,108 @@
+import type { Redis } from "ioredis";
+import Redlock from "redlock";
+import { ACQUIRE_SCRIPT } from "./lease-scripts.js";
+
+/** A held owner key (redlock's lock object: resource, value = node id, expiry). */
+export type LeaseLock = Redlock.Lock;
+
+/** What an extend found when redlock reported failure. */
+export type ExtendOutcome = LeaseLock | "lost";
+
+/**
+ * Ownership-lease commands on redlock (v4), with one Redis per cluster.
+ *
+ * - The lock value is this node's id, not redlock's random token, so `GET
+ *   <prefix>owner:<docId>` names the owner (it is how non-owners find where to
+ *   proxy). Redlock's compare-by-value extend and unlock then mean "only while
+ *   this node holds it". Redlock 4 has no option for the value, so a subclass
+ *   overrides its `_random()`; `spec/backplane/redis-backplane.spec.ts` checks the
+ *   stored value, so a redlock upgrade that changes this fails loudly.
+ * - One attempt per call (`retryCount: 0`): a document held elsewhere is
+ *   proxied to at once, and renewals are retried by `RedisLease` on its own
+ *   schedule.
+ * - Redlock reports "held by another node" and "Redis did not answer" as the
+ *   same `LockError` (the cause goes to a `clientError` event that names no
+ *   lock). After a failure, one GET of the key tells them apart: an error means
+ *   Redis is unreachable (transient), another node's id means the lease is gone.
+ * - Redlock judges a lock's expiry by `Date.now()`; leases are judged by
+ *   `RedisLease` on `performance.now()` with a deadline well inside the TTL, so
+ *   redlock's own expiry check never decides anything first.
+ */
+export class LeaseLocks {
+  private readonly redlock: Redlock;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly nodeId: string,
+  ) {
+    const value = nodeId;
+    class NodeIdRedlock extends Redlock {
+      protected override _random(): string {
+        return value;
+      }
+    }
+    this.redlock = new NodeIdRedlock([redis], {
+      retryCount: 0,
+      lockScript: () => ACQUIRE_SCRIPT,
+    });
+    // Causes are recovered with a GET (see above); the event needs no listener,
+    // but one keeps a future redlock from treating it as unhandled.
+    this.redlock.on("clientError", () => undefined);
+  }
+
+  /** Who holds `key` (a node id), or null. Rejects when Redis does not answer. */
+  holder(key: string): Promise<string | null> {
+    return this.redis.get(key);
+  }
+
+  /**
+   * Takes `key` for `ttlMs` if it is free or already this node's. Resolves the
+   * lock, or null when another node holds it (or it changed hands meanwhile);
+   * rejects when Redis does not answer.
+   */
+  async acquire(key: string, ttlMs: number): Promise<LeaseLock | null> {
+    try {
+      return await this.redlock.lock(key, ttlMs);
+    } catch (error) {
+      if (!(error instanceof Redlock.LockError)) throw error;
+      await this.holder(key); // rejects when Redis is unreachable
+      return null;
+    }
+  }
+
+  /**
+   * Extends `lock` by `ttlMs` from now while the key still holds this node's id.
+   * Resolves the extended lock, or "lost" when the key is gone or another
+   * node's; rejects when the outcome is unknown (Redis did not answer), so the
+   * caller retries.
+   */
+  async extend(lock: LeaseLock, ttlMs: number): Promise<ExtendOutcome> {
+    try {
+      return await this.redlock.extend(lock, ttlMs);
+    } catch (error) {
+      if (!(error instanceof Redlock.LockError)) throw error;
+      const holder = await this.holder(keyOf(lock));
+      if (holder === this.nodeId) throw error; // still ours: the extend itself failed
+      return "lost";
+    }
+  }
+
+  /**
+   * Deletes the key if it still holds this node's id. Resolves as well when it
+   * is already gone or another node's; rejects only when Redis does not answer.
+   */
+  async release(lock: LeaseLock): Promise<void> {
+    try {
+      await this.redlock.unlock(lock);
+    } catch (error) {
+      if (!(error instanceof Redlock.LockError)) throw error;
+      const holder = await this.holder(keyOf(lock));
+      if (holder === this.nodeId) throw error;
+    }
+  }
+}
+
+function keyOf(lock: LeaseLock): string {
+  const resource = lock.resource;
+  return typeof resource === "string" ? resource : (resource[0] ?? "");
+}
