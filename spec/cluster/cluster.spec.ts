@@ -1,7 +1,17 @@
 import { strict as assert } from "node:assert";
+import { Redis } from "ioredis";
+import * as Y from "yjs";
 import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
+import type { ServerProcess } from "../support/process.js";
 import { assertAwarenessRoundTrip, connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
+import { ErrorCodes, RedisBackplane, isOpStreamError } from "../../src/index.js";
+import {
+  OwnerRequests,
+  decodeOwnerReply,
+  encodeOwnerRequest,
+  type OwnerReply,
+} from "../../src/router/rpc.js";
 import { eventually } from "../support/eventually.js";
 import {
   assertConverged,
@@ -161,6 +171,82 @@ describe("cluster of 3 nodes on Redis", function () {
       async () => assert.equal(await storedText(cluster, "drain"), clients[0]!.text.toString()),
       10_000,
     );
+  });
+
+  it("an RPC to a killed owner fails within requestTimeoutMs and succeeds against the new owner; a relayed edit is kept", async () => {
+    const [first, second, third] = cluster.nodes as [ServerProcess, ServerProcess, ServerProcess];
+    const onFirst = connectClient(first.url, "rpc");
+    clients.push(onFirst);
+    await synced(onFirst, 10_000);
+    const onThird = connectClient(third.url, "rpc");
+    clients.push(onThird);
+    await synced(onThird, 10_000);
+    assert.deepEqual(await ownersOf(cluster.nodes, "rpc"), [0], "the first node opened it, the third relays");
+    onFirst.text.insert(0, "before;");
+    await eventually(() => assert.equal(onThird.text.toString(), "before;"), 5000);
+
+    // A node of its own in this process, on the cluster's Redis and key prefix,
+    // sends the owner requests relays send.
+    const caller = new RedisBackplane({
+      connectionString: cluster.redis.url,
+      keyPrefix: cluster.keyPrefix,
+      nodeId: "spec-caller",
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    const redis = new Redis(cluster.redis.url);
+    try {
+      await caller.ready();
+      const sync = async (nodeId: string): Promise<OwnerReply> =>
+        decodeOwnerReply(
+          await caller.sendRequest(
+            nodeId,
+            OwnerRequests.SYNC,
+            encodeOwnerRequest({
+              docId: "rpc",
+              peerId: "spec-caller/1",
+              bytes: Y.encodeStateVector(new Y.Doc()),
+            }),
+          ),
+        );
+      const before = await sync("node-1");
+
+      await first.stop("SIGKILL");
+      const sentAt = performance.now();
+      await assert.rejects(sync("node-1"), (error: unknown) =>
+        isOpStreamError(error, ErrorCodes.REQUEST_TIMEOUT),
+      );
+      const failedAfter = performance.now() - sentAt;
+      assert.ok(
+        failedAfter >= REQUEST_TIMEOUT_MS - 50 && failedAfter < REQUEST_TIMEOUT_MS + 1000,
+        `failed after ${Math.round(failedAfter)} ms (requestTimeoutMs ${REQUEST_TIMEOUT_MS})`,
+      );
+
+      // An edit on the relay while its owner is dead: its APPLY times out too, the
+      // relay closes its client, which rejoins and resends it to whoever owns next.
+      onThird.text.insert(onThird.text.length, "after-kill;");
+      await eventually(
+        async () => assert.equal((await ownersOf([second, third], "rpc")).length, 1),
+        LEASE_TTL_MS + 5000,
+      );
+      const owner = await redis.get(`${cluster.keyPrefix}owner:rpc`);
+      assert.ok(owner === "node-2" || owner === "node-3", `new owner ${String(owner)}`);
+      await eventually(async () => {
+        const reply = await sync(owner);
+        assert.ok(reply.epoch > before.epoch, "the new owner serves a newer epoch");
+        const doc = new Y.Doc();
+        Y.applyUpdate(doc, reply.bytes);
+        assert.equal(doc.getText("text").toString(), "before;after-kill;");
+      }, 10_000);
+      const metrics = await (await fetch(`${third.httpUrl}/metrics`)).text();
+      assert.ok(
+        Number(/opstream_rpc_timeouts_total (\d+)/.exec(metrics)?.[1] ?? 0) > 0,
+        "the relay counted its timed-out request",
+      );
+      await eventually(() => assert.equal(onThird.text.toString(), "before;after-kill;"), 5000);
+    } finally {
+      await caller.close();
+      redis.disconnect();
+    }
   });
 
   it("Redis restarted during edits: nodes reconnect and resync, all converge, nothing received is lost", async () => {

@@ -99,6 +99,7 @@ export async function startRedis(): Promise<RedisServer> {
   };
 
   const stop = async (): Promise<void> => {
+    process.off("exit", killOnExit);
     const running = child;
     child = undefined;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
@@ -108,7 +109,8 @@ export async function startRedis(): Promise<RedisServer> {
     await exited;
   };
 
-  process.once("exit", () => child?.kill("SIGKILL"));
+  const killOnExit = (): void => void child?.kill("SIGKILL");
+  process.once("exit", killOnExit);
   await start();
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -116,6 +118,7 @@ export async function startRedis(): Promise<RedisServer> {
     stop,
     async restart() {
       await stop();
+      process.once("exit", killOnExit);
       await start();
     },
     pause: () => void child?.kill("SIGSTOP"),

@@ -24,8 +24,17 @@ export interface RelayDependencies {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Errors after which the owner is re-resolved and the request retried once. */
+/** Errors after which the owner is re-resolved and the request may be retried. */
 const RETRYABLE = new Set<string>([ErrorCodes.NOT_OWNER, ErrorCodes.NO_HANDLER, ErrorCodes.REQUEST_TIMEOUT]);
+/** Attempts per request to the owner, the first included. */
+const MAX_ATTEMPTS = 3;
+/** Backoff before re-resolving the owner: 50 ms, 100 ms, … (±50 % jitter). */
+const BACKOFF_BASE_MS = 50;
+
+function backoff(attempt: number): Promise<void> {
+  const ms = BACKOFF_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /**
  * A document owned by another node, as seen by a node with clients on it. Client
@@ -193,28 +202,45 @@ export class RelayDocument {
     }
   }
 
-  /** One request to the owner; after a retryable failure, re-resolves the owner and tries once more. */
+  /**
+   * One request to the owner, retried with backoff after re-resolving the owner
+   * (at most {@link MAX_ATTEMPTS} attempts, so no request hangs). After a
+   * retryable failure the owner key decides: another node took over → retry
+   * there; the same node answered NOT_OWNER/NO_HANDLER (a handover under way) →
+   * retry it; the same node did not answer, or nobody/this node owns it now → the
+   * relay closes (its clients rejoin, and the router acquires or relays afresh).
+   */
   private async call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
     const payload = encodeOwnerRequest({ docId: this.docId, peerId, bytes });
     const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
-    try {
-      return decodeOwnerReply(await this.deps.backplane.sendRequest(this.owner, type, payload, options));
-    } catch (error) {
-      if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
-      if (error.code === ErrorCodes.REQUEST_TIMEOUT) this.deps.metrics.rpcTimeouts.inc();
-      const owner = await this.deps.ownership.ownerOf(this.docId);
-      if (owner === null || owner === this.owner || owner === this.deps.backplane.nodeId) {
-        // The owner is gone (or it is us now): the relay cannot serve this document any more.
-        this.fail("step-down");
-        throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed; rejoin.`, {
-          docId: this.docId,
-          owner,
-        });
+    for (let attempt = 1; ; attempt++) {
+      const target = this.owner;
+      try {
+        return decodeOwnerReply(await this.deps.backplane.sendRequest(target, type, payload, options));
+      } catch (error) {
+        if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
+        const timedOut = error.code === ErrorCodes.REQUEST_TIMEOUT;
+        if (timedOut) this.deps.metrics.rpcTimeouts.inc();
+        if (this.closedReason) throw this.closedError();
+        if (attempt >= MAX_ATTEMPTS) throw this.ownerLost(this.owner);
+        await backoff(attempt);
+        if (this.closedReason) throw this.closedError();
+        const owner = await this.deps.ownership.ownerOf(this.docId);
+        const moved = owner !== null && owner !== target && owner !== this.deps.backplane.nodeId;
+        if (!moved && (owner !== target || timedOut)) throw this.ownerLost(owner);
+        this.deps.metrics.rpcRetries.inc();
+        this.owner = owner ?? target;
       }
-      this.deps.metrics.rpcRetries.inc();
-      this.owner = owner;
-      return decodeOwnerReply(await this.deps.backplane.sendRequest(owner, type, payload, options));
     }
+  }
+
+  /** The owner cannot be reached or moved away: close the relay; the caller's clients rejoin. */
+  private ownerLost(owner: string | null): OpStreamError {
+    this.fail("step-down");
+    return new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed; rejoin.`, {
+      docId: this.docId,
+      owner,
+    });
   }
 
   private globalId(peerId: string): string {
