@@ -121,6 +121,48 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), "ab");
     });
 
+    it("trims only through trimThrough (a consumer's offset), while loading still starts at the snapshot", async () => {
+      const epoch = await store.claimEpoch("doc");
+      const source = new Y.Doc();
+      for (let i = 0; i < 6; i++) await store.append("doc", epoch, [textUpdate(source, i, String(i))]);
+      await store.saveSnapshot("doc", epoch, Y.encodeStateAsUpdate(source), 6, { trimThrough: 3 });
+      assert.deepEqual(
+        (await store.readOps("doc", 0)).map((op) => op.seq),
+        [4, 5, 6],
+        "ops the slowest consumer has not committed stay",
+      );
+      const loaded = await store.load("doc");
+      assert.equal(loaded.snapshot?.seq, 6);
+      assert.deepEqual(loaded.ops, [], "a load never replays what the snapshot holds");
+      assert.equal(rebuild(loaded.snapshot?.state, loaded.ops), "012345");
+      await store.saveSnapshot("doc", epoch, Y.encodeStateAsUpdate(source), 6, { trimThrough: 99 });
+      assert.deepEqual(
+        await store.readOps("doc", 0),
+        [],
+        "never trims past the snapshot, then trims up to it",
+      );
+    });
+
+    it("commits consumer offsets per document and consumer, never backwards, fenced; delete drops them", async () => {
+      const stale = await store.claimEpoch("doc");
+      const epoch = await store.claimEpoch("doc");
+      assert.deepEqual(await store.readOffsets("doc"), new Map());
+      await store.commitOffset("doc", epoch, "index", 5);
+      await store.commitOffset("doc", epoch, "mail", 2);
+      await store.commitOffset("doc", epoch, "index", 3);
+      await assertFenced(store.commitOffset("doc", stale, "index", 9));
+      assert.deepEqual(
+        await store.readOffsets("doc"),
+        new Map([
+          ["index", 5],
+          ["mail", 2],
+        ]),
+      );
+      assert.deepEqual(await store.readOffsets("other"), new Map());
+      await store.delete("doc");
+      assert.deepEqual(await store.readOffsets("doc"), new Map());
+    });
+
     it("keeps sequence order under concurrent appends", async () => {
       const epoch = await store.claimEpoch("doc");
       const source = new Y.Doc();

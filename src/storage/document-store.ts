@@ -24,6 +24,17 @@ export interface StoredDocument {
   readonly ops: readonly StoredOp[];
 }
 
+/** Options of {@link DocumentStore.saveSnapshot}. */
+export interface SaveSnapshotOptions {
+  /**
+   * Trim only ops `<= trimThrough` (never more than `uptoSeq`): ops that a side-effect
+   * consumer has not committed yet stay in the log. Loading still starts at the
+   * snapshot, so ops between `trimThrough` and `uptoSeq` are kept but never replayed.
+   * @default uptoSeq
+   */
+  trimThrough?: number;
+}
+
 /**
  * The system of record. Each document has an append-only op log, an optional
  * snapshot, and an **epoch**: the fencing token of its current owner.
@@ -33,7 +44,7 @@ export interface StoredDocument {
  * `OpStreamError(FENCED)` when a later epoch has been claimed since, so a paused
  * ex-owner can never append to, overwrite or trim its successor's document.
  *
- * Implementations: memory (tests), SQLite (embedded default). The contract in
+ * Implementations: memory (tests), SQLite (embedded default), Redis, Postgres. The contract in
  * `spec/contracts/store.contract.ts` runs against every one of them.
  */
 export interface DocumentStore {
@@ -53,11 +64,26 @@ export interface DocumentStore {
   /** The latest snapshot and every op after it, read consistently. */
   load(docId: string): Promise<StoredDocument>;
   /**
-   * Saves `state` as the snapshot up to `uptoSeq` and trims ops `<= uptoSeq`, as one
-   * fenced operation (both happen or neither).
+   * Saves `state` as the snapshot up to `uptoSeq` and trims ops `<= uptoSeq` (or
+   * `<= options.trimThrough` when lower), as one fenced operation (both happen or
+   * neither).
    */
-  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void>;
-  /** Removes the document, its ops and snapshot. Idempotent. */
+  saveSnapshot(
+    docId: string,
+    epoch: number,
+    state: Uint8Array,
+    uptoSeq: number,
+    options?: SaveSnapshotOptions,
+  ): Promise<void>;
+  /**
+   * Records that side-effect consumer `consumer` has handled every op of `docId`
+   * up to and including `seq`. Fenced by `epoch` like every write; never moves an
+   * offset backwards (a lower `seq` leaves it as it is).
+   */
+  commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void>;
+  /** The committed offset of each consumer of `docId` (consumers that never committed are absent). */
+  readOffsets(docId: string): Promise<Map<string, number>>;
+  /** Removes the document, its ops, snapshot and consumer offsets. Idempotent. */
   delete(docId: string): Promise<void>;
   /** Ids of every stored document, sorted. */
   list(): Promise<string[]>;

@@ -1,4 +1,10 @@
-import type { DocumentStore, StoredDocument, StoredOp, StoredSnapshot } from "../document-store.js";
+import type {
+  DocumentStore,
+  SaveSnapshotOptions,
+  StoredDocument,
+  StoredOp,
+  StoredSnapshot,
+} from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 interface MemoryDocument {
@@ -7,6 +13,7 @@ interface MemoryDocument {
   live: boolean;
   ops: StoredOp[];
   snapshot: StoredSnapshot | null;
+  offsets: Map<string, number>;
 }
 
 /**
@@ -20,7 +27,7 @@ export class MemoryDocumentStore implements DocumentStore {
   private record(docId: string): MemoryDocument {
     let doc = this.docs.get(docId);
     if (!doc) {
-      doc = { epoch: 0, lastSeq: 0, live: false, ops: [], snapshot: null };
+      doc = { epoch: 0, lastSeq: 0, live: false, ops: [], snapshot: null, offsets: new Map() };
       this.docs.set(docId, doc);
     }
     return doc;
@@ -59,19 +66,37 @@ export class MemoryDocumentStore implements DocumentStore {
     return { snapshot, ops: await this.readOps(docId, snapshot?.seq ?? 0) };
   }
 
-  async saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
+  async saveSnapshot(
+    docId: string,
+    epoch: number,
+    state: Uint8Array,
+    uptoSeq: number,
+    options: SaveSnapshotOptions = {},
+  ): Promise<void> {
     await Promise.resolve();
     const doc = this.record(docId);
     assertEpoch(docId, epoch, doc.epoch);
     doc.snapshot = { seq: uptoSeq, epoch, state: Uint8Array.from(state) };
-    doc.ops = doc.ops.filter((op) => op.seq > uptoSeq);
+    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    doc.ops = doc.ops.filter((op) => op.seq > trimThrough);
+  }
+
+  async commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void> {
+    await Promise.resolve();
+    const doc = this.record(docId);
+    assertEpoch(docId, epoch, doc.epoch);
+    doc.offsets.set(consumer, Math.max(seq, doc.offsets.get(consumer) ?? 0));
+  }
+
+  readOffsets(docId: string): Promise<Map<string, number>> {
+    return Promise.resolve(new Map(this.docs.get(docId)?.offsets ?? []));
   }
 
   delete(docId: string): Promise<void> {
     // The epoch and sequence counters outlive the content, so a fenced-off
     // ex-owner stays fenced even after the document is deleted and re-created.
     const doc = this.docs.get(docId);
-    if (doc) Object.assign(doc, { live: false, ops: [], snapshot: null });
+    if (doc) Object.assign(doc, { live: false, ops: [], snapshot: null, offsets: new Map() });
     return Promise.resolve();
   }
 

@@ -2,7 +2,13 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
-import type { DocumentStore, StoredDocument, StoredOp, StoredSnapshot } from "../document-store.js";
+import type {
+  DocumentStore,
+  SaveSnapshotOptions,
+  StoredDocument,
+  StoredOp,
+  StoredSnapshot,
+} from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 /** Options of {@link SqliteDocumentStore}. */
@@ -35,6 +41,12 @@ CREATE TABLE IF NOT EXISTS ops (
   "update" BLOB NOT NULL,
   PRIMARY KEY (doc_id, seq)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+  doc_id TEXT NOT NULL,
+  consumer TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (doc_id, consumer)
+) STRICT, WITHOUT ROWID;
 `;
 
 interface DocRow {
@@ -66,7 +78,10 @@ export class SqliteDocumentStore implements DocumentStore {
     (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[]
   >;
   private readonly snapshotTx: Database.Transaction<
-    (docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => void
+    (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => void
+  >;
+  private readonly commitTx: Database.Transaction<
+    (docId: string, epoch: number, consumer: string, seq: number) => void
   >;
   private readonly loadTx: (docId: string) => StoredDocument;
 
@@ -99,6 +114,14 @@ export class SqliteDocumentStore implements DocumentStore {
       ),
       trim: db.prepare<[string, number]>("DELETE FROM ops WHERE doc_id = ? AND seq <= ?"),
       deleteOps: db.prepare<[string]>("DELETE FROM ops WHERE doc_id = ?"),
+      commitOffset: db.prepare<[string, string, number]>(
+        `INSERT INTO consumer_offsets (doc_id, consumer, seq) VALUES (?, ?, ?)
+         ON CONFLICT(doc_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
+      ),
+      offsets: db.prepare<[string], { consumer: string; seq: number }>(
+        "SELECT consumer, seq FROM consumer_offsets WHERE doc_id = ?",
+      ),
+      deleteOffsets: db.prepare<[string]>("DELETE FROM consumer_offsets WHERE doc_id = ?"),
       tombstone: db.prepare<[string]>(
         "UPDATE documents SET live = 0, snapshot = NULL, snapshot_seq = 0, snapshot_epoch = 0 WHERE id = ?",
       ),
@@ -117,10 +140,16 @@ export class SqliteDocumentStore implements DocumentStore {
       this.stmts.setLastSeq.run(seq, docId);
       return seqs;
     });
-    this.snapshotTx = db.transaction((docId: string, epoch: number, state: Uint8Array, uptoSeq: number) => {
+    this.snapshotTx = db.transaction(
+      (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => {
+        assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
+        this.stmts.saveSnapshot.run(state, uptoSeq, epoch, docId);
+        this.stmts.trim.run(docId, trimThrough);
+      },
+    );
+    this.commitTx = db.transaction((docId: string, epoch: number, consumer: string, seq: number) => {
       assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
-      this.stmts.saveSnapshot.run(state, uptoSeq, epoch, docId);
-      this.stmts.trim.run(docId, uptoSeq);
+      this.stmts.commitOffset.run(docId, consumer, seq);
     });
     this.loadTx = db.transaction((docId: string): StoredDocument => {
       const snapshot = this.readSnapshot(docId);
@@ -181,8 +210,29 @@ export class SqliteDocumentStore implements DocumentStore {
     return this.run("load", docId, () => this.loadTx(docId));
   }
 
-  saveSnapshot(docId: string, epoch: number, state: Uint8Array, uptoSeq: number): Promise<void> {
-    return this.run("saveSnapshot", docId, () => this.snapshotTx.immediate(docId, epoch, state, uptoSeq));
+  saveSnapshot(
+    docId: string,
+    epoch: number,
+    state: Uint8Array,
+    uptoSeq: number,
+    options: SaveSnapshotOptions = {},
+  ): Promise<void> {
+    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    return this.run("saveSnapshot", docId, () =>
+      this.snapshotTx.immediate(docId, epoch, state, uptoSeq, trimThrough),
+    );
+  }
+
+  commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void> {
+    return this.run("commitOffset", docId, () => this.commitTx.immediate(docId, epoch, consumer, seq));
+  }
+
+  readOffsets(docId: string): Promise<Map<string, number>> {
+    return this.run(
+      "readOffsets",
+      docId,
+      () => new Map(this.stmts.offsets.all(docId).map((row) => [row.consumer, row.seq])),
+    );
   }
 
   delete(docId: string): Promise<void> {
@@ -190,6 +240,7 @@ export class SqliteDocumentStore implements DocumentStore {
       this.db
         .transaction(() => {
           this.stmts.deleteOps.run(docId);
+          this.stmts.deleteOffsets.run(docId);
           this.stmts.tombstone.run(docId);
         })
         .immediate();
