@@ -26,6 +26,20 @@ export { AwarenessRegistry, AWARENESS_DEFAULTS, type AwarenessOptions } from "./
 export type { Origin } from "./engine/origin.js";
 export type { SessionPeer, DisconnectReason } from "./engine/peer.js";
 export type { Validator, Seeder, UpdateContext } from "./engine/validation.js";
+export {
+  CONSUMER_DEFAULTS,
+  type ConsumerHandler,
+  type ConsumerOptions,
+  type ConsumerRecord,
+} from "./engine/consumers.js";
+export {
+  WebhookHeaders,
+  signWebhook,
+  verifyWebhookSignature,
+  webhookConsumer,
+  type WebhookBody,
+  type WebhookOptions,
+} from "./engine/webhook-consumer.js";
 
 export {
   ChannelMessageType,

@@ -120,6 +120,24 @@ export class OpStreamMetrics {
     help: "Proxied requests retried after re-resolving a document's owner.",
     registers: [this.registry],
   });
+  readonly consumerDelivered = new Counter({
+    name: "opstream_consumer_records_total",
+    help: "Op-log records a side-effect consumer handled successfully.",
+    labelNames: ["consumer"] as const,
+    registers: [this.registry],
+  });
+  readonly consumerFailures = new Counter({
+    name: "opstream_consumer_failures_total",
+    help: "Failed consumer attempts (stage: handler or dead-letter); each is retried with backoff.",
+    labelNames: ["consumer", "stage"] as const,
+    registers: [this.registry],
+  });
+  readonly consumerDeadLettered = new Counter({
+    name: "opstream_consumer_dead_lettered_total",
+    help: "Records skipped after maxAttempts, once their dead-letter sink succeeded.",
+    labelNames: ["consumer"] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });

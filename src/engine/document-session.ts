@@ -3,6 +3,7 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import { codeOf, invalidUpdate, rejection } from "./session-errors.js";
 import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
 import { AwarenessRegistry } from "./awareness.js";
+import { ConsumerGroup } from "./consumers.js";
 import { FanOut } from "./fan-out.js";
 import { isProducer, SEED_ORIGIN, STORAGE_ORIGIN, type Origin } from "./origin.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
@@ -36,6 +37,7 @@ export class DocumentSession {
   private readonly snapshots: SnapshotScheduler;
   private readonly awareness: AwarenessRegistry;
   private readonly queue: ApplyQueue;
+  private consumers: ConsumerGroup | undefined;
   private closing = false;
   private captured: Captured[] | null = null;
   private currentTask: ApplyTask | undefined;
@@ -109,6 +111,12 @@ export class DocumentSession {
     session.snapshots.recordOps(stored.ops.length);
     try {
       if (!stored.snapshot && stored.ops.length === 0 && deps.seeder) await session.seed(deps.seeder);
+      session.consumers = await ConsumerGroup.open(
+        deps.consumers ?? [],
+        { ...deps, docId, epoch: session.epoch },
+        session.lastSeq,
+      );
+      if (session.closed) void session.consumers.stop();
     } catch (error) {
       await session.close("storage-failure");
       throw error;
@@ -299,7 +307,10 @@ export class DocumentSession {
         }
       }
     }
-    if (captured.length > 0) this.snapshots.recordOps(captured.length);
+    if (captured.length > 0) {
+      this.snapshots.recordOps(captured.length);
+      this.consumers?.notify(this.lastSeqValue);
+    }
   }
 
   /** Only busy channels get heartbeats: a quiet one has nothing a relay could miss. */
@@ -331,7 +342,10 @@ export class DocumentSession {
   private async writeSnapshot(): Promise<void> {
     if (this.lastSeqValue === this.snapshotSeq) return;
     const uptoSeq = this.lastSeqValue;
-    await this.deps.store.saveSnapshot(this.docId, this.epoch, Y.encodeStateAsUpdate(this.doc), uptoSeq);
+    const trimThrough = this.consumers?.trimThrough(uptoSeq) ?? uptoSeq;
+    await this.deps.store.saveSnapshot(this.docId, this.epoch, Y.encodeStateAsUpdate(this.doc), uptoSeq, {
+      trimThrough,
+    });
     this.snapshotSeq = uptoSeq;
     this.snapshots.recordSnapshot();
     this.deps.metrics.snapshots.inc();
@@ -355,6 +369,7 @@ export class DocumentSession {
   private finish(reason: DisconnectReason | "unloaded"): void {
     this.closedReason = reason;
     this.snapshots.stop();
+    void this.consumers?.stop();
     clearInterval(this.sweepTimer);
     clearInterval(this.heartbeatTimer);
     this.queue.close(this.closedError());

@@ -4,6 +4,7 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import type { AwarenessOptions } from "./awareness.js";
+import type { ConsumerRegistration } from "./consumers.js";
 import type { DocumentSession } from "./document-session.js";
 import type { SnapshotPolicy } from "./snapshot-policy.js";
 import type { Seeder, Validator } from "./validation.js";
@@ -18,6 +19,8 @@ export interface SessionServices {
   readonly logger: Logger;
   readonly metrics: OpStreamMetrics;
   readonly awareness?: AwarenessOptions;
+  /** Side-effect consumers, run on each document's owner. @default none */
+  readonly consumers?: readonly ConsumerRegistration[];
   /** Most queued updates appended as one batch. @default 256 */
   readonly maxBatch?: number;
   /** How often expired awareness states are swept. @default 5000 */

@@ -4,6 +4,7 @@ import { LocalOwnership } from "../backplane/local/local-ownership.js";
 import { RedisBackplane } from "../backplane/redis/redis-backplane.js";
 import type { RedisBackplaneOptions } from "../backplane/redis/options.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
+import { consumerRegistration, type ConsumerHandler, type ConsumerOptions } from "../engine/consumers.js";
 import { HybridSnapshotPolicy, type SnapshotPolicy } from "../engine/snapshot-policy.js";
 import type { Seeder, Validator } from "../engine/validation.js";
 import type { Logger } from "../logging/logger.js";
@@ -39,6 +40,7 @@ const UNSAFE_DEFAULT_WARNINGS: Readonly<Record<UnsafeDefault, string>> = Object.
 export class OpStreamBuilder {
   private readonly unsafeDefaults = new Set<UnsafeDefault>(["storage", "authorization"]);
   private readonly deprecations: string[] = [];
+  private readonly consumerNames = new Set<string>();
 
   /** @internal Created by `services.addOpStream()`. */
   constructor(
@@ -163,6 +165,29 @@ export class OpStreamBuilder {
 
   addValidator(validator: Validator): this {
     this.services.add(Tokens.Validators, () => validator);
+    return this;
+  }
+
+  /**
+   * Adds a named side-effect consumer of every document's op log (indexing,
+   * notifications, webhooks). It runs on each document's owner, gets each stored
+   * op at least once, in order, and its committed offset is kept in the store, so
+   * a restart or failover resumes where it stopped. A failing record is retried
+   * head-of-line with exponential backoff (10 ms → 30 s, with jitter) and blocks
+   * the consumer until it succeeds, unless `maxAttempts` + `deadLetter` are set.
+   * Snapshots never trim ops a consumer has not committed. Throws INVALID_OPTION
+   * for a bad name or options, and for a name added twice.
+   */
+  addConsumer(name: string, handler: ConsumerHandler, options: ConsumerOptions = {}): this {
+    const registration = consumerRegistration(name, handler, options);
+    if (this.consumerNames.has(name)) {
+      throw new OpStreamError(ErrorCodes.INVALID_OPTION, `addConsumer("${name}"): the name is taken.`, {
+        option: "name",
+        value: name,
+      });
+    }
+    this.services.add(Tokens.Consumers, () => registration);
+    this.consumerNames.add(name);
     return this;
   }
 

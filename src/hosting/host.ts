@@ -47,6 +47,7 @@ export class OpStreamHost {
       ownership: provider.get(Tokens.Ownership),
       snapshotPolicy: provider.get(Tokens.SnapshotPolicy),
       validators: provider.getAll(Tokens.Validators),
+      consumers: provider.getAll(Tokens.Consumers),
       seeder: provider.get(Tokens.Seeder),
       logger: this.logger,
       metrics: this.metrics,

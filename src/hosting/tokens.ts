@@ -1,5 +1,6 @@
 import type { IBackplane } from "../backplane/backplane.js";
 import type { IOwnership } from "../backplane/ownership.js";
+import type { ConsumerRegistration } from "../engine/consumers.js";
 import type { SnapshotPolicy } from "../engine/snapshot-policy.js";
 import type { Seeder, Validator } from "../engine/validation.js";
 import type { Logger } from "../logging/logger.js";
@@ -21,4 +22,5 @@ export const Tokens = Object.freeze({
   Seeder: new Token<Seeder | undefined>("Seeder"),
   Authorizer: new Token<Authorizer>("Authorizer"),
   Validators: new Token<Validator>("Validators"),
+  Consumers: new Token<ConsumerRegistration>("Consumers"),
 });
