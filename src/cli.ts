@@ -13,6 +13,8 @@ const USAGE = `Usage: opstream serve [options]
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
   --no-sample       do not serve the sample editor at /
+  --management-token <t>  bearer token of the /api/documents management API, >= 16 chars
+                          (env OPSTREAM_MANAGEMENT_TOKEN, default none: the API answers 403)
 
 Cluster (all nodes share one Redis and one store):
   --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
@@ -37,6 +39,7 @@ async function serve(argv: string[]): Promise<void> {
       "node-id": { type: "string", default: process.env.OPSTREAM_NODE_ID },
       "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "30000" },
       "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
+      "management-token": { type: "string", default: process.env.OPSTREAM_MANAGEMENT_TOKEN },
       help: { type: "boolean", default: false },
     },
   });
@@ -60,6 +63,8 @@ async function serve(argv: string[]): Promise<void> {
       requestTimeoutMs: Number(values["request-timeout-ms"]),
     });
   }
+  if (values["management-token"] !== undefined)
+    builder.useManagementAuthorization(values["management-token"]);
   const opstream = services.build();
   const app = express();
   const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));

@@ -28,6 +28,10 @@ export const ErrorCodes = {
   REQUEST_TIMEOUT: "OPS_ERR_REQUEST_TIMEOUT",
   /** No handler is registered for a backplane request type. */
   NO_HANDLER: "OPS_ERR_NO_HANDLER",
+  /** The management API refused the request (no or wrong authorization). */
+  FORBIDDEN: "OPS_ERR_FORBIDDEN",
+  /** The management API was asked about a document that does not exist. */
+  DOCUMENT_NOT_FOUND: "OPS_ERR_DOCUMENT_NOT_FOUND",
   /** The host is shutting down and accepts no new work. */
   SHUTTING_DOWN: "OPS_ERR_SHUTTING_DOWN",
 } as const;

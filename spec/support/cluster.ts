@@ -12,6 +12,8 @@ export interface ClusterOptions {
   requestTimeoutMs?: number;
   /** An already running redis-server to share (each cluster still gets its own key prefix). */
   redis?: RedisServer;
+  /** More CLI arguments for every node (e.g. `--management-token`). @default none */
+  extraArgs?: readonly string[];
 }
 
 /** n real `opstream serve` processes sharing a real redis-server and one SQLite file. */
@@ -47,6 +49,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     "--request-timeout-ms",
     String(options.requestTimeoutMs ?? 2000),
     "--no-sample",
+    ...(options.extraArgs ?? []),
   ];
   const nodes = await Promise.all(
     Array.from({ length: n }, (_, i) => spawnServer({ storage, args: args(i) })),

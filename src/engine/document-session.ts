@@ -223,6 +223,21 @@ export class DocumentSession {
     return this.closedPromise;
   }
 
+  /**
+   * Deletes the document: under the apply lock (after every queued update), its
+   * storage is removed; then the session closes, its peers with reason "deleted".
+   */
+  async delete(): Promise<void> {
+    this.assertOpen();
+    this.closing = true;
+    this.queue.beginClosing();
+    try {
+      await this.queue.exclusive(() => this.deps.store.delete(this.docId), true);
+    } finally {
+      this.finish("deleted");
+    }
+  }
+
   private async seed(seeder: Seeder): Promise<void> {
     this.captured = [];
     try {

@@ -12,6 +12,7 @@ import type { DocumentStore } from "../storage/document-store.js";
 import { MemoryDocumentStore } from "../storage/memory/memory-store.js";
 import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/sqlite-store.js";
 import { allowAll, type Authorizer } from "../transport/authorization.js";
+import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
 import { OpStreamMetrics } from "../metrics.js";
 import { createDefaultLogger } from "../logging/logger.js";
 import { resolveOptions, type OpStreamOptions } from "./options.js";
@@ -58,7 +59,8 @@ export class OpStreamBuilder {
       .set(Tokens.Store, () => new MemoryDocumentStore())
       .set(Tokens.SnapshotPolicy, () => new HybridSnapshotPolicy())
       .set(Tokens.Seeder, () => undefined)
-      .set(Tokens.Authorizer, () => allowAll);
+      .set(Tokens.Authorizer, () => allowAll)
+      .set(Tokens.ManagementAuthorizer, () => denyAll);
     this.useLocalBackplane();
   }
 
@@ -155,6 +157,18 @@ export class OpStreamBuilder {
   useAuthorization(authorizer: Authorizer): this {
     this.services.set(Tokens.Authorizer, () => authorizer);
     this.unsafeDefaults.delete("authorization");
+    return this;
+  }
+
+  /**
+   * Who may use the management API (`/api/documents` on `http()`): a function of
+   * the express request, or a bearer token string (`Authorization: Bearer <token>`,
+   * at least 16 characters). Until this is called every management request gets 403.
+   */
+  useManagementAuthorization(authorizerOrToken: ManagementAuthorizer | string): this {
+    const authorizer =
+      typeof authorizerOrToken === "string" ? bearerToken(authorizerOrToken) : authorizerOrToken;
+    this.services.set(Tokens.ManagementAuthorizer, () => authorizer);
     return this;
   }
 

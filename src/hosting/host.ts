@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { IBackplane } from "../backplane/backplane.js";
 import { healthRouter } from "../http/health.js";
+import { managementRouter, type ManagementAuthorizer } from "../http/management.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import { DocumentRouter } from "../router/document-router.js";
@@ -31,6 +32,7 @@ export class OpStreamHost {
   readonly router: DocumentRouter;
   readonly transport: WebSocketTransport;
   private readonly servers: Server[] = [];
+  private readonly managementAuthorizer: ManagementAuthorizer;
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -55,6 +57,7 @@ export class OpStreamHost {
       idleTimeoutMs: this.options.sessions.idleTimeoutMs,
       maxBatch: this.options.sessions.maxBatch,
     });
+    this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
     this.transport = new WebSocketTransport(
       this.options.transport,
       this.router,
@@ -74,21 +77,35 @@ export class OpStreamHost {
     return this.draining;
   }
 
-  /** An express router with `/livez`, `/healthz`, `/readyz` and `/metrics`. */
+  /**
+   * An express router with `/livez`, `/healthz`, `/readyz`, `/metrics` and the
+   * management API `/api/documents` (403 until `useManagementAuthorization()`).
+   */
   http(): Router {
     const isDraining = () => this.draining;
-    return healthRouter({
-      nodeId: this.nodeId,
-      get draining() {
-        return isDraining();
-      },
-      store: this.store,
-      checks: this.backplane.ping ? [{ name: "backplane", check: () => this.backplane.ping!() }] : [],
-      metrics: this.metrics,
-      sessionCount: () => this.router.sessionCount,
-      owns: (docId) => this.router.localSession(docId) !== undefined,
-      connectionCount: () => this.transport.connectionCount,
-    });
+    const router = express.Router();
+    router.use(
+      managementRouter({
+        store: this.store,
+        router: this.router,
+        authorize: this.managementAuthorizer,
+        logger: this.logger,
+      }),
+    );
+    return router.use(
+      healthRouter({
+        nodeId: this.nodeId,
+        get draining() {
+          return isDraining();
+        },
+        store: this.store,
+        checks: this.backplane.ping ? [{ name: "backplane", check: () => this.backplane.ping!() }] : [],
+        metrics: this.metrics,
+        sessionCount: () => this.router.sessionCount,
+        owns: (docId) => this.router.localSession(docId) !== undefined,
+        connectionCount: () => this.transport.connectionCount,
+      }),
+    );
   }
 
   /** Serves WebSocket upgrades on `server`. */

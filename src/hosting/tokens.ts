@@ -7,6 +7,7 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import type { Authorizer } from "../transport/authorization.js";
+import type { ManagementAuthorizer } from "../http/management.js";
 import type { ResolvedOptions } from "./options.js";
 import { Token } from "./token.js";
 
@@ -21,6 +22,7 @@ export const Tokens = Object.freeze({
   SnapshotPolicy: new Token<SnapshotPolicy>("SnapshotPolicy"),
   Seeder: new Token<Seeder | undefined>("Seeder"),
   Authorizer: new Token<Authorizer>("Authorizer"),
+  ManagementAuthorizer: new Token<ManagementAuthorizer>("ManagementAuthorizer"),
   Validators: new Token<Validator>("Validators"),
   Consumers: new Token<ConsumerRegistration>("Consumers"),
 });

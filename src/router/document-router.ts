@@ -6,7 +6,8 @@ import type { SessionServices } from "../engine/session-services.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle } from "./local-handle.js";
-import { registerOwnerEndpoint } from "./owner-endpoint.js";
+import { manageSession, registerOwnerEndpoint } from "./owner-endpoint.js";
+import type { ManagementRequest } from "./rpc.js";
 import { RelayDocument } from "./relay-document.js";
 
 /** What the router needs; the host wires it. */
@@ -45,6 +46,7 @@ export class DocumentRouter {
     this.unregister = registerOwnerEndpoint(deps.backplane, {
       owned: (docId) => this.owned(docId),
       detach: (session, peerId) => this.leave(session, peerId),
+      idle: (session) => this.armIdle(session),
     });
     // After a backplane reconnect, channel messages may have been lost: every relay resyncs.
     this.offResubscribed =
@@ -89,6 +91,39 @@ export class DocumentRouter {
         // The owner moved between resolving and joining: resolve again, with backoff.
         if (!isOpStreamError(error, ErrorCodes.NOT_OWNER) || attempt >= maxAttempts) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+      }
+    }
+  }
+
+  /**
+   * Runs a management request (state, compact, delete) on `docId`'s owner: this
+   * node when it owns the document or can acquire it, else the owner through a
+   * relay. A document loaded only for this is unloaded after the idle timeout.
+   * The caller checks that the document exists (opening one creates it).
+   */
+  async manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
+    const maxAttempts = this.deps.maxJoinAttempts ?? 8;
+    for (let attempt = 1; ; attempt++) {
+      if (this.shuttingDown) {
+        throw new OpStreamError(ErrorCodes.SHUTTING_DOWN, "This node is shutting down; ask another node.");
+      }
+      const target = await this.targetFor(docId);
+      if (target.closed) continue;
+      try {
+        if (target instanceof DocumentSession) {
+          const result = await manageSession(target, type);
+          if (!target.closed) this.armIdle(target);
+          return result;
+        }
+        const reply = await target.manage(type);
+        return { seq: reply.seq, bytes: reply.bytes };
+      } catch (error) {
+        if (!isOpStreamError(error, ErrorCodes.NOT_OWNER) || attempt >= maxAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+      } finally {
+        if (target instanceof RelayDocument && target.peerCount === 0 && !target.closed) {
+          target.close("step-down");
+        }
       }
     }
   }
@@ -198,6 +233,11 @@ export class DocumentRouter {
 
   private leave(session: DocumentSession, peerId: string): void {
     session.removePeer(peerId);
+    this.armIdle(session);
+  }
+
+  /** Unloads `session` after the idle timeout unless a peer joins meanwhile. */
+  private armIdle(session: DocumentSession): void {
     if (session.peerCount > 0 || session.closed) return;
     const entry = this.entries.get(session.docId);
     if (!entry || entry.target !== session) return;

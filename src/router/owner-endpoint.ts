@@ -3,7 +3,13 @@ import type { IBackplane } from "../backplane/backplane.js";
 import type { DocumentSession } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
-import { OwnerRequests, decodeOwnerRequest, encodeOwnerReply, type OwnerRequest } from "./rpc.js";
+import {
+  OwnerRequests,
+  decodeOwnerRequest,
+  encodeOwnerReply,
+  type ManagementRequest,
+  type OwnerRequest,
+} from "./rpc.js";
 
 /** What the endpoint needs from the router. */
 export interface OwnedSessions {
@@ -11,6 +17,25 @@ export interface OwnedSessions {
   owned(docId: string): Promise<DocumentSession>;
   /** Detaches a peer (starting the idle timer when it was the last). */
   detach(session: DocumentSession, peerId: string): void;
+  /** Starts the idle timer of a session without peers (after a management request). */
+  idle(session: DocumentSession): void;
+}
+
+/** Runs a management request on a session this node owns (here, or for another node's API call). */
+export async function manageSession(
+  session: DocumentSession,
+  type: ManagementRequest,
+): Promise<{ seq: number; bytes: Uint8Array }> {
+  switch (type) {
+    case OwnerRequests.STATE:
+      return session.read(() => ({ seq: session.lastSeq, bytes: Y.encodeStateAsUpdate(session.doc) }));
+    case OwnerRequests.COMPACT:
+      await session.snapshot();
+      return { seq: session.lastSeq, bytes: EMPTY };
+    case OwnerRequests.DELETE:
+      await session.delete();
+      return { seq: 0, bytes: EMPTY };
+  }
 }
 
 /**
@@ -39,7 +64,9 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
       return work(await sessions.owned(request.docId), request);
     };
   };
-  const handlers: Record<(typeof OwnerRequests)[keyof typeof OwnerRequests], ReturnType<typeof handle>> = {
+  const handlers: Partial<
+    Record<(typeof OwnerRequests)[keyof typeof OwnerRequests], ReturnType<typeof handle>>
+  > = {
     [OwnerRequests.JOIN]: handle((session, { peerId }) => {
       session.addPeer(new RemoteClient(peerId));
       // Read under the lock: the state vector and seq describe durable state only.
@@ -77,6 +104,15 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
       ),
     ),
   };
+  const manage = (type: ManagementRequest) =>
+    handle(async (session) => {
+      const { seq, bytes } = await manageSession(session, type);
+      if (!session.closed) sessions.idle(session);
+      return encodeOwnerReply({ epoch: session.epoch, seq, bytes });
+    });
+  handlers[OwnerRequests.STATE] = manage(OwnerRequests.STATE);
+  handlers[OwnerRequests.COMPACT] = manage(OwnerRequests.COMPACT);
+  handlers[OwnerRequests.DELETE] = manage(OwnerRequests.DELETE);
   const offs = Object.entries(handlers).map(([type, handler]) =>
     backplane.registerRequestHandler(type, handler),
   );

@@ -11,7 +11,13 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { OwnerRequests, decodeOwnerReply, encodeOwnerRequest, type OwnerReply } from "./rpc.js";
+import {
+  OwnerRequests,
+  decodeOwnerReply,
+  encodeOwnerRequest,
+  type ManagementRequest,
+  type OwnerReply,
+} from "./rpc.js";
 
 /** What a relay needs; the router provides it. */
 export interface RelayDependencies {
@@ -96,6 +102,12 @@ export class RelayDocument {
     if (reply.extra.byteLength > 0) this.awareness.apply("owner", reply.extra, Date.now());
     this.peers.set(peer.id, peer);
     return this.handle(peer.id, globalId, reply.bytes);
+  }
+
+  /** Sends a management request to the owner (no client attached); see `OwnerRequests`. */
+  async manage(type: ManagementRequest): Promise<OwnerReply> {
+    if (this.closedReason) throw this.closedError();
+    return this.call(type, this.globalId("manager"), EMPTY);
   }
 
   /** Closes every client (retryable) and stops relaying. */

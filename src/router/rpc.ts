@@ -20,7 +20,17 @@ export const OwnerRequests = Object.freeze({
   LEAVE: "opstream.doc.leave",
   /** A relay noticed a gap: reply with the full durable state and its (epoch, seq). */
   RESYNC: "opstream.doc.resync",
+  /** Management API, get: reply with the full durable state (as RESYNC), no peer attached. */
+  STATE: "opstream.doc.state",
+  /** Management API, compact now: snapshot + trim under the apply lock. Reply: seq = the snapshot's seq. */
+  COMPACT: "opstream.doc.compact",
+  /** Management API, delete: close the session (peers get 4004), remove its storage. Reply: empty. */
+  DELETE: "opstream.doc.delete",
 });
+
+/** The request types of the management API (a subset of {@link OwnerRequests}). */
+export type ManagementRequest =
+  typeof OwnerRequests.STATE | typeof OwnerRequests.COMPACT | typeof OwnerRequests.DELETE;
 
 /** A request to the owner about one client (`peerId`, unique cluster-wide) of one document. */
 export interface OwnerRequest {

@@ -1,0 +1,175 @@
+import { timingSafeEqual } from "node:crypto";
+import { Router, type NextFunction, type Request, type Response } from "express";
+import * as Y from "yjs";
+import { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "../errors.js";
+import type { Logger } from "../logging/logger.js";
+import type { DocumentRouter } from "../router/document-router.js";
+import { OwnerRequests } from "../router/rpc.js";
+import type { DocumentStore } from "../storage/document-store.js";
+
+/**
+ * Decides whether an HTTP request may use the management API (`/api/documents`).
+ * The default denies everything: configure one with `useManagementAuthorization()`.
+ */
+export type ManagementAuthorizer = (request: Request) => boolean | Promise<boolean>;
+
+/** The default management authorizer: nobody. */
+export const denyAll: ManagementAuthorizer = () => false;
+
+/**
+ * A management authorizer accepting `Authorization: Bearer <token>` with this
+ * exact token (compared in constant time).
+ */
+export function bearerToken(token: string): ManagementAuthorizer {
+  if (token.length < 16) throw new TypeError("A management token needs at least 16 characters.");
+  const expected = Buffer.from(token);
+  return (request) => {
+    const header = request.headers.authorization ?? "";
+    const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+}
+
+/** What the management API uses from the host. */
+export interface ManagementSource {
+  readonly store: DocumentStore;
+  readonly router: DocumentRouter;
+  readonly authorize: ManagementAuthorizer;
+  readonly logger: Logger;
+}
+
+/** HTTP status of each error code the API can answer with. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.DOCUMENT_NOT_FOUND]: 404,
+  [ErrorCodes.NOT_OWNER]: 503,
+  [ErrorCodes.REQUEST_TIMEOUT]: 503,
+  [ErrorCodes.SHUTTING_DOWN]: 503,
+  [ErrorCodes.STORAGE_UNAVAILABLE]: 503,
+  [ErrorCodes.SESSION_CLOSED]: 503,
+};
+
+/**
+ * `/api/documents`: list, get (JSON of the shared types, or the Yjs binary state),
+ * delete, compact now. Works on any node: requests run on the document's owner.
+ * Every route first asks the management authorizer (403 when it says no).
+ */
+export function managementRouter(source: ManagementSource): Router {
+  const router = Router();
+  router.use("/api/documents", (req: Request, res: Response, next: NextFunction) => {
+    Promise.resolve(source.authorize(req)).then(
+      (allowed) => {
+        if (allowed) next();
+        else fail(res, new OpStreamError(ErrorCodes.FORBIDDEN, "The management API needs authorization."));
+      },
+      (error: unknown) => fail(res, error),
+    );
+  });
+
+  const route =
+    (work: (req: Request, res: Response) => Promise<void>) =>
+    (req: Request, res: Response): void => {
+      work(req, res).catch((error: unknown) => {
+        if (!isOpStreamError(error) || STATUS[error.code] === undefined) {
+          source.logger.error({ err: error, path: req.path }, "management request failed");
+        }
+        fail(res, error);
+      });
+    };
+
+  const existing = async (req: Request): Promise<string> => {
+    const docId = String(req.params.id);
+    // Opening a document creates it: check first, so a GET never creates anything.
+    if (!(await source.store.list()).includes(docId)) {
+      throw new OpStreamError(ErrorCodes.DOCUMENT_NOT_FOUND, `No document "${docId}".`, { docId });
+    }
+    return docId;
+  };
+
+  router.get(
+    "/api/documents",
+    route(async (_req, res) => {
+      res.json({ documents: await source.store.list() });
+    }),
+  );
+
+  router.get(
+    "/api/documents/:id",
+    route(async (req, res) => {
+      const docId = await existing(req);
+      const { seq, bytes } = await source.router.manage(docId, OwnerRequests.STATE);
+      if (
+        req.query.format === "yjs" ||
+        req.accepts(["application/json", "application/octet-stream"]) === "application/octet-stream"
+      ) {
+        res.type("application/octet-stream").set("x-opstream-seq", String(seq)).send(Buffer.from(bytes));
+        return;
+      }
+      res.json({ id: docId, seq, content: sharedTypesAsJson(bytes) });
+    }),
+  );
+
+  router.delete(
+    "/api/documents/:id",
+    route(async (req, res) => {
+      const docId = await existing(req);
+      await source.router.manage(docId, OwnerRequests.DELETE);
+      res.status(204).end();
+    }),
+  );
+
+  router.post(
+    "/api/documents/:id/compact",
+    route(async (req, res) => {
+      const docId = await existing(req);
+      const { seq } = await source.router.manage(docId, OwnerRequests.COMPACT);
+      res.json({ id: docId, snapshotSeq: seq });
+    }),
+  );
+  return router;
+}
+
+function fail(res: Response, error: unknown): void {
+  const coded = isOpStreamError(error) ? error : undefined;
+  const status = (coded && STATUS[coded.code]) ?? 500;
+  res.status(status).json({
+    error: { code: coded?.code ?? "OPS_ERR_INTERNAL", message: coded?.message ?? "Internal error." },
+  });
+}
+
+/**
+ * Every top-level shared type of a Yjs state as JSON. Yjs does not record a
+ * type's kind in the update, so it is told from the content: map entries → an
+ * object, XML nodes → the XML string, text (strings, formats, embeds) → the
+ * string, anything else → an array.
+ */
+export function sharedTypesAsJson(state: Uint8Array): Record<string, unknown> {
+  const doc = new Y.Doc();
+  Y.applyUpdate(doc, state);
+  const names = [...doc.share.keys()];
+  const json: Record<string, unknown> = {};
+  for (const name of names) {
+    const type = doc.share.get(name)!;
+    if (type._map.size > 0) {
+      json[name] = doc.getMap(name).toJSON();
+      continue;
+    }
+    let item = type._start;
+    while (item && item.deleted) item = item.right;
+    const content = item?.content;
+    if (content instanceof Y.ContentType) {
+      json[name] =
+        content.type instanceof Y.XmlElement || content.type instanceof Y.XmlText
+          ? doc.getXmlFragment(name).toJSON()
+          : doc.getArray(name).toJSON();
+    } else if (content instanceof Y.ContentString || content instanceof Y.ContentFormat) {
+      json[name] = doc.getText(name).toString();
+    } else if (content) {
+      json[name] = doc.getArray(name).toJSON();
+    } else {
+      json[name] = null; // empty: its kind is unknowable
+    }
+  }
+  doc.destroy();
+  return json;
+}
