@@ -9,7 +9,8 @@ const USAGE = `Usage: opstream serve [options]
 
   --port <n>        port to listen on            (env OPSTREAM_PORT, default 1234)
   --host <addr>     address to bind              (env OPSTREAM_HOST, default all)
-  --storage <path>  SQLite file                  (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
+  --storage <path>  SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage
+                                                 (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
   --no-sample       do not serve the sample editor at /
@@ -48,13 +49,19 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const services = new ServiceCollection();
-  const builder = services
-    .addOpStream({
-      ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
-      sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
-      transport: { prefix: values.prefix },
-    })
-    .useSqliteStorage(values.storage);
+  const builder = services.addOpStream({
+    ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
+    sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
+    transport: { prefix: values.prefix },
+  });
+  const storage = values.storage;
+  if (/^rediss?:\/\//.test(storage)) {
+    builder.useRedisStorage({ connectionString: storage, keyPrefix: values["key-prefix"] });
+  } else if (/^postgres(ql)?:\/\//.test(storage)) {
+    builder.usePostgresStorage(storage);
+  } else {
+    builder.useSqliteStorage(storage);
+  }
   if (values.redis !== undefined) {
     builder.useRedisBackplane({
       connectionString: values.redis,

@@ -83,3 +83,5 @@ export {
 export type { DocumentStore, StoredOp, StoredSnapshot, StoredDocument } from "./storage/document-store.js";
 export { MemoryDocumentStore } from "./storage/memory/memory-store.js";
 export { SqliteDocumentStore, type SqliteStoreOptions } from "./storage/sqlite/sqlite-store.js";
+export { PostgresDocumentStore, type PostgresStoreOptions } from "./storage/postgres/postgres-store.js";
+export { RedisDocumentStore, type RedisStoreOptions } from "./storage/redis/redis-store.js";

@@ -1,5 +1,4 @@
 import { strict as assert } from "node:assert";
-import { SqliteDocumentStore } from "../../src/index.js";
 import { MANAGEMENT_TOKEN as TOKEN, api, closeCodes } from "../support/management.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
@@ -43,7 +42,7 @@ describe("management API on a 3-node cluster, called on a node that does not own
     const compact = await api(base, "POST", "/managed/compact");
     assert.equal(compact.status, 200);
     const { snapshotSeq } = (await compact.json()) as { snapshotSeq: number };
-    const store = new SqliteDocumentStore({ path: cluster.storage });
+    const store = cluster.openStore();
     try {
       assert.equal((await store.loadSnapshot("managed"))?.seq, snapshotSeq);
       assert.deepEqual(await store.readOps("managed", 0), []);

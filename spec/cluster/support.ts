@@ -1,7 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
 import { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
-import { SqliteDocumentStore } from "../../src/index.js";
 import { connectClient, type Client } from "../support/clients.js";
 import type { Cluster } from "../support/cluster.js";
 import type { ServerProcess } from "../support/process.js";
@@ -64,9 +63,9 @@ export function receivedTokens(clients: readonly Client[]): Set<string> {
   return received;
 }
 
-/** The document as storage has it (latest snapshot + ops after it), read from the shared SQLite file. */
+/** The document as storage has it (latest snapshot + ops after it), read from the nodes' store. */
 export async function storedText(cluster: Cluster, doc: string): Promise<string> {
-  const store = new SqliteDocumentStore({ path: cluster.storage });
+  const store = cluster.openStore();
   try {
     const { snapshot, ops } = await store.load(doc);
     const ydoc = new Y.Doc();

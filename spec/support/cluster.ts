@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import pg from "pg";
+import {
+  PostgresDocumentStore,
+  RedisDocumentStore,
+  SqliteDocumentStore,
+  type DocumentStore,
+} from "../../src/index.js";
+import { sharedPostgres } from "./postgres.js";
 import { spawnServer, type ServerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 import { tempDir } from "./temp.js";
@@ -12,16 +20,27 @@ export interface ClusterOptions {
   requestTimeoutMs?: number;
   /** An already running redis-server to share (each cluster still gets its own key prefix). */
   redis?: RedisServer;
+  /**
+   * Where documents live: one SQLite file, a Redis of its own (not the backplane's,
+   * which specs restart), or a fresh database on the suite's Postgres. @default "sqlite"
+   */
+  storage?: StorageKind;
   /** More CLI arguments for every node (e.g. `--management-token`). @default none */
   extraArgs?: readonly string[];
 }
+
+/** The storage backends cluster specs run on. */
+export type StorageKind = "sqlite" | "redis" | "postgres";
 
 /** n real `opstream serve` processes sharing a real redis-server and one SQLite file. */
 export interface Cluster {
   readonly nodes: ServerProcess[];
   readonly redis: RedisServer;
   readonly keyPrefix: string;
+  /** The `--storage` argument: a SQLite path or a redis:// / postgres:// URL. */
   readonly storage: string;
+  /** A store on the nodes' storage, for assertions (close it after use). */
+  openStore(): DocumentStore;
   /** Starts node `index` again (after a stop or kill) on its old port. */
   restart(index: number): Promise<ServerProcess>;
   /** Stops every node (SIGKILL) and the redis-server it started. */
@@ -36,7 +55,9 @@ export interface Cluster {
 export async function startCluster(n: number, options: ClusterOptions = {}): Promise<Cluster> {
   const redis = options.redis ?? (await startRedis());
   const keyPrefix = `spec-${randomUUID().slice(0, 8)}:`;
-  const storage = join(tempDir(), "cluster.sqlite");
+  const kind = options.storage ?? "sqlite";
+  const backing = await storageFor(kind);
+  const storage = backing.url;
   const args = (index: number) => [
     "--redis",
     redis.url,
@@ -59,6 +80,11 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     redis,
     keyPrefix,
     storage,
+    openStore() {
+      if (kind === "redis") return new RedisDocumentStore({ connectionString: storage, keyPrefix });
+      if (kind === "postgres") return new PostgresDocumentStore(storage);
+      return new SqliteDocumentStore({ path: storage });
+    },
     async restart(index) {
       const old = nodes[index];
       if (!old) throw new Error(`no node ${index}`);
@@ -70,6 +96,33 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     async stop() {
       await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
       if (!options.redis) await redis.stop();
+      await backing.stop();
     },
   };
+}
+
+/** A fresh storage location of `kind`, and how to drop it. */
+async function storageFor(kind: StorageKind): Promise<{ url: string; stop(): Promise<void> }> {
+  switch (kind) {
+    case "sqlite":
+      return { url: join(tempDir(), "cluster.sqlite"), stop: () => Promise.resolve() };
+    case "redis": {
+      const server = await startRedis();
+      return { url: server.url, stop: () => server.stop() };
+    }
+    case "postgres": {
+      const server = await sharedPostgres();
+      const database = `cluster_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+      const admin = new pg.Client({ connectionString: server.url });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${database}`);
+      } finally {
+        await admin.end();
+      }
+      const url = new URL(server.url);
+      url.pathname = `/${database}`;
+      return { url: url.toString(), stop: () => Promise.resolve() };
+    }
+  }
 }

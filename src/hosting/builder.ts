@@ -11,6 +11,8 @@ import type { Logger } from "../logging/logger.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import { MemoryDocumentStore } from "../storage/memory/memory-store.js";
 import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/sqlite-store.js";
+import { RedisDocumentStore, type RedisStoreOptions } from "../storage/redis/redis-store.js";
+import { PostgresDocumentStore, type PostgresStoreOptions } from "../storage/postgres/postgres-store.js";
 import { allowAll, type Authorizer } from "../transport/authorization.js";
 import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
 import { OpStreamMetrics } from "../metrics.js";
@@ -135,6 +137,37 @@ export class OpStreamBuilder {
   useSqliteStorage(pathOrOptions: string | SqliteStoreOptions): this {
     const options = typeof pathOrOptions === "string" ? { path: pathOrOptions } : pathOrOptions;
     return this.useStorage(() => new SqliteDocumentStore(options));
+  }
+
+  /**
+   * Redis storage: the op log as a stream per document (`<prefix>ops:<docId>`),
+   * snapshot, metadata and epoch keys, every write a fenced Lua script. Run Redis
+   * with AOF (OPERATIONS.md, "Redis storage").
+   */
+  useRedisStorage(connectionStringOrOptions: string | RedisStoreOptions = {}): this {
+    const options =
+      typeof connectionStringOrOptions === "string"
+        ? { connectionString: connectionStringOrOptions }
+        : connectionStringOrOptions;
+    return this.useStorage(() => new RedisDocumentStore(options));
+  }
+
+  /**
+   * Postgres storage with `pg`: tables `documents`, `ops` and `consumer_offsets`,
+   * created and migrated automatically; every write fenced by the epoch under a
+   * row lock (OPERATIONS.md, "Postgres storage").
+   */
+  usePostgresStorage(connectionStringOrOptions: string | PostgresStoreOptions): this {
+    const options =
+      typeof connectionStringOrOptions === "string"
+        ? { connectionString: connectionStringOrOptions }
+        : connectionStringOrOptions;
+    this.services.set(
+      Tokens.Store,
+      (p) => new PostgresDocumentStore({ logger: p.get(Tokens.Logger), ...options }),
+    );
+    this.unsafeDefaults.delete("storage");
+    return this;
   }
 
   /** Any {@link DocumentStore} implementation (an instance, or a factory called once at build). */

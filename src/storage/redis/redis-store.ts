@@ -1,0 +1,322 @@
+/*
+ * Key layout (OPERATIONS.md, "Redis storage"), with <p> the key prefix:
+ *
+ *   <p>ops:<docId>       STREAM  one entry per op, id `<seq>-0`, fields `epoch` and `u`
+ *                                (the update bytes), so XRANGE by seq needs no index
+ *   <p>meta:<docId>      HASH    epoch, last_seq, live, snapshot_seq, snapshot_epoch
+ *   <p>snapshot:<docId>  STRING  the snapshot bytes (folded through meta.snapshot_seq)
+ *   <p>offsets:<docId>   HASH    side-effect consumer -> committed seq
+ *   <p>docs              ZSET    ids of live documents, every score 0 (so in byte order)
+ *
+ * `meta` outlives a delete (live = 0): its epoch keeps fencing an ex-owner and its
+ * last_seq keeps sequence numbers from repeating when the document is re-created.
+ * Every write is one fenced Lua script (store-scripts.ts).
+ */
+import { Redis } from "ioredis";
+import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
+import type {
+  DocumentStore,
+  SaveSnapshotOptions,
+  StoredDocument,
+  StoredOp,
+  StoredSnapshot,
+} from "../document-store.js";
+import { fencedError } from "../fencing.js";
+import {
+  FENCED_MARKER,
+  decodeEntry,
+  defineStoreCommands,
+  type FencedReply,
+  type StoreCommands,
+} from "./store-scripts.js";
+
+/** Options of {@link RedisDocumentStore}. */
+export interface RedisStoreOptions {
+  /** Where Redis is, e.g. `redis://:password@host:6379/0`. Ignored when `redis` is given. @default "redis://127.0.0.1:6379" */
+  connectionString?: string;
+  /** Prepended to every key: `<prefix>ops:<docId>`, `<prefix>meta:<docId>`, `<prefix>docs`… @default "opstream:" */
+  keyPrefix?: string;
+  /**
+   * A caller-owned ioredis client. The store defines its scripts on it and never
+   * quits it. `commandTimeoutMs` does not apply to it: create it with
+   * `commandTimeout` (and `maxRetriesPerRequest: 0`) so calls fail instead of
+   * waiting in ioredis's offline queue while Redis is unreachable.
+   * @default a client of its own, made from `connectionString` and quit on close
+   */
+  redis?: Redis;
+  /**
+   * How long a call waits for Redis (also while disconnected) before failing with
+   * STORAGE_UNAVAILABLE. Applies to the store's own client.
+   * @default 5000
+   */
+  commandTimeoutMs?: number;
+}
+
+export const REDIS_STORE_DEFAULTS: Readonly<{
+  connectionString: string;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+}> = Object.freeze({
+  connectionString: "redis://127.0.0.1:6379",
+  keyPrefix: "opstream:",
+  commandTimeoutMs: 5000,
+});
+
+/** XRANGE COUNT per round trip: long logs are read in pages so no reply is huge. */
+const PAGE_SIZE = 1000;
+/** A load that finds its log changed between pages (a concurrent trim or delete) starts over this often. */
+const LOAD_ATTEMPTS = 3;
+
+const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/**
+ * The op log in Redis streams: for clusters whose nodes already share a Redis.
+ * Durability is Redis's: run it with AOF (OPERATIONS.md, "Redis storage").
+ *
+ * A call that fails or times out rejects with STORAGE_UNAVAILABLE, though a write
+ * may still have happened (or, queued while disconnected, happen later). That is
+ * safe: the session closes, clients resend what was not acknowledged (Yjs updates
+ * are idempotent), and a late write from a session that lost its epoch is fenced.
+ */
+export class RedisDocumentStore implements DocumentStore {
+  readonly kind = "redis";
+  readonly keyPrefix: string;
+  private readonly redis: Redis;
+  private readonly commands: StoreCommands;
+  private readonly ownsClient: boolean;
+  /** The latest error of the store's own connection, named in STORAGE_UNAVAILABLE messages. */
+  private connectionError: Error | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: RedisStoreOptions = {}) {
+    const d = REDIS_STORE_DEFAULTS;
+    const commandTimeoutMs = options.commandTimeoutMs ?? d.commandTimeoutMs;
+    if (!Number.isFinite(commandTimeoutMs) || commandTimeoutMs <= 0) {
+      throw new OpStreamError(
+        ErrorCodes.INVALID_OPTION,
+        `RedisStoreOptions.commandTimeoutMs must be a positive number of milliseconds, got ${String(commandTimeoutMs)}.`,
+        { option: "commandTimeoutMs", value: commandTimeoutMs },
+      );
+    }
+    this.keyPrefix = options.keyPrefix ?? d.keyPrefix;
+    this.ownsClient = options.redis === undefined;
+    this.redis =
+      options.redis ??
+      new Redis(options.connectionString ?? d.connectionString, {
+        // The timer also runs while a command waits in the offline queue.
+        commandTimeout: commandTimeoutMs,
+        // Reject in-flight and queued commands at each failed reconnect instead of
+        // re-sending them later: a write whose outcome is unknown is not repeated.
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+      });
+    if (this.ownsClient) {
+      this.redis.on("error", (error: Error) => (this.connectionError = error));
+      this.redis.on("ready", () => (this.connectionError = undefined));
+    }
+    this.commands = defineStoreCommands(this.redis);
+  }
+
+  private key(kind: "ops" | "meta" | "snapshot" | "offsets", docId: string): string {
+    return `${this.keyPrefix}${kind}:${docId}`;
+  }
+
+  private get docsKey(): string {
+    return `${this.keyPrefix}docs`;
+  }
+
+  /** Runs `work` and turns ioredis failures into STORAGE_UNAVAILABLE (FENCED and other coded errors pass). */
+  private async run<T>(operation: string, docId: string | undefined, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isOpStreamError(error)) throw error;
+      const reason = (error instanceof Error ? error.message : String(error)).replace(/\.$/, "");
+      const connection = this.connectionError ? ` (connection: ${this.connectionError.message})` : "";
+      throw new OpStreamError(
+        ErrorCodes.STORAGE_UNAVAILABLE,
+        `Redis ${operation} failed${docId === undefined ? "" : ` for document "${docId}"`}: ` +
+          `${reason}${connection}. ` +
+          `Check that Redis is reachable and the connection string is right.`,
+        { operation, docId, connectionError: this.connectionError?.message },
+        error,
+      );
+    }
+  }
+
+  /** Returns the seqs of an "ok" reply; throws FENCED for a "fenced" one. */
+  private unfence(docId: string, epoch: number, reply: FencedReply): number[] {
+    const [marker, ...values] = reply;
+    if (marker === FENCED_MARKER) throw fencedError(docId, epoch, values[0] ?? 0);
+    return values;
+  }
+
+  /** Ops with seq > afterSeq, a page per round trip. */
+  private async readOpsPaged(docId: string, afterSeq: number): Promise<StoredOp[]> {
+    const ops: StoredOp[] = [];
+    let cursor = Math.max(0, Math.floor(afterSeq));
+    for (;;) {
+      const page = await this.redis.xrangeBuffer(
+        this.key("ops", docId),
+        `${cursor + 1}-0`,
+        "+",
+        "COUNT",
+        PAGE_SIZE,
+      );
+      for (const entry of page) ops.push(decodeEntry(entry));
+      const last = ops.at(-1);
+      if (page.length < PAGE_SIZE || !last) return ops;
+      cursor = last.seq;
+    }
+  }
+
+  claimEpoch(docId: string): Promise<number> {
+    return this.run("claimEpoch", docId, () =>
+      this.commands.opstreamStoreClaim(this.key("meta", docId), this.docsKey, docId),
+    );
+  }
+
+  append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
+    return this.run("append", docId, async () => {
+      const reply = await this.commands.opstreamStoreAppend(
+        this.key("meta", docId),
+        this.key("ops", docId),
+        epoch,
+        ...updates.map(toBuffer),
+      );
+      return this.unfence(docId, epoch, reply);
+    });
+  }
+
+  readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
+    return this.run("readOps", docId, () => this.readOpsPaged(docId, afterSeq));
+  }
+
+  loadSnapshot(docId: string): Promise<StoredSnapshot | null> {
+    return this.run("loadSnapshot", docId, async () => (await this.loadFirstPage(docId, 0)).snapshot);
+  }
+
+  /**
+   * The snapshot and the first page of ops come from one script (one moment).
+   * Later pages are read after it; the stream always holds one contiguous run of
+   * seqs (appends add at the end, trims cut the front), so a gap or a short end
+   * means a concurrent trim or delete, and the load starts over.
+   */
+  load(docId: string): Promise<StoredDocument> {
+    return this.run("load", docId, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const first = await this.loadFirstPage(docId, PAGE_SIZE);
+        const last = first.ops.at(-1);
+        if (first.ops.length < PAGE_SIZE || !last) return { snapshot: first.snapshot, ops: first.ops };
+        const ops = first.ops.concat(await this.readOpsPaged(docId, last.seq));
+        const start = ops[0]?.seq ?? 0;
+        const contiguous = ops.every((op, i) => op.seq === start + i);
+        if (contiguous && (ops.at(-1)?.seq ?? 0) >= first.lastSeq) return { snapshot: first.snapshot, ops };
+        if (attempt >= LOAD_ATTEMPTS) {
+          throw new Error(
+            `the op log changed under ${LOAD_ATTEMPTS} loads in a row (concurrent snapshots or deletes)`,
+          );
+        }
+      }
+    });
+  }
+
+  private async loadFirstPage(
+    docId: string,
+    pageSize: number,
+  ): Promise<StoredDocument & { lastSeq: number; ops: StoredOp[] }> {
+    const reply = await this.commands.opstreamStoreLoadBuffer(
+      this.key("meta", docId),
+      this.key("snapshot", docId),
+      this.key("ops", docId),
+      pageSize,
+    );
+    const [hasSnapshot, seq, epoch, lastSeq, entries] = reply;
+    const snapshot = hasSnapshot === 1 ? { seq, epoch, state: new Uint8Array(reply[5]) } : null;
+    return { snapshot, ops: entries.map(decodeEntry), lastSeq };
+  }
+
+  saveSnapshot(
+    docId: string,
+    epoch: number,
+    state: Uint8Array,
+    uptoSeq: number,
+    options: SaveSnapshotOptions = {},
+  ): Promise<void> {
+    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    return this.run("saveSnapshot", docId, async () => {
+      const reply = await this.commands.opstreamStoreSnapshot(
+        this.key("meta", docId),
+        this.key("snapshot", docId),
+        this.key("ops", docId),
+        epoch,
+        toBuffer(state),
+        uptoSeq,
+        trimThrough,
+      );
+      this.unfence(docId, epoch, reply);
+    });
+  }
+
+  commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void> {
+    return this.run("commitOffset", docId, async () => {
+      const reply = await this.commands.opstreamStoreCommitOffset(
+        this.key("meta", docId),
+        this.key("offsets", docId),
+        epoch,
+        consumer,
+        seq,
+      );
+      this.unfence(docId, epoch, reply);
+    });
+  }
+
+  readOffsets(docId: string): Promise<Map<string, number>> {
+    return this.run("readOffsets", docId, async () => {
+      const offsets = await this.redis.hgetall(this.key("offsets", docId));
+      return new Map(Object.entries(offsets).map(([consumer, seq]) => [consumer, Number(seq)]));
+    });
+  }
+
+  delete(docId: string): Promise<void> {
+    return this.run("delete", docId, async () => {
+      await this.commands.opstreamStoreDelete(
+        this.key("meta", docId),
+        this.key("ops", docId),
+        this.key("snapshot", docId),
+        this.key("offsets", docId),
+        this.docsKey,
+        docId,
+      );
+    });
+  }
+
+  list(): Promise<string[]> {
+    return this.run("list", undefined, () => this.redis.zrange(this.docsKey, 0, "-1"));
+  }
+
+  ping(): Promise<void> {
+    return this.run("ping", undefined, async () => {
+      await this.redis.ping();
+    });
+  }
+
+  /** Quits the store's own client; a caller-owned client stays open. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.run("close", undefined, async () => {
+      if (!this.ownsClient || this.redis.status === "end") return;
+      if (this.redis.status !== "ready") {
+        this.redis.disconnect();
+        return;
+      }
+      try {
+        // QUIT lets commands already sent get their replies.
+        await this.redis.quit();
+      } catch (error) {
+        this.redis.disconnect();
+        throw error;
+      }
+    });
+    return this.closing;
+  }
+}
