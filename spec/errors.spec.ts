@@ -12,6 +12,12 @@ describe("error catalogue", () => {
       assert.ok(Object.values(api.ErrorCodes).includes(code as api.ErrorCode), `${code} exists`);
   });
 
+  it("documents every metric in OPERATIONS.md", async () => {
+    const operations = readFileSync(new URL("../OPERATIONS.md", import.meta.url), "utf8");
+    const metrics = await new api.OpStreamMetrics().registry.getMetricsAsJSON();
+    for (const { name } of metrics) assert.ok(operations.includes(`| \`${name}\``), `${name} is documented`);
+  });
+
   it("documents every close code in PROTOCOL.md", () => {
     const protocol = readFileSync(new URL("../PROTOCOL.md", import.meta.url), "utf8");
     for (const [name, code] of Object.entries(api.CloseCodes)) {
