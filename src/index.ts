@@ -26,6 +26,7 @@ export { AwarenessRegistry, AWARENESS_DEFAULTS, type AwarenessOptions } from "./
 export type { Origin } from "./engine/origin.js";
 export type { SessionPeer, DisconnectReason } from "./engine/peer.js";
 export type { Validator, Seeder, UpdateContext } from "./engine/validation.js";
+export { ServerDocuments, ServerDocument, type OpenDocumentOptions } from "./hosting/documents.js";
 export {
   CONSUMER_DEFAULTS,
   type ConsumerHandler,

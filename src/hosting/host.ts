@@ -9,6 +9,7 @@ import type { OpStreamMetrics } from "../metrics.js";
 import { DocumentRouter } from "../router/document-router.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import { WebSocketTransport } from "../transport/websocket-transport.js";
+import { ServerDocuments } from "./documents.js";
 import type { ResolvedOptions } from "./options.js";
 import type { ServiceProvider } from "./service-collection.js";
 import { Tokens } from "./tokens.js";
@@ -31,6 +32,8 @@ export class OpStreamHost {
   readonly backplane: IBackplane;
   readonly router: DocumentRouter;
   readonly transport: WebSocketTransport;
+  /** Server-side access to documents: `documents.open(docId)` from any node. */
+  readonly documents: ServerDocuments;
   private readonly servers: Server[] = [];
   private readonly managementAuthorizer: ManagementAuthorizer;
   private draining = false;
@@ -58,6 +61,7 @@ export class OpStreamHost {
       maxBatch: this.options.sessions.maxBatch,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
+    this.documents = new ServerDocuments(this.router, this.logger);
     this.transport = new WebSocketTransport(
       this.options.transport,
       this.router,
@@ -157,7 +161,13 @@ export class OpStreamHost {
     const timedOut = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), drainTimeoutMs);
     });
-    const outcome = await Promise.race([this.router.shutdown().then(() => "done" as const), timedOut]);
+    const outcome = await Promise.race([
+      this.documents
+        .closeAll()
+        .then(() => this.router.shutdown())
+        .then(() => "done" as const),
+      timedOut,
+    ]);
     clearTimeout(timer);
     if (outcome === "timeout")
       this.logger.warn({ drainTimeoutMs }, "drain timed out; unsnapshotted ops stay in the log");
