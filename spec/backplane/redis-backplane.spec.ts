@@ -27,6 +27,7 @@ import { RENEW_DEADLINE_FRACTION } from "../../src/backplane/redis/redis-lease.j
 import { backplaneContract } from "../contracts/backplane.contract.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { eventually } from "../support/eventually.js";
+import { FaultProxy } from "../support/fault-proxy.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { tempDir } from "../support/temp.js";
 
@@ -378,6 +379,35 @@ describe("Redis backplane (real redis-server)", () => {
       await a.publish("doc", { type: ChannelMessageType.Heartbeat, origin: a.nodeId, epoch: 1, seq: 1 });
       await eventually(() => assert.equal(got.length, 1));
       assert.equal(text(await a.sendRequest(b.nodeId, "echo", bytes("again"))), "again");
+    });
+
+    it("notices a half-open link within 3 subscriber checks, reconnects, and delivers again", async () => {
+      const proxy = await FaultProxy.start({ port: server.port });
+      try {
+        const keyPrefix = newPrefix();
+        const a = await backplane({ keyPrefix });
+        const b = await backplane({
+          keyPrefix,
+          connectionString: `redis://127.0.0.1:${proxy.port}`,
+          subscriberCheckIntervalMs: 100,
+        });
+        const got: ChannelMessage[] = [];
+        await b.subscribe("doc", (message) => got.push(message));
+        let resubscribed = 0;
+        b.onResubscribed(() => (resubscribed += 1));
+        proxy.stall(); // every link of b is now half-open: open, silent, no error
+        await a.publish("doc", { type: ChannelMessageType.Heartbeat, origin: a.nodeId, epoch: 1, seq: 1 });
+        proxy.heal(); // new connections work; the stalled ones stay dead until b notices
+        const healedAt = performance.now();
+        await eventually(() => assert.equal(resubscribed, 1), 5000);
+        const noticedAfter = performance.now() - healedAt;
+        assert.ok(noticedAfter < 3 * 100 + 500, `reconnected ${Math.round(noticedAfter)} ms after the stall`);
+        assert.equal(got.length, 0, "what was published into the dead link is lost (relays resync)");
+        await a.publish("doc", { type: ChannelMessageType.Heartbeat, origin: a.nodeId, epoch: 1, seq: 2 });
+        await eventually(() => assert.equal(got.length, 1));
+      } finally {
+        await proxy.close();
+      }
     });
 
     it("ping() rejects within a second while Redis is down, and resolves once it is back", async () => {

@@ -16,6 +16,13 @@ export interface RedisBackplaneOptions {
   /** How long `ping()` (for `/readyz`) waits for Redis before rejecting. @default 1000 */
   pingTimeoutMs?: number;
   /**
+   * How often the node sends a request to itself through Redis to prove its
+   * subscriber still receives. After 3 unanswered checks in a row the subscriber is
+   * reconnected (a half-open link would otherwise stay silent forever); relays then
+   * resync. 0 turns the check off. @default 1000
+   */
+  subscriberCheckIntervalMs?: number;
+  /**
    * A caller-owned ioredis client, used to publish and for lease commands. The
    * backplane duplicates it for subscribing (and for `ping()`) and never quits it.
    * @default a client of its own, made from `connectionString` and quit on close
@@ -35,19 +42,26 @@ export const REDIS_BACKPLANE_DEFAULTS: Readonly<{
   ownershipLeaseTtlMs: number;
   requestTimeoutMs: number;
   pingTimeoutMs: number;
+  subscriberCheckIntervalMs: number;
 }> = Object.freeze({
   connectionString: "redis://127.0.0.1:6379",
   keyPrefix: "opstream:",
   ownershipLeaseTtlMs: 30_000,
   requestTimeoutMs: 5000,
   pingTimeoutMs: 1000,
+  subscriberCheckIntervalMs: 1000,
 });
 
 /** The options with their defaults applied and checked. */
 export type ResolvedRedisBackplaneOptions = Required<
   Pick<
     RedisBackplaneOptions,
-    "connectionString" | "keyPrefix" | "ownershipLeaseTtlMs" | "requestTimeoutMs" | "pingTimeoutMs"
+    | "connectionString"
+    | "keyPrefix"
+    | "ownershipLeaseTtlMs"
+    | "requestTimeoutMs"
+    | "pingTimeoutMs"
+    | "subscriberCheckIntervalMs"
   >
 > &
   Pick<RedisBackplaneOptions, "redis" | "nodeId" | "metrics" | "logger">;
@@ -75,5 +89,12 @@ export function resolveRedisBackplaneOptions(options: RedisBackplaneOptions): Re
     ),
     requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs ?? d.requestTimeoutMs),
     pingTimeoutMs: positive("pingTimeoutMs", options.pingTimeoutMs ?? d.pingTimeoutMs),
+    subscriberCheckIntervalMs:
+      options.subscriberCheckIntervalMs === 0
+        ? 0
+        : positive(
+            "subscriberCheckIntervalMs",
+            options.subscriberCheckIntervalMs ?? d.subscriberCheckIntervalMs,
+          ),
   };
 }

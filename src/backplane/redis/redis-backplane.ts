@@ -4,6 +4,10 @@ import { ClusterBackplane } from "../cluster-backplane.js";
 import { resolveRedisBackplaneOptions, type RedisBackplaneOptions } from "./options.js";
 import { RedisOwnership } from "./redis-ownership.js";
 
+/** Unanswered subscriber checks in a row after which the subscriber is reconnected. */
+const SUBSCRIBER_CHECKS_MISSED = 3;
+/** The request type of the subscriber check (answered by this node itself). */
+const SELF_CHECK = "opstream.node.self-check";
 /** The probe connection reconnects at least this often, so `/readyz` notices recovery quickly. */
 const PROBE_MAX_RETRY_DELAY_MS = 1000;
 
@@ -37,6 +41,9 @@ export class RedisBackplane extends ClusterBackplane {
   private readonly resubscribedListeners = new Set<() => void>();
   private readonly detach: (() => void)[] = [];
   private subscriberWasDown = false;
+  private readonly checkTimer: NodeJS.Timeout | undefined;
+  private checkInFlight = false;
+  private checksMissed = 0;
 
   constructor(options: RedisBackplaneOptions = {}) {
     const resolved = resolveRedisBackplaneOptions(options);
@@ -75,6 +82,46 @@ export class RedisBackplane extends ClusterBackplane {
       void this.confirmResubscribed();
     });
     this.listen();
+    const interval = resolved.subscriberCheckIntervalMs;
+    if (interval > 0) {
+      this.registerRequestHandler(SELF_CHECK, () => Promise.resolve(new Uint8Array(0)));
+      this.checkTimer = setInterval(() => this.checkSubscriber(interval), interval);
+      this.checkTimer.unref();
+    }
+  }
+
+  /**
+   * Sends a request to this node through Redis. An answer proves the subscriber
+   * receives; after {@link SUBSCRIBER_CHECKS_MISSED} misses in a row while the
+   * publisher is ready, the subscriber is reconnected (its resubscription makes
+   * relays resync). A half-open link is otherwise invisible: no error, no close.
+   */
+  private checkSubscriber(intervalMs: number): void {
+    if (this.checkInFlight || this.subscriber.status !== "ready" || this.redis.status !== "ready") return;
+    this.checkInFlight = true;
+    this.sendRequest(this.nodeId, SELF_CHECK, new Uint8Array(0), { timeoutMs: intervalMs })
+      .then(
+        () => (this.checksMissed = 0),
+        () => {
+          this.checksMissed += 1;
+          if (this.checksMissed < SUBSCRIBER_CHECKS_MISSED) return;
+          this.checksMissed = 0;
+          this.logger.warn(
+            { nodeId: this.nodeId, missed: SUBSCRIBER_CHECKS_MISSED },
+            "redis subscriber stopped receiving; reconnecting it",
+          );
+          this.subscriber.disconnect(true);
+          // The request may have died on the way out instead: a publisher that does
+          // not answer a PING in time is reconnected too (if it is ours to reconnect).
+          if (this.ownsPublisher) {
+            void withTimeout(this.redis.ping(), intervalMs).catch(() => {
+              this.logger.warn({ nodeId: this.nodeId }, "redis publisher does not answer; reconnecting it");
+              this.redis.disconnect(true);
+            });
+          }
+        },
+      )
+      .finally(() => (this.checkInFlight = false));
   }
 
   /** A RedisOwnership for this node: same connection, key prefix and lease TTL. */
@@ -146,6 +193,7 @@ export class RedisBackplane extends ClusterBackplane {
   }
 
   protected async closeTransport(): Promise<void> {
+    clearInterval(this.checkTimer);
     this.resubscribedListeners.clear();
     this.channelListeners.clear();
     this.subscriber.disconnect();
@@ -221,6 +269,15 @@ export class RedisBackplane extends ClusterBackplane {
       connection.off("ready", onReady);
     });
   }
+}
+
+/** `promise`, or a rejection after `timeoutMs`. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves when `connection` emits "ready", rejects after `timeoutMs`. */
