@@ -7,6 +7,7 @@ import {
   SqliteDocumentStore,
   type DocumentStore,
 } from "../../src/index.js";
+import { FaultProxy } from "./fault-proxy.js";
 import { sharedPostgres } from "./postgres.js";
 import { spawnServer, type ServerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
@@ -27,6 +28,11 @@ export interface ClusterOptions {
   storage?: StorageKind;
   /** More CLI arguments for every node (e.g. `--management-token`). @default none */
   extraArgs?: readonly string[];
+  /**
+   * Put a {@link FaultProxy} between each node and Redis (one per node), and one
+   * between all nodes and a server store, so specs can break those links. @default false
+   */
+  faults?: boolean;
 }
 
 /** The storage backends cluster specs run on. */
@@ -41,6 +47,10 @@ export interface Cluster {
   readonly storage: string;
   /** A store on the nodes' storage, for assertions (close it after use). */
   openStore(): DocumentStore;
+  /** With `faults`: node i's link to Redis. */
+  readonly redisLinks: readonly FaultProxy[];
+  /** With `faults` and a server store: every node's link to storage. */
+  readonly storageLink: FaultProxy | undefined;
   /** Starts node `index` again (after a stop or kill) on its old port. */
   restart(index: number): Promise<ServerProcess>;
   /** Stops every node (SIGKILL) and the redis-server it started. */
@@ -58,9 +68,17 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
   const kind = options.storage ?? "sqlite";
   const backing = await storageFor(kind);
   const storage = backing.url;
+  const redisLinks = options.faults
+    ? await Promise.all(Array.from({ length: n }, () => FaultProxy.start({ port: redis.port })))
+    : [];
+  const storageLink =
+    options.faults && kind !== "sqlite"
+      ? await FaultProxy.start({ port: Number(new URL(storage).port) })
+      : undefined;
+  const nodeStorage = storageLink ? viaPort(storage, storageLink.port) : storage;
   const args = (index: number) => [
     "--redis",
-    redis.url,
+    redisLinks[index] ? viaPort(redis.url, redisLinks[index].port) : redis.url,
     "--key-prefix",
     keyPrefix,
     "--node-id",
@@ -73,13 +91,15 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     ...(options.extraArgs ?? []),
   ];
   const nodes = await Promise.all(
-    Array.from({ length: n }, (_, i) => spawnServer({ storage, args: args(i) })),
+    Array.from({ length: n }, (_, i) => spawnServer({ storage: nodeStorage, args: args(i) })),
   );
   return {
     nodes,
     redis,
     keyPrefix,
     storage,
+    redisLinks,
+    storageLink,
     openStore() {
       if (kind === "redis") return new RedisDocumentStore({ connectionString: storage, keyPrefix });
       if (kind === "postgres") return new PostgresDocumentStore(storage);
@@ -89,12 +109,13 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
       const old = nodes[index];
       if (!old) throw new Error(`no node ${index}`);
       await old.stop("SIGKILL");
-      const node = await spawnServer({ storage, port: old.port, args: args(index) });
+      const node = await spawnServer({ storage: nodeStorage, port: old.port, args: args(index) });
       nodes[index] = node;
       return node;
     },
     async stop() {
       await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
+      await Promise.all([...redisLinks, ...(storageLink ? [storageLink] : [])].map((link) => link.close()));
       if (!options.redis) await redis.stop();
       await backing.stop();
     },
@@ -125,4 +146,12 @@ async function storageFor(kind: StorageKind): Promise<{ url: string; stop(): Pro
       return { url: url.toString(), stop: () => Promise.resolve() };
     }
   }
+}
+
+/** `url` with its port replaced (to go through a proxy on loopback). */
+function viaPort(url: string, port: number): string {
+  const parsed = new URL(url);
+  parsed.hostname = "127.0.0.1";
+  parsed.port = String(port);
+  return parsed.toString();
 }
