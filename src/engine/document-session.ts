@@ -4,6 +4,7 @@ import { codeOf, invalidUpdate, rejection } from "./session-errors.js";
 import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
 import { AwarenessRegistry } from "./awareness.js";
 import { ConsumerGroup } from "./consumers.js";
+import { checkUpdate } from "./update-check.js";
 import { FanOut } from "./fan-out.js";
 import { isProducer, SEED_ORIGIN, STORAGE_ORIGIN, type Origin } from "./origin.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
@@ -273,6 +274,8 @@ export class DocumentSession {
       this.captured = captured;
       this.currentTask = task;
       try {
+        // Structure and declared counts first: crafted input must not reach Yjs's decoder.
+        checkUpdate(task.update);
         Y.applyUpdate(this.doc, task.update, task.origin);
       } catch (error) {
         // Whatever Yjs integrated before it threw was captured and is stored with
