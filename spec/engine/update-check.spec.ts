@@ -22,7 +22,7 @@ function realUpdates(): Uint8Array[] {
   const paragraph = new Y.XmlElement("p");
   paragraph.setAttribute("class", "lead");
   paragraph.insert(0, [new Y.XmlText("xml text")]);
-  doc.getXmlFragment("xml").insert(0, [paragraph, new Y.XmlHook("hook")]);
+  doc.getXmlFragment("xml").insert(0, [paragraph, new Y.XmlHook("hook") as unknown as Y.XmlElement]);
   doc.getMap("map").set("subdoc", new Y.Doc());
   text.delete(2, 4);
   doc.getArray("array").delete(0, 2);

@@ -16,7 +16,7 @@ import { PostgresDocumentStore, type PostgresStoreOptions } from "../storage/pos
 import { allowAll, type Authorizer } from "../transport/authorization.js";
 import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
 import { OpStreamMetrics } from "../metrics.js";
-import { createDefaultLogger } from "../logging/logger.js";
+import { createDefaultLogger, withRedaction } from "../logging/logger.js";
 import { resolveOptions, type OpStreamOptions } from "./options.js";
 import type { ServiceCollection } from "./service-collection.js";
 import { Tokens } from "./tokens.js";
@@ -205,8 +205,9 @@ export class OpStreamBuilder {
     return this;
   }
 
+  /** A pino logger for everything opstream logs (secrets are redacted on top of your settings). */
   useLogger(logger: Logger): this {
-    this.services.set(Tokens.Logger, () => logger);
+    this.services.set(Tokens.Logger, () => withRedaction(logger));
     return this;
   }
 

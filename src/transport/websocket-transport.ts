@@ -3,7 +3,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { isOpStreamError } from "../errors.js";
-import type { Logger } from "../logging/logger.js";
+import { redactUrl, type Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
 import type { Access, Authorizer } from "./authorization.js";
@@ -53,7 +53,7 @@ export class WebSocketTransport {
   private accepting = true;
   private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     this.upgrade(request, socket, head).catch((error: unknown) => {
-      this.logger.error({ err: error, url: request.url }, "upgrade failed");
+      this.logger.error({ err: error, url: redactUrl(request.url) }, "upgrade failed");
       rejectUpgrade(socket, 500, "Internal Server Error");
     });
   };
