@@ -35,9 +35,9 @@ export class FaultProxy {
 
   /** Starts a proxy on a free loopback port in front of `target`. */
   static async start(target: { host?: string; port: number }): Promise<FaultProxy> {
-    let proxy: FaultProxy | undefined;
-    const server = createServer((client) => proxy?.accept(client));
-    proxy = new FaultProxy(server, { host: target.host ?? "127.0.0.1", port: target.port });
+    const server = createServer();
+    const proxy = new FaultProxy(server, { host: target.host ?? "127.0.0.1", port: target.port });
+    server.on("connection", (client: Socket) => proxy.accept(client));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", () => resolve());

@@ -1,4 +1,5 @@
 import * as decoding from "lib0/decoding";
+import * as Y from "yjs";
 
 /**
  * A cheap structural check of a Yjs update (v1 encoding) before `Y.applyUpdate`
@@ -77,7 +78,8 @@ function bounded(n: number, what: string): number {
 /** Skips a varString or varUint8Array, checking its declared length first. */
 function skipBytes(decoder: decoding.Decoder, what: string): void {
   const length = decoding.readVarUint(decoder);
-  if (length > left(decoder)) throw new UpdateCheckError(`${what} of ${length} bytes with ${left(decoder)} left`);
+  if (length > left(decoder))
+    throw new UpdateCheckError(`${what} of ${length} bytes with ${left(decoder)} left`);
   decoder.pos += length;
 }
 
@@ -190,4 +192,13 @@ function skipAny(decoder: decoding.Decoder, depth: number): void {
     default:
       throw new UpdateCheckError(`unknown Any type ${type}`);
   }
+}
+
+/**
+ * True when `doc` already holds everything in `update` (applying it would change
+ * nothing). Checks the update first; throws on malformed input.
+ */
+export function containsUpdate(doc: Y.Doc, update: Uint8Array): boolean {
+  checkUpdate(update);
+  return Y.snapshotContainsUpdate(Y.snapshot(doc), update);
 }
