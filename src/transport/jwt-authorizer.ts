@@ -1,0 +1,122 @@
+import {
+  createRemoteJWKSet,
+  errors as joseErrors,
+  importSPKI,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type CryptoKey,
+} from "jose";
+import { ErrorCodes, OpStreamError } from "../errors.js";
+import type { Access, AuthorizationRequest } from "./authorization.js";
+
+/** Options of {@link jwtAuthorizer}: exactly one of `secret`, `publicKey` or `jwksUrl`. */
+export interface JwtAuthorizerOptions {
+  /** Shared secret for HS256/384/512 tokens. */
+  secret?: string | Uint8Array;
+  /** A PEM public key (SPKI) for RS*, PS*, ES* or EdDSA tokens; name its algorithm in `algorithms`. */
+  publicKey?: string;
+  /** A JWKS endpoint (keys fetched and cached by jose, rotated by `kid`). */
+  jwksUrl?: string | URL;
+  /**
+   * Accepted `alg` values. @default ["HS256", "HS384", "HS512"] with `secret`;
+   * ["RS256", "ES256"] with `publicKey` or `jwksUrl`
+   */
+  algorithms?: string[];
+  /** Required `iss`. @default not checked */
+  issuer?: string;
+  /** Required `aud`. @default not checked */
+  audience?: string;
+  /** Leeway for `exp` and `nbf`, in seconds. @default 5 */
+  clockToleranceSec?: number;
+  /** The claim holding the scopes: a space-separated string or an array. @default "scope" */
+  scopeClaim?: string;
+}
+
+/** What a verified token grants on one document, and until when (ms since epoch). */
+export interface JwtGrant {
+  readonly access: Access;
+  /** The token's `exp`: a live connection is closed then (clients reconnect with a fresh token). */
+  readonly expiresAt: number | undefined;
+}
+
+/**
+ * Scopes a token may carry: `opstream:*` (every document, read-write),
+ * `opstream:*:read` (every document, read-only), `opstream:<docId>` (one document,
+ * read-write), `opstream:<docId>:read` (one document, read-only).
+ */
+export function accessFromScopes(scopes: readonly string[], docId: string): Access {
+  const has = (scope: string): boolean => scopes.includes(scope);
+  if (has("opstream:*") || has(`opstream:${docId}`)) return "read-write";
+  if (has("opstream:*:read") || has(`opstream:${docId}:read`)) return "readonly";
+  return "deny";
+}
+
+/**
+ * An authorizer for JSON Web Tokens (jose): the signature, `exp`/`nbf` (and
+ * `iss`/`aud` when configured) are verified, then the scopes decide the access.
+ * A missing, malformed, expired or wrongly signed token is denied.
+ */
+export function jwtAuthorizer(
+  options: JwtAuthorizerOptions,
+): (request: AuthorizationRequest) => Promise<JwtGrant> {
+  const sources = [options.secret, options.publicKey, options.jwksUrl].filter((value) => value !== undefined);
+  if (sources.length !== 1) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      "jwtAuthorizer needs exactly one of secret, publicKey or jwksUrl.",
+      { option: "secret|publicKey|jwksUrl" },
+    );
+  }
+  const algorithms =
+    options.algorithms ?? (options.secret !== undefined ? ["HS256", "HS384", "HS512"] : ["RS256", "ES256"]);
+  const key = keySource(options, algorithms);
+  const scopeClaim = options.scopeClaim ?? "scope";
+  const verifyOptions = {
+    algorithms,
+    clockTolerance: options.clockToleranceSec ?? 5,
+    ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
+    ...(options.audience === undefined ? {} : { audience: options.audience }),
+  };
+  return async ({ token, docId }) => {
+    if (!token) return { access: "deny", expiresAt: undefined };
+    let payload: JWTPayload;
+    try {
+      const resolved = await key;
+      payload =
+        typeof resolved === "function"
+          ? (await jwtVerify(token, resolved, verifyOptions)).payload
+          : (await jwtVerify(token, resolved, verifyOptions)).payload;
+    } catch (error) {
+      if (error instanceof joseErrors.JOSEError) return { access: "deny", expiresAt: undefined };
+      throw error;
+    }
+    return {
+      access: accessFromScopes(scopesOf(payload[scopeClaim]), docId),
+      expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined,
+    };
+  };
+}
+
+function keySource(
+  options: JwtAuthorizerOptions,
+  algorithms: string[],
+): Promise<Uint8Array | CryptoKey | JWTVerifyGetKey> {
+  if (options.secret !== undefined) {
+    return Promise.resolve(
+      typeof options.secret === "string" ? new TextEncoder().encode(options.secret) : options.secret,
+    );
+  }
+  if (options.publicKey !== undefined) {
+    const [algorithm] = algorithms;
+    if (!algorithm) throw new OpStreamError(ErrorCodes.INVALID_OPTION, "jwtAuthorizer: algorithms is empty.");
+    return importSPKI(options.publicKey, algorithm);
+  }
+  return Promise.resolve(createRemoteJWKSet(new URL(String(options.jwksUrl))));
+}
+
+function scopesOf(claim: unknown): string[] {
+  if (typeof claim === "string") return claim.split(" ").filter(Boolean);
+  if (Array.isArray(claim)) return claim.filter((scope): scope is string => typeof scope === "string");
+  return [];
+}
