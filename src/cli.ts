@@ -12,6 +12,7 @@ const USAGE = `Usage: opstream serve [options]
   --storage <path>  SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage
                                                  (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
+  --hocuspocus-path <path>  Hocuspocus endpoint  (env OPSTREAM_HOCUSPOCUS_PATH, default /hocuspocus)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
   --no-sample       do not serve the sample editor at /
   --management-token <t>  bearer token of the /api/documents management API, >= 16 chars
@@ -33,6 +34,7 @@ async function serve(argv: string[]): Promise<void> {
       host: { type: "string", default: process.env.OPSTREAM_HOST },
       storage: { type: "string", default: process.env.OPSTREAM_STORAGE ?? "./data/opstream.sqlite" },
       prefix: { type: "string", default: process.env.OPSTREAM_PREFIX ?? "/" },
+      "hocuspocus-path": { type: "string", default: process.env.OPSTREAM_HOCUSPOCUS_PATH ?? "/hocuspocus" },
       "idle-ms": { type: "string", default: process.env.OPSTREAM_IDLE_MS ?? "300000" },
       "no-sample": { type: "boolean", default: false },
       redis: { type: "string", default: process.env.OPSTREAM_REDIS_URL },
@@ -52,7 +54,7 @@ async function serve(argv: string[]): Promise<void> {
   const builder = services.addOpStream({
     ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
     sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
-    transport: { prefix: values.prefix },
+    transport: { prefix: values.prefix, hocuspocusPath: values["hocuspocus-path"] },
   });
   const storage = values.storage;
   if (/^rediss?:\/\//.test(storage)) {

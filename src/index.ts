@@ -74,6 +74,7 @@ export {
   type TransportOptions,
 } from "./transport/websocket-transport.js";
 export { CloseCodes, type CloseCode } from "./transport/close-codes.js";
+export type { StatelessHandler, StatelessRequest } from "./transport/hocuspocus/stateless.js";
 export {
   allowAll,
   type Access,

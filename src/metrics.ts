@@ -60,13 +60,13 @@ export class OpStreamMetrics {
   readonly badFrames = new Counter({
     name: "opstream_bad_frames_total",
     help: "Frames refused by a transport dialect, by reason; each closed its socket.",
-    labelNames: ["reason"] as const,
+    labelNames: ["dialect", "reason"] as const,
     registers: [this.registry],
   });
   readonly closes = new Counter({
     name: "opstream_connection_closes_total",
     help: "Connections closed by the server, by close code.",
-    labelNames: ["code"] as const,
+    labelNames: ["dialect", "code"] as const,
     registers: [this.registry],
   });
   readonly awarenessDropped = new Counter({

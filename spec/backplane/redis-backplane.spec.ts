@@ -50,6 +50,7 @@ describe("backplane envelope", () => {
     { type: ChannelMessageType.Awareness, origin: "nœud-2", payload: new Uint8Array([9]) },
     { type: ChannelMessageType.Heartbeat, origin: "n", epoch: Number.MAX_SAFE_INTEGER, seq: 0 },
     { type: ChannelMessageType.Closed, origin: "n", epoch: 7 },
+    { type: ChannelMessageType.Stateless, origin: "n", payload: '{"ping":"é"}' },
   ];
   const frames: RpcFrame[] = [
     { kind: RpcFrameKind.Request, id: 1, type: "opstream.doc.join", from: "node-1", payload: bytes("x") },
@@ -69,6 +70,10 @@ describe("backplane envelope", () => {
       [ENVELOPE_VERSION, 1, 6, ...bytes("node-1"), 3, 0xac, 0x02, 3, 1, 2, 3],
     );
     assert.deepEqual([...encodeChannelMessage(messages[3]!)], [1, 4, 1, 110, 7]);
+    assert.deepEqual(
+      [...encodeChannelMessage({ type: ChannelMessageType.Stateless, origin: "n", payload: "hi" })],
+      [1, 5, 1, 110, 2, 104, 105],
+    );
     assert.deepEqual(
       [...encodeRpcFrame(frames[0]!)],
       [1, 1, 1, 17, ...bytes("opstream.doc.join"), 6, ...bytes("node-1"), 1, 120],

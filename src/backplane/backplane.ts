@@ -8,6 +8,8 @@ export enum ChannelMessageType {
   Heartbeat = 3,
   /** The owner closed its session of this epoch (stepped down, shut down or unloaded). */
   Closed = 4,
+  /** A stateless message for every Hocuspocus client of the document (ephemeral; never stored). */
+  Stateless = 5,
 }
 
 /** A message on a document's channel, tagged by its type. */
@@ -15,7 +17,8 @@ export type ChannelMessage =
   | { type: ChannelMessageType.Update; origin: string; epoch: number; seq: number; payload: Uint8Array }
   | { type: ChannelMessageType.Awareness; origin: string; payload: Uint8Array }
   | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number }
-  | { type: ChannelMessageType.Closed; origin: string; epoch: number };
+  | { type: ChannelMessageType.Closed; origin: string; epoch: number }
+  | { type: ChannelMessageType.Stateless; origin: string; payload: string };
 
 /** Handles a message from another node; a node never receives its own messages. */
 export type ChannelHandler = (message: ChannelMessage) => void;

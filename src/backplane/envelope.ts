@@ -134,6 +134,7 @@ const channelWriters: {
     writeUint(encoder, m.seq, "seq");
   },
   [ChannelMessageType.Closed]: (encoder, m) => writeUint(encoder, m.epoch, "epoch"),
+  [ChannelMessageType.Stateless]: (encoder, m) => encoding.writeVarString(encoder, m.payload),
 };
 
 const channelReaders: {
@@ -161,6 +162,11 @@ const channelReaders: {
     type: ChannelMessageType.Closed,
     origin,
     epoch: decoding.readVarUint(decoder),
+  }),
+  [ChannelMessageType.Stateless]: (decoder, origin) => ({
+    type: ChannelMessageType.Stateless,
+    origin,
+    payload: decoding.readVarString(decoder),
   }),
 };
 

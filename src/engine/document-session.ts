@@ -190,6 +190,12 @@ export class DocumentSession {
     if (forward) this.peers.awareness(forward, peerId);
   }
 
+  /** Sends a stateless message to every Hocuspocus peer of the document, on every node. */
+  broadcastStateless(payload: string): void {
+    this.assertOpen();
+    this.peers.stateless(payload);
+  }
+
   /** Every current awareness state as one update, or null. */
   awarenessStates(): Uint8Array | null {
     return this.awareness.encodeAll();

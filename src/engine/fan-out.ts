@@ -55,6 +55,12 @@ export class FanOut {
     this.publish({ type: ChannelMessageType.Awareness, origin: this.backplane.nodeId, payload: update });
   }
 
+  /** A stateless message: to every local peer that takes one (the sender included), and on the channel. */
+  stateless(payload: string): void {
+    for (const peer of this.peers.values()) peer.sendStateless?.(payload);
+    this.publish({ type: ChannelMessageType.Stateless, origin: this.backplane.nodeId, payload });
+  }
+
   /** Tells other nodes the session of `epoch` closed, so their relays re-resolve the owner at once. */
   closed(epoch: number): void {
     this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch });

@@ -23,4 +23,6 @@ export interface SessionPeer {
   sendAwareness(update: Uint8Array): void;
   /** Ends the peer's attachment to the document. */
   disconnect(reason: DisconnectReason): void;
+  /** Sends a stateless message (Hocuspocus dialect); peers without it never receive one. */
+  sendStateless?(payload: string): void;
 }

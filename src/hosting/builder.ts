@@ -14,6 +14,7 @@ import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/
 import { RedisDocumentStore, type RedisStoreOptions } from "../storage/redis/redis-store.js";
 import { PostgresDocumentStore, type PostgresStoreOptions } from "../storage/postgres/postgres-store.js";
 import { allowAll, type Authorizer } from "../transport/authorization.js";
+import type { StatelessHandler } from "../transport/hocuspocus/stateless.js";
 import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
 import { OpStreamMetrics } from "../metrics.js";
 import { createDefaultLogger, withRedaction } from "../logging/logger.js";
@@ -236,6 +237,19 @@ export class OpStreamBuilder {
     }
     this.services.add(Tokens.Consumers, () => registration);
     this.consumerNames.add(name);
+    return this;
+  }
+
+  /**
+   * Adds a handler of Hocuspocus stateless messages (`provider.sendStateless(payload)`).
+   * It runs on the node the client is connected to, with the document, the payload
+   * and the sender's access, token and upgrade request, and can `reply(payload)` to
+   * the sender or `broadcast(payload)` to every Hocuspocus client of the document on
+   * every node. Handlers run in the order added; one that throws is logged and the
+   * rest are skipped. Without a handler, stateless messages are dropped.
+   */
+  addStatelessHandler(handler: StatelessHandler): this {
+    this.services.add(Tokens.StatelessHandlers, () => handler);
     return this;
   }
 

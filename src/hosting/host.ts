@@ -68,6 +68,7 @@ export class OpStreamHost {
       provider.get(Tokens.Authorizer),
       this.metrics,
       this.logger,
+      provider.getAll(Tokens.StatelessHandlers),
     );
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import type { Authorizer } from "../transport/authorization.js";
+import type { StatelessHandler } from "../transport/hocuspocus/stateless.js";
 import type { ManagementAuthorizer } from "../http/management.js";
 import type { ResolvedOptions } from "./options.js";
 import { Token } from "./token.js";
@@ -25,4 +26,5 @@ export const Tokens = Object.freeze({
   ManagementAuthorizer: new Token<ManagementAuthorizer>("ManagementAuthorizer"),
   Validators: new Token<Validator>("Validators"),
   Consumers: new Token<ConsumerRegistration>("Consumers"),
+  StatelessHandlers: new Token<StatelessHandler>("StatelessHandlers"),
 });

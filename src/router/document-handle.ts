@@ -11,6 +11,11 @@ export interface DocumentHandle {
   syncStep1(clientStateVector: Uint8Array): Promise<Uint8Array>;
   /** Applies the peer's update; resolves with its seq once durable and fanned out (null: no-op). */
   apply(update: Uint8Array): Promise<number | null>;
+  /**
+   * True when the durable document already holds everything in `update` (a
+   * read-only peer's update that would change nothing). Rejects with INVALID_UPDATE.
+   */
+  contains(update: Uint8Array): Promise<boolean>;
   /** Applies the peer's awareness update and fans out what changed. */
   applyAwareness(update: Uint8Array): void;
   /** Every current awareness state, or null. */

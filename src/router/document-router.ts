@@ -7,7 +7,7 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle } from "./local-handle.js";
 import { manageSession, registerOwnerEndpoint } from "./owner-endpoint.js";
-import type { ManagementRequest } from "./rpc.js";
+import { OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
 import { RelayDocument } from "./relay-document.js";
 
 /** What the router needs; the host wires it. */
@@ -96,6 +96,32 @@ export class DocumentRouter {
   }
 
   /**
+   * Sends a stateless message to every Hocuspocus client of `docId` on every node:
+   * through the session when this node owns it, else through the owner (it sends
+   * to its clients and publishes on the channel, where relays pick it up). A
+   * document nobody has open has nobody to tell: nothing is loaded for it.
+   */
+  async broadcastStateless(docId: string, payload: string): Promise<void> {
+    const target = this.entries.get(docId)?.target;
+    if (target instanceof DocumentSession && !target.closed) return target.broadcastStateless(payload);
+    if (target instanceof RelayDocument && !target.closed) return target.stateless(payload);
+    const owner = await this.deps.ownership.ownerOf(docId);
+    if (owner === null) return;
+    if (owner === this.deps.backplane.nodeId) {
+      const session = await this.owned(docId); // it was still opening
+      session.broadcastStateless(payload);
+      this.armIdle(session);
+      return;
+    }
+    const request = encodeOwnerRequest({
+      docId,
+      peerId: `${this.deps.backplane.nodeId}/server`,
+      bytes: new TextEncoder().encode(payload),
+    });
+    await this.deps.backplane.sendRequest(owner, OwnerRequests.STATELESS, request, this.requestOptions());
+  }
+
+  /**
    * Runs a management request (state, compact, delete) on `docId`'s owner: this
    * node when it owns the document or can acquire it, else the owner through a
    * relay. A document loaded only for this is unloaded after the idle timeout.
@@ -142,6 +168,10 @@ export class DocumentRouter {
       else if (entry.opening) closing.push(entry.opening.then(close, () => undefined));
     }
     await Promise.all(closing);
+  }
+
+  private requestOptions(): { timeoutMs?: number } {
+    return this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
   }
 
   private joinLocal(session: DocumentSession, peer: SessionPeer): DocumentHandle {

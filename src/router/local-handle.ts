@@ -1,6 +1,7 @@
 import type { DocumentSession } from "../engine/document-session.js";
 import type { Origin } from "../engine/origin.js";
 import type { DocumentHandle } from "./document-handle.js";
+import { sessionContains } from "./owner-endpoint.js";
 
 /** A handle onto a session owned by this node. */
 export class LocalDocumentHandle implements DocumentHandle {
@@ -27,6 +28,10 @@ export class LocalDocumentHandle implements DocumentHandle {
 
   apply(update: Uint8Array): Promise<number | null> {
     return this.session.apply(update, this.origin);
+  }
+
+  contains(update: Uint8Array): Promise<boolean> {
+    return sessionContains(this.session, update);
   }
 
   applyAwareness(update: Uint8Array): void {

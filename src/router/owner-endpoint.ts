@@ -3,6 +3,8 @@ import type { IBackplane } from "../backplane/backplane.js";
 import type { DocumentSession } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
+import { invalidUpdate } from "../engine/session-errors.js";
+import { containsUpdate } from "../engine/update-check.js";
 import {
   OwnerRequests,
   decodeOwnerRequest,
@@ -36,6 +38,17 @@ export async function manageSession(
       await session.delete();
       return { seq: 0, bytes: EMPTY };
   }
+}
+
+/** Whether the durable document holds all of `update`, read under the apply lock. Rejects with INVALID_UPDATE. */
+export function sessionContains(session: DocumentSession, update: Uint8Array): Promise<boolean> {
+  return session.read(() => {
+    try {
+      return containsUpdate(session.doc, update);
+    } catch (error) {
+      throw invalidUpdate(error, session.docId);
+    }
+  });
 }
 
 /**
@@ -88,6 +101,20 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
     }),
     [OwnerRequests.AWARENESS]: handle((session, { peerId, bytes }) => {
       session.applyAwareness(peerId, bytes);
+      return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
+    }),
+    [OwnerRequests.CONTAINS]: handle(async (session, { bytes }) => {
+      const contained = await sessionContains(session, bytes);
+      return encodeOwnerReply({
+        epoch: session.epoch,
+        seq: session.lastSeq,
+        bytes: Uint8Array.of(contained ? 1 : 0),
+      });
+    }),
+    [OwnerRequests.STATELESS]: handle((session, { bytes }) => {
+      session.broadcastStateless(new TextDecoder().decode(bytes));
+      // A broadcast to a document nobody uses must not keep it loaded.
+      sessions.idle(session);
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
     [OwnerRequests.LEAVE]: handle((session, { peerId }) => {

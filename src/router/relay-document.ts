@@ -110,6 +110,12 @@ export class RelayDocument {
     return this.call(type, this.globalId("manager"), EMPTY);
   }
 
+  /** Has the owner send a stateless message to every Hocuspocus client of the document (this node's via the channel). */
+  async stateless(payload: string): Promise<void> {
+    if (this.closedReason) throw this.closedError();
+    await this.call(OwnerRequests.STATELESS, this.globalId("server"), new TextEncoder().encode(payload));
+  }
+
   /** Closes every client (retryable) and stops relaying. */
   close(reason: DisconnectReason): void {
     this.fail(reason);
@@ -130,6 +136,7 @@ export class RelayDocument {
         const { seq } = await this.call(OwnerRequests.APPLY, globalId, update);
         return seq === 0 ? null : seq;
       },
+      contains: async (update) => (await this.call(OwnerRequests.CONTAINS, globalId, update)).bytes[0] === 1,
       applyAwareness: (update) => {
         this.call(OwnerRequests.AWARENESS, globalId, update).catch((error: unknown) =>
           this.deps.logger.warn({ err: error, docId: this.docId }, "awareness not delivered to the owner"),
@@ -184,6 +191,9 @@ export class RelayDocument {
         return;
       case ChannelMessageType.Closed:
         if (message.epoch >= this.epoch) this.fail("step-down");
+        return;
+      case ChannelMessageType.Stateless:
+        for (const peer of this.peers.values()) peer.sendStateless?.(message.payload);
         return;
     }
   }

@@ -20,6 +20,10 @@ export const OwnerRequests = Object.freeze({
   LEAVE: "opstream.doc.leave",
   /** A relay noticed a gap: reply with the full durable state and its (epoch, seq). */
   RESYNC: "opstream.doc.resync",
+  /** A read-only client's update: `bytes` = the update. Reply: `bytes` = `01` when the durable document holds all of it, else `00`. */
+  CONTAINS: "opstream.doc.contains",
+  /** A stateless broadcast: `bytes` = the UTF-8 payload. Reply: empty, once sent to the owner's clients and published. */
+  STATELESS: "opstream.doc.stateless",
   /** Management API, get: reply with the full durable state (as RESYNC), no peer attached. */
   STATE: "opstream.doc.state",
   /** Management API, compact now: snapshot + trim under the apply lock. Reply: seq = the snapshot's seq. */

@@ -6,6 +6,7 @@ import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
 import type { Access } from "../authorization.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
+import { closeForHandleError } from "../handle-errors.js";
 import {
   KEEP_ALIVE_FRAME,
   SyncStep,
@@ -123,19 +124,14 @@ export class YWebsocketConnection implements SessionPeer {
   }
 
   private onHandleError(error: unknown, badInputReason = "invalid-update"): void {
-    if (isOpStreamError(error, ErrorCodes.UPDATE_REJECTED)) {
-      this.close(CloseCodes.POLICY_VIOLATION, "update rejected", "rejected");
-    } else if (isOpStreamError(error, ErrorCodes.INVALID_UPDATE) || !isOpStreamError(error)) {
+    const { code, reason, badInput } = closeForHandleError(error, badInputReason);
+    if (badInput) {
       this.logger.warn(
         { err: error, docId: this.docId, peerId: this.id },
         "invalid input; closing the connection",
       );
-      this.close(CloseCodes.INVALID_FRAME, "invalid update", badInputReason);
-    } else {
-      // Session closed, fenced or storage failing: the session disconnects its peers
-      // itself; this covers a peer whose request raced with that.
-      this.close(CloseCodes.TRY_AGAIN_LATER, "document unavailable, retry");
     }
+    this.close(code, reason, badInput);
   }
 
   sendUpdate(update: Uint8Array): void {
@@ -154,7 +150,7 @@ export class YWebsocketConnection implements SessionPeer {
   /** Pings the socket; one that did not answer the previous ping is dead and terminated. */
   ping(): void {
     if (!this.alive) {
-      this.metrics.closes.inc({ code: "terminated" });
+      this.metrics.closes.inc({ dialect: "y-websocket", code: "terminated" });
       this.ws.terminate();
       this.detach();
       return;
@@ -171,8 +167,8 @@ export class YWebsocketConnection implements SessionPeer {
   /** Closes the socket with `code`; `badInput` counts it as refused input. */
   close(code: CloseCode, reason: string, badInput?: string): void {
     if (this.closed) return;
-    if (badInput) this.metrics.badFrames.inc({ reason: badInput });
-    this.metrics.closes.inc({ code: String(code) });
+    if (badInput) this.metrics.badFrames.inc({ dialect: "y-websocket", reason: badInput });
+    this.metrics.closes.inc({ dialect: "y-websocket", code: String(code) });
     this.closed = true;
     this.ws.close(code, reason.slice(0, 120));
     this.detach();

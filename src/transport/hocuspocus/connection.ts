@@ -1,0 +1,197 @@
+import type { IncomingMessage } from "node:http";
+import type { WebSocket } from "ws";
+import { ErrorCodes, isOpStreamError } from "../../errors.js";
+import type { Logger } from "../../logging/logger.js";
+import type { OpStreamMetrics } from "../../metrics.js";
+import type { DocumentRouter } from "../../router/document-router.js";
+import type { Authorizer } from "../authorization.js";
+import { CloseCodes, type CloseCode } from "../close-codes.js";
+import { HocuspocusDocumentPeer, type DocumentPeerContext } from "./document-peer.js";
+import {
+  EMPTY_AWARENESS_UPDATE,
+  PING_FRAME,
+  PONG_FRAME,
+  decodeFrame,
+  encode,
+  hocuspocusFrameErrorReason,
+  type HocuspocusFrame,
+} from "./messages.js";
+import type { StatelessHandler } from "./stateless.js";
+
+/** What a Hocuspocus connection needs; the transport provides it. */
+export interface HocuspocusConnectionDependencies {
+  readonly router: DocumentRouter;
+  readonly authorizer: Authorizer;
+  readonly statelessHandlers: readonly StatelessHandler[];
+  readonly metrics: OpStreamMetrics;
+  readonly logger: Logger;
+  /** Close a client whose unsent bytes pass this. */
+  readonly maxBufferedBytes: number;
+  /** Frames queued on the socket, all documents together, before their documents are open. */
+  readonly maxPendingFrames: number;
+  readonly maxDocumentNameLength: number;
+}
+
+const DIALECT = "hocuspocus";
+
+/**
+ * One `HocuspocusProviderWebsocket`: many documents multiplexed on one socket,
+ * each frame addressed by the routing key the client chose (the document name,
+ * or `name\0sessionId`), which every answer repeats exactly. Each document is
+ * authorized on its own Auth message before it is joined.
+ */
+export class HocuspocusConnection {
+  /** `performance.now()` of the last frame sent (for keep-alive). */
+  lastSentAt = performance.now();
+  /** Whether a pong arrived since the last ping. */
+  alive = true;
+  private readonly documents = new Map<string, HocuspocusDocumentPeer>();
+  /** Keys the server refused (denied) or closed (deleted): their frames are dropped until a new Auth. Oldest first. */
+  private readonly refused = new Set<string>();
+  private pendingFrames = 0;
+  private peerCount = 0;
+  /** A provider that sent its version (v4 and later) answers Ping frames; older ones cannot parse them. */
+  private understandsPing = false;
+  private lastKey: string | undefined;
+  private closed = false;
+  private readonly context: DocumentPeerContext;
+
+  constructor(
+    readonly id: string,
+    private readonly ws: WebSocket,
+    request: IncomingMessage,
+    private readonly deps: HocuspocusConnectionDependencies,
+  ) {
+    this.context = {
+      request,
+      router: deps.router,
+      authorizer: deps.authorizer,
+      statelessHandlers: deps.statelessHandlers,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      maxDocumentNameLength: deps.maxDocumentNameLength,
+      send: (frame) => this.send(frame),
+      reserve: () => this.reserve(),
+      release: (count) => (this.pendingFrames -= count),
+      close: (code, reason, badInput) => this.close(code, reason, badInput),
+      forget: (peer, refused) => this.forget(peer, refused),
+    };
+  }
+
+  /** Handles one binary frame from the client. */
+  receive(data: Uint8Array): void {
+    if (this.closed) return;
+    let frame: HocuspocusFrame;
+    try {
+      frame = decodeFrame(data);
+    } catch (error) {
+      const reason = isOpStreamError(error, ErrorCodes.INVALID_FRAME)
+        ? hocuspocusFrameErrorReason(error)
+        : "truncated";
+      const code = reason === "unknown-type" ? CloseCodes.UNSUPPORTED_DATA : CloseCodes.INVALID_FRAME;
+      this.close(code, error instanceof Error ? error.message : "invalid frame", reason);
+      return;
+    }
+    if (frame.kind === "ping") return this.send(PONG_FRAME);
+    if (frame.kind === "pong") return;
+    const { key, message } = frame;
+    this.lastKey = key;
+    if (message.type === "auth") {
+      if (message.version !== undefined) this.understandsPing = true;
+      this.refused.delete(key);
+    } else if (this.refused.has(key)) {
+      // The provider keeps sending edits of a document it was refused or that was closed: drop them.
+      if (message.type === "update" || message.type === "sync-step-2") {
+        this.deps.metrics.updatesRejected.inc({ reason: "denied" });
+      }
+      return;
+    }
+    let peer = this.documents.get(key);
+    if (!peer) {
+      if (message.type === "close") return;
+      peer = new HocuspocusDocumentPeer(`${this.id}/${++this.peerCount}`, key, this.context);
+      this.documents.set(key, peer);
+    }
+    peer.receive(message);
+  }
+
+  /**
+   * Sends real traffic if nothing was sent for `idleMs` (the stock provider drops
+   * a socket after 30 s without a message): a Ping to providers that answer it,
+   * else an empty awareness update on a document of the socket.
+   */
+  keepAlive(idleMs: number, now: number): void {
+    if (now - this.lastSentAt < idleMs) return;
+    if (this.understandsPing) return this.send(PING_FRAME);
+    const key = this.documents.keys().next().value ?? this.lastKey;
+    if (key !== undefined) this.send(encode.awareness(key, EMPTY_AWARENESS_UPDATE));
+  }
+
+  /** Pings the socket; one that did not answer the previous ping is dead and terminated. */
+  ping(): void {
+    if (!this.alive) {
+      this.deps.metrics.closes.inc({ dialect: DIALECT, code: "terminated" });
+      this.ws.terminate();
+      this.detach();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  /** Closes the socket with `code`; `badInput` counts it as refused input. */
+  close(code: CloseCode, reason: string, badInput?: string): void {
+    if (this.closed) return;
+    if (badInput) this.deps.metrics.badFrames.inc({ dialect: DIALECT, reason: badInput });
+    this.deps.metrics.closes.inc({ dialect: DIALECT, code: String(code) });
+    this.closed = true;
+    this.ws.close(code, reason.slice(0, 120));
+    this.detach();
+  }
+
+  /** The socket has closed (either side): leave every document. */
+  detach(): void {
+    this.closed = true;
+    const peers = [...this.documents.values()];
+    this.documents.clear();
+    this.refused.clear();
+    for (const peer of peers) peer.detach();
+  }
+
+  private reserve(): boolean {
+    if (this.pendingFrames >= this.deps.maxPendingFrames) {
+      this.close(
+        CloseCodes.TOO_MANY_PENDING,
+        "too many frames before their documents opened",
+        "too-many-pending",
+      );
+      return false;
+    }
+    this.pendingFrames += 1;
+    return true;
+  }
+
+  private forget(peer: HocuspocusDocumentPeer, refused: boolean): void {
+    if (this.documents.get(peer.key) === peer) this.documents.delete(peer.key);
+    if (!refused || this.closed) return;
+    this.refused.add(peer.key);
+    // Bounded: each entry cost an Auth frame, but a socket lives long.
+    if (this.refused.size > this.deps.maxPendingFrames) {
+      const oldest = this.refused.values().next().value;
+      if (oldest !== undefined) this.refused.delete(oldest);
+    }
+  }
+
+  private send(frame: Uint8Array): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    // A client that cannot keep up must not grow our memory or stall its documents.
+    if (this.ws.bufferedAmount > this.deps.maxBufferedBytes) {
+      this.close(CloseCodes.SLOW_CONSUMER, "send buffer full: client too slow", "slow-consumer");
+      return;
+    }
+    this.lastSentAt = performance.now();
+    this.ws.send(frame, (error) => {
+      if (error) this.deps.logger.debug({ err: error, peerId: this.id }, "send failed on a closing socket");
+    });
+  }
+}

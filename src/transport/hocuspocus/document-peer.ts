@@ -1,0 +1,283 @@
+import type { IncomingMessage } from "node:http";
+import type { DisconnectReason, SessionPeer } from "../../engine/peer.js";
+import { isOpStreamError } from "../../errors.js";
+import type { Logger } from "../../logging/logger.js";
+import type { OpStreamMetrics } from "../../metrics.js";
+import type { DocumentHandle } from "../../router/document-handle.js";
+import type { DocumentRouter } from "../../router/document-router.js";
+import type { Authorizer } from "../authorization.js";
+import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
+import { closeForHandleError } from "../handle-errors.js";
+import { EMPTY_AWARENESS_UPDATE, documentNameOf, encode, type HocuspocusMessage } from "./messages.js";
+import { runStatelessHandlers, type StatelessHandler } from "./stateless.js";
+
+/** What a document of a Hocuspocus socket needs from its connection. */
+export interface DocumentPeerContext {
+  readonly request: IncomingMessage;
+  readonly router: DocumentRouter;
+  readonly authorizer: Authorizer;
+  readonly statelessHandlers: readonly StatelessHandler[];
+  readonly metrics: OpStreamMetrics;
+  readonly logger: Logger;
+  readonly maxDocumentNameLength: number;
+  /** Sends a frame on the socket. */
+  send(frame: Uint8Array): void;
+  /** Counts one frame queued before its document is ready; false once the socket's cap is passed (it is closed). */
+  reserve(): boolean;
+  /** Uncounts `count` queued frames. */
+  release(count: number): void;
+  /** Closes the whole socket. */
+  close(code: CloseCode, reason: string, badInput?: string): void;
+  /** The document left the socket; a `refused` key's later frames are dropped until a new Auth. */
+  forget(peer: HocuspocusDocumentPeer, refused: boolean): void;
+}
+
+/** The reason sent with PermissionDenied when the authorizer answers `deny` (Hocuspocus's own). */
+const PERMISSION_DENIED = "permission-denied";
+/** Longest session id in a `name\0sessionId` routing key (the stock provider's are ~11 characters). */
+const MAX_SESSION_ID_LENGTH = 128;
+
+/**
+ * One document on a Hocuspocus socket, under the routing key the client uses:
+ * waiting for its Auth message, authorizing, joining, then open. Messages that
+ * arrive before it is open are queued in order (counted against the socket's
+ * `maxPendingFrames`). It is the session's {@link SessionPeer}.
+ */
+export class HocuspocusDocumentPeer implements SessionPeer {
+  readonly docId: string;
+  private state: "waiting" | "authorizing" | "joining" | "open" | "gone" = "waiting";
+  private readonly queue: HocuspocusMessage[] = [];
+  private handle: DocumentHandle | undefined;
+  private access: "readonly" | "read-write" = "readonly";
+  private token: string | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly key: string,
+    private readonly ctx: DocumentPeerContext,
+  ) {
+    this.docId = documentNameOf(key);
+  }
+
+  /** Handles one message addressed to this document's key. */
+  receive(message: HocuspocusMessage): void {
+    if (this.state === "open") return this.dispatch(message);
+    if (this.state === "gone") return;
+    if (this.state === "waiting" && message.type === "auth") return this.startAuthorization(message.token);
+    if (this.state === "waiting" && message.type === "close") return this.forget(false);
+    if (this.ctx.reserve()) this.queue.push(message);
+  }
+
+  sendUpdate(update: Uint8Array): void {
+    this.send(encode.update(this.key, update));
+  }
+
+  sendAwareness(update: Uint8Array): void {
+    this.send(encode.awareness(this.key, update));
+  }
+
+  sendStateless(payload: string): void {
+    this.send(encode.stateless(this.key, payload));
+  }
+
+  /**
+   * The session let go of this peer. A deleted document is closed on its own
+   * (the socket's other documents carry on; the provider's later edits of it are
+   * dropped); for every other reason the socket is closed, so the stock provider
+   * reconnects and rejoins every document on it.
+   */
+  disconnect(reason: DisconnectReason): void {
+    this.handle = undefined;
+    if (reason !== "deleted") return this.ctx.close(DISCONNECT_CLOSE_CODES[reason], reason);
+    this.send(encode.close(this.key, "document deleted"));
+    this.forget(true);
+  }
+
+  /** The socket closed: leave the document. */
+  detach(): void {
+    this.state = "gone";
+    this.queue.length = 0;
+    this.handle?.leave();
+    this.handle = undefined;
+  }
+
+  private dispatch(message: HocuspocusMessage): void {
+    const handle = this.handle;
+    if (!handle) return;
+    switch (message.type) {
+      case "auth":
+        return this.startAuthorization(message.token);
+      case "sync-step-1":
+        return this.answerSyncStep1(handle, message.stateVector, message.reply);
+      case "sync-step-2":
+      case "update":
+        return this.applyUpdate(handle, message.update, message.type === "sync-step-2");
+      case "awareness":
+        try {
+          handle.applyAwareness(message.update);
+        } catch (error) {
+          this.onHandleError(error, "invalid-awareness");
+        }
+        return;
+      case "query-awareness":
+        return this.send(encode.awareness(this.key, handle.awarenessStates() ?? EMPTY_AWARENESS_UPDATE));
+      case "stateless":
+        return this.stateless(message.payload);
+      case "close":
+        handle.leave();
+        this.handle = undefined;
+        return this.forget(false);
+    }
+  }
+
+  private startAuthorization(token: string): void {
+    this.authorize(token).catch((error: unknown) => {
+      this.ctx.logger.error({ err: error, docId: this.docId, peerId: this.id }, "authorization failed");
+      this.ctx.close(CloseCodes.INTERNAL_ERROR, "authorization failed");
+    });
+  }
+
+  /** Runs the authorizer for a (first or refreshed) token; joins the document on the first success. */
+  private async authorize(rawToken: string): Promise<void> {
+    // The stock provider sends "" when it has no token.
+    const token = rawToken === "" ? undefined : rawToken;
+    const invalid = this.invalidKey();
+    if (invalid) return this.deny(invalid);
+    this.state = "authorizing";
+    // A throwing authorizer closes the socket with 1011 (startAuthorization).
+    const access = await this.ctx.authorizer({ docId: this.docId, request: this.ctx.request, token });
+    if (this.isGone()) return;
+    if (access === "deny") return this.deny(PERMISSION_DENIED);
+    this.access = access;
+    this.token = token;
+    this.send(encode.authenticated(this.key, access));
+    if (!this.handle && !(await this.join())) return;
+    this.state = "open";
+    while (this.state === "open" && this.queue.length > 0) {
+      this.ctx.release(1);
+      this.dispatch(this.queue.shift()!);
+    }
+  }
+
+  /** Why the routing key cannot name a document (the PermissionDenied reason), if it cannot. */
+  private invalidKey(): string | undefined {
+    if (this.docId === "") return "invalid document name";
+    if (this.docId.length > this.ctx.maxDocumentNameLength) return "document name too long";
+    if (this.key.length - this.docId.length - 1 > MAX_SESSION_ID_LENGTH) return "session id too long";
+    return undefined;
+  }
+
+  private async join(): Promise<boolean> {
+    this.state = "joining";
+    let handle: DocumentHandle;
+    try {
+      handle = await this.ctx.router.join(this.docId, this);
+    } catch (error) {
+      // Coded errors (not owner, shutting down, storage) are worth a retry; anything else is a bug.
+      this.ctx.logger.warn({ err: error, docId: this.docId }, "could not open the document");
+      const code = isOpStreamError(error) ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR;
+      this.ctx.close(code, "document unavailable");
+      return false;
+    }
+    if (this.isGone()) {
+      handle.leave();
+      return false;
+    }
+    this.handle = handle;
+    const states = handle.awarenessStates();
+    if (states) this.send(encode.awareness(this.key, states));
+    return true;
+  }
+
+  /** PermissionDenied (the provider emits `authenticationFailed`); an open document is also closed. */
+  private deny(reason: string): void {
+    this.send(encode.permissionDenied(this.key, reason));
+    if (this.handle) {
+      this.handle.leave();
+      this.handle = undefined;
+      this.send(encode.close(this.key, reason));
+    }
+    this.forget(true);
+  }
+
+  /** Hocuspocus answers a SyncStep1 with a SyncStep2 and then its own SyncStep1 (not after a SyncReply). */
+  private answerSyncStep1(handle: DocumentHandle, stateVector: Uint8Array, reply: boolean): void {
+    handle
+      .syncStep1(stateVector)
+      .then(async (update) => {
+        this.send(encode.syncStep2(this.key, update));
+        if (!reply) this.send(encode.syncStep1(this.key, await handle.stateVector()));
+      })
+      .catch((error: unknown) => this.onHandleError(error));
+  }
+
+  /**
+   * Acknowledges with SyncStatus only once the update is durable: the provider's
+   * `unsyncedChanges` counts down on these. A read-only client's update is refused
+   * (SyncStatus false), unless it is a SyncStep2 holding nothing new.
+   */
+  private applyUpdate(handle: DocumentHandle, update: Uint8Array, step2: boolean): void {
+    if (this.access === "readonly") {
+      const contained = step2 ? handle.contains(update) : Promise.resolve(false);
+      contained
+        .then((applied) => {
+          if (!applied) this.ctx.metrics.updatesRejected.inc({ reason: "readonly" });
+          this.send(encode.syncStatus(this.key, applied));
+        })
+        .catch((error: unknown) => this.onHandleError(error));
+      return;
+    }
+    handle
+      .apply(update)
+      .then(() => this.send(encode.syncStatus(this.key, true)))
+      .catch((error: unknown) => this.onHandleError(error));
+  }
+
+  private stateless(payload: string): void {
+    const { docId, key, access, token } = this;
+    const request = {
+      docId,
+      payload,
+      access,
+      token,
+      request: this.ctx.request,
+      reply: (answer: string) => this.send(encode.stateless(key, answer)),
+      broadcast: (message: string) => {
+        const sent = this.ctx.router.broadcastStateless(docId, message);
+        // Logged here too, so a handler that does not await its broadcast loses nothing silently.
+        sent.catch((error: unknown) =>
+          this.ctx.logger.warn({ err: error, docId, peerId: this.id }, "stateless broadcast failed"),
+        );
+        return sent;
+      },
+    };
+    void runStatelessHandlers(this.ctx.statelessHandlers, request, this.ctx.logger, this.id);
+  }
+
+  private onHandleError(error: unknown, badInputReason?: string): void {
+    const { code, reason, badInput } = closeForHandleError(error, badInputReason);
+    // A request that outlived its document (closed, deleted) concerns nobody now.
+    if (this.isGone() && !badInput) return;
+    if (badInput) {
+      this.ctx.logger.warn({ err: error, docId: this.docId, peerId: this.id }, "invalid input; closing");
+    }
+    this.ctx.close(code, reason, badInput);
+  }
+
+  /** Whether the document left (read after an await: the socket may have closed meanwhile). */
+  private isGone(): boolean {
+    return this.state === "gone";
+  }
+
+  private forget(refused: boolean): void {
+    this.state = "gone";
+    this.ctx.release(this.queue.length);
+    this.queue.length = 0;
+    this.ctx.forget(this, refused);
+  }
+
+  /** Frames for a document that left the socket are dropped: its key may be reused by a new provider. */
+  private send(frame: Uint8Array): void {
+    if (this.state !== "gone") this.ctx.send(frame);
+  }
+}
