@@ -24,7 +24,7 @@ export class RoundRobinProxy {
   static async start(backends: readonly Backend[], port = 0, host = "127.0.0.1"): Promise<RoundRobinProxy> {
     const server = createServer();
     const proxy = new RoundRobinProxy(server, backends);
-    server.on("connection", (client: Socket) => proxy.route(client, 0));
+    server.on("connection", (client: Socket) => proxy.accept(client));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
@@ -41,28 +41,39 @@ export class RoundRobinProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  private accept(client: Socket): void {
+    this.track(client);
+    // An error on either end destroys it; its "close" then closes the other end.
+    client.on("error", () => client.destroy());
+    this.route(client, 0);
+  }
+
+  /** Connects `client` to the next backend, after `tried` backends refused it. */
   private route(client: Socket, tried: number): void {
     const backend = this.backends[this.next++ % this.backends.length];
-    if (!backend || tried >= this.backends.length) {
+    if (!backend || tried >= this.backends.length || client.destroyed) {
       client.destroy();
       return;
     }
     const upstream = connect(backend.port, backend.host);
-    let connected = false;
+    const abandon = (): void => void upstream.destroy();
+    client.once("close", abandon);
+    // Refused or unreachable (a node that is down): try the next backend. Only the
+    // failed upstream goes: its "close" must not take the client with it, which is
+    // why the close handlers below are installed only once it has connected.
+    const skip = (): void => {
+      client.off("close", abandon);
+      upstream.destroy();
+      this.route(client, tried + 1);
+    };
+    upstream.once("error", skip);
     upstream.once("connect", () => {
-      connected = true;
-      this.track(client);
+      upstream.off("error", skip);
+      upstream.on("error", () => upstream.destroy());
+      upstream.once("close", () => client.destroy());
       this.track(upstream);
       client.pipe(upstream).pipe(client);
     });
-    upstream.once("error", () => {
-      // A backend that is down: try the next one; once connected, just drop both ends.
-      if (!connected) this.route(client, tried + 1);
-      else client.destroy();
-    });
-    client.once("error", () => upstream.destroy());
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
   }
 
   private track(socket: Socket): void {

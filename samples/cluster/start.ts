@@ -1,6 +1,7 @@
 // samples/cluster: one command starts a redis-server, three opstream nodes sharing
 // it (and one SQLite file), and a non-sticky round-robin TCP proxy in front of them.
-// Open http://localhost:1234 in several tabs: each connection may land on any node.
+// Open http://localhost:1234 (or /tiptap.html) in several tabs: each connection may
+// land on any node.
 //
 //   npm run cluster            (Ctrl-C stops everything)
 //
@@ -101,5 +102,6 @@ const proxy = await RoundRobinProxy.start(
 );
 process.stdout.write(
   `\ncluster: redis on ${redisPort}, nodes on ${nodePorts.join(", ")}; ` +
-    `open http://localhost:${proxy.port} (round-robin over the nodes). Ctrl-C stops everything.\n`,
+    `open http://localhost:${proxy.port} (CodeMirror) or http://localhost:${proxy.port}/tiptap.html ` +
+    `(Tiptap; &provider=hocuspocus or y-websocket), round-robin over the nodes. Ctrl-C stops everything.\n`,
 );

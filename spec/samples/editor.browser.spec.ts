@@ -3,27 +3,14 @@
 // server restart, and a third user joining afterwards gets the whole text.
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import type { OpStreamSample } from "../../samples/editor/src/main.js";
+import { launchChromium, saveScreenshot } from "../support/browser.js";
 import { spawnServer, type ServerProcess } from "../support/process.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = fileURLToPath(new URL("../../.artifacts/", import.meta.url));
 /** Upper bound for each wait; the provider's reconnect backoff tops out at 2.5 s. */
 const WAIT_MS = 15_000;
 
@@ -106,11 +93,6 @@ async function waitForCaretOf(page: Page, name: string): Promise<void> {
     .waitFor({ state: "attached", timeout: WAIT_MS });
 }
 
-async function saveScreenshot(page: Page, name: string): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
-}
-
 /** Puts the caret at the end of the document, as a user would, and types `text`. */
 async function typeAtEnd(page: Page, text: string): Promise<void> {
   await page.locator(".cm-content").click();
@@ -156,11 +138,10 @@ describe("sample editor in a real browser", function () {
   }
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error("Chromium is missing: run `apt-get install -y chromium`");
+    browser = await launchChromium();
     dir = await mkdtemp(join(tmpdir(), "opstream-editor-"));
     storage = join(dir, "editor.sqlite");
     server = await spawnServer({ storage });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
 
   after(async () => {

@@ -26,6 +26,11 @@ export interface ClusterOptions {
    * which specs restart), or a fresh database on the suite's Postgres. @default "sqlite"
    */
   storage?: StorageKind;
+  /**
+   * Serve the sample editor pages (samples/editor/public) from every node, for
+   * browser specs; other specs leave it off (`--no-sample`). @default false
+   */
+  sample?: boolean;
   /** More CLI arguments for every node (e.g. `--management-token`). @default none */
   extraArgs?: readonly string[];
   /**
@@ -87,7 +92,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     String(options.leaseTtlMs ?? 3000),
     "--request-timeout-ms",
     String(options.requestTimeoutMs ?? 2000),
-    "--no-sample",
+    ...(options.sample ? [] : ["--no-sample"]),
     ...(options.extraArgs ?? []),
   ];
   const nodes = await Promise.all(

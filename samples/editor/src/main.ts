@@ -2,12 +2,15 @@
 // opstream server with the stock y-websocket provider.
 import { EditorView } from "@codemirror/view";
 import { yCollab } from "y-codemirror.next";
-import { WebsocketProvider } from "y-websocket";
+import type { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { element } from "./dom.js";
 import { showPresence } from "./presence.js";
+import { serverLocation } from "./providers.js";
 import { plainTextSetup } from "./setup.js";
 import { showStatus } from "./status.js";
 import { makeUser } from "./user.js";
+import { createYWebsocketProvider } from "./y-websocket-provider.js";
 
 /** What the page exposes for end-to-end specs and for poking at in the devtools. */
 export interface OpStreamSample {
@@ -23,32 +26,23 @@ declare global {
   }
 }
 
-function element(id: string): HTMLElement {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`index.html has no #${id}`);
-  return found;
-}
-
 const params = new URLSearchParams(location.search);
 const docName = params.get("doc")?.trim() || "welcome";
-// `?prefix=/collab` when the server runs with `--prefix /collab`.
-const prefix = (params.get("prefix") ?? "").replace(/\/+$/, "");
-const serverUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${prefix}`;
 
 const doc = new Y.Doc();
 const text = doc.getText("text");
-// disableBc: tabs of one browser would otherwise sync over BroadcastChannel and
-// hide whether the server is doing its job. connect: false so the status
-// listener sees the first "connecting".
-const provider = new WebsocketProvider(serverUrl, encodeURIComponent(docName), doc, {
-  connect: false,
-  disableBc: true,
-});
+const connection = createYWebsocketProvider(
+  docName,
+  doc,
+  serverLocation(params),
+  params.get("token") ?? undefined,
+);
+const provider = connection.provider;
 provider.awareness.setLocalStateField("user", makeUser(params.get("name")));
 
 element("doc-name").textContent = docName;
 document.title = `${docName} · opstream`;
-showStatus(element("status"), provider);
+showStatus(element("status"), connection);
 showPresence(element("peers"), provider.awareness);
 
 const view = new EditorView({

@@ -1,6 +1,14 @@
-import type { WebsocketProvider } from "y-websocket";
-
 export type ConnectionStatus = "connected" | "connecting" | "disconnected";
+
+/**
+ * A provider's connection status as both stock providers report it: y-websocket's
+ * `WebsocketProvider` and `@hocuspocus/provider` emit `status` with `{ status }`
+ * (the same three words), but keep the current one in different places.
+ */
+export interface StatusSource {
+  readonly status: ConnectionStatus;
+  onStatus(listener: (status: ConnectionStatus) => void): void;
+}
 
 const LABELS: Record<ConnectionStatus, string> = {
   connected: "Connected",
@@ -8,12 +16,12 @@ const LABELS: Record<ConnectionStatus, string> = {
   disconnected: "Disconnected",
 };
 
-/** Mirrors the provider's connection status on `element` (`data-status` and text). */
-export function showStatus(element: HTMLElement, provider: WebsocketProvider): void {
+/** Mirrors a provider's connection status on `element` (`data-status` and text). */
+export function showStatus(element: HTMLElement, source: StatusSource): void {
   const render = (status: ConnectionStatus): void => {
     element.dataset.status = status;
     element.textContent = LABELS[status];
   };
-  render(provider.wsconnected ? "connected" : provider.wsconnecting ? "connecting" : "disconnected");
-  provider.on("status", ({ status }) => render(status));
+  render(source.status);
+  source.onStatus(render);
 }

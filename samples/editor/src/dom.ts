@@ -1,0 +1,6 @@
+/** The page's element with `id`; a missing one is a bug in the page's HTML. */
+export function element(id: string): HTMLElement {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`${location.pathname} has no #${id}`);
+  return found;
+}
