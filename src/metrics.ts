@@ -1,8 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/** Options of {@link OpStreamMetrics}. */
+export interface OpStreamMetricsOptions {
+  /** Also collect Node.js process metrics (CPU, memory, event loop lag, GC). @default false */
+  defaultMetrics?: boolean;
+}
+
 /**
  * The host's Prometheus metrics, on a registry of its own (so several hosts in one
- * process, as in specs, do not collide). Served at `/metrics`; listed in OPERATIONS.md.
+ * process, as in specs, do not collide). Served at `/metrics`; listed with alert
+ * hints in OPERATIONS.md. `useMetrics(metrics)` plugs in an instance of your own:
+ * serve it together with your application's metrics with prom-client's
+ * `Registry.merge([metrics.registry, appRegistry])`, or subclass it to forward
+ * elsewhere (every member is a prom-client metric).
  */
 export class OpStreamMetrics {
   readonly registry = new Registry();
@@ -139,7 +149,39 @@ export class OpStreamMetrics {
     registers: [this.registry],
   });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  readonly applySeconds = new Histogram({
+    name: "opstream_apply_seconds",
+    help: "From an update's arrival at its document's session to its acknowledgement (durable and fanned out).",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly fanOutPeers = new Histogram({
+    name: "opstream_fanout_peers",
+    help: "Local peers each durable op was sent to.",
+    buckets: [0, 1, 2, 5, 10, 25, 50, 100, 250],
+    registers: [this.registry],
+  });
+  readonly backplanePublishSeconds = new Histogram({
+    name: "opstream_backplane_publish_seconds",
+    help: "Duration of backplane publishes (document channels and requests).",
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    registers: [this.registry],
+  });
+  readonly rpcSeconds = new Histogram({
+    name: "opstream_rpc_seconds",
+    help: "Round trip of requests to other nodes, by request type (failed ones included).",
+    labelNames: ["type"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
+    registers: [this.registry],
+  });
+  readonly consumerLag = new Gauge({
+    name: "opstream_consumer_lag",
+    help: "Ops stored but not yet committed by a consumer, summed over this node's documents.",
+    labelNames: ["consumer"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: OpStreamMetricsOptions = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 }

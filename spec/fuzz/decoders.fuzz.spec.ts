@@ -49,10 +49,19 @@ const inputs = fc.oneof(
     }),
 );
 
+/**
+ * How long `run` takes. An input over budget is timed twice more and the fastest
+ * run counts: a GC pause or a busy CPU (the whole suite runs on 2 cores) is not
+ * the input's cost, while a decoder that hangs or allocates on it is slow every time.
+ */
 function timed(run: () => void): number {
-  const started = performance.now();
-  run();
-  return performance.now() - started;
+  let fastest = Infinity;
+  for (let attempt = 0; attempt < 3 && fastest >= BUDGET_MS; attempt++) {
+    const started = performance.now();
+    run();
+    fastest = Math.min(fastest, performance.now() - started);
+  }
+  return fastest;
 }
 
 describe("fuzzing the decoders (fast-check)", function () {

@@ -33,7 +33,7 @@ export interface ClusterBackplaneOptions {
   /** How long a request waits for its answer; a per-call `timeoutMs` overrides it. @default 5000 */
   requestTimeoutMs?: number;
   /** Counts `rpcTimeouts`. @default none (not counted) */
-  metrics?: Pick<OpStreamMetrics, "rpcTimeouts">;
+  metrics?: Pick<OpStreamMetrics, "rpcTimeouts" | "rpcSeconds" | "backplanePublishSeconds">;
   /** Where delivery and connection problems are reported. @default the default pino logger */
   logger?: BackplaneLogger;
 }
@@ -61,6 +61,7 @@ export abstract class ClusterBackplane implements IBackplane {
   private readonly requestTimeoutMs: number;
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly pending: PendingRequests;
+  private readonly metrics: ClusterBackplaneOptions["metrics"];
   private readonly documents: DocumentSubscriptions;
   private listening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -77,6 +78,7 @@ export abstract class ClusterBackplane implements IBackplane {
     this.channelPrefix = options.channelPrefix ?? CLUSTER_BACKPLANE_DEFAULTS.channelPrefix;
     this.requestTimeoutMs = options.requestTimeoutMs ?? CLUSTER_BACKPLANE_DEFAULTS.requestTimeoutMs;
     this.logger = options.logger ?? createDefaultLogger();
+    this.metrics = options.metrics;
     this.pending = new PendingRequests(options.metrics);
     this.documents = new DocumentSubscriptions(
       {
@@ -128,7 +130,12 @@ export abstract class ClusterBackplane implements IBackplane {
 
   async publish(docId: string, message: ChannelMessage): Promise<void> {
     this.assertOpen("publish");
-    await this.publishBytes(this.documentChannel(docId), encodeChannelMessage(message));
+    const stop = this.metrics?.backplanePublishSeconds.startTimer();
+    try {
+      await this.publishBytes(this.documentChannel(docId), encodeChannelMessage(message));
+    } finally {
+      stop?.();
+    }
   }
 
   sendRequest(
@@ -140,9 +147,15 @@ export abstract class ClusterBackplane implements IBackplane {
     if (this.closing) return Promise.reject(this.closedError("sendRequest"));
     const { id, answer } = this.pending.open(nodeId, type, options.timeoutMs ?? this.requestTimeoutMs);
     const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
+    const stop = this.metrics?.rpcSeconds.startTimer({ type });
     this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).catch((error: unknown) =>
       this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
     );
+    if (stop)
+      answer.then(
+        () => stop(),
+        () => stop(),
+      );
     return answer;
   }
 

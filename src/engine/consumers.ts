@@ -102,6 +102,8 @@ export class ConsumerRunner {
   private running: Promise<void> | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
+  /** This runner's lag as last added to the gauge. */
+  private reportedLag = 0;
   /** The handler's last failure: what a dead-letter sink is told. */
   private lastCause: unknown;
   private readonly options: Required<Pick<ConsumerOptions, keyof typeof CONSUMER_DEFAULTS>> & ConsumerOptions;
@@ -129,6 +131,7 @@ export class ConsumerRunner {
   /** New ops up to `seq` are durable: catch up. */
   notify(seq: number): void {
     this.headSeq = Math.max(this.headSeq, seq);
+    this.reportLag();
     if (this.stopped || this.headSeq <= this.committedSeq) return;
     this.running ??= this.drain().finally(() => {
       this.running = undefined;
@@ -139,6 +142,7 @@ export class ConsumerRunner {
   /** Stops after the record in hand (its commit may still be fenced); resolves when idle. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.reportLag(0);
     this.wake?.();
     await this.running;
   }
@@ -211,6 +215,7 @@ export class ConsumerRunner {
     try {
       await this.context.store.commitOffset(this.context.docId, this.context.epoch, this.name, seq);
       this.committedSeq = seq;
+      this.reportLag();
       return true;
     } catch (error) {
       // FENCED: another node owns the document now and resumes from the last
@@ -226,6 +231,14 @@ export class ConsumerRunner {
       await this.pause(this.options.maxBackoffMs / 10);
       return false;
     }
+  }
+
+  /** Keeps this runner's share of `opstream_consumer_lag` current (0 once stopped). */
+  private reportLag(lag = this.stopped ? 0 : Math.max(0, this.headSeq - this.committedSeq)): void {
+    const delta = lag - this.reportedLag;
+    if (delta > 0) this.context.metrics.consumerLag.inc({ consumer: this.name }, delta);
+    if (delta < 0) this.context.metrics.consumerLag.dec({ consumer: this.name }, -delta);
+    this.reportedLag = lag;
   }
 
   private backoff(attempt: number): number {

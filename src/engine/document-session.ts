@@ -179,7 +179,13 @@ export class DocumentSession {
    * INVALID_UPDATE, FENCED, STORAGE_UNAVAILABLE or SESSION_CLOSED.
    */
   apply(update: Uint8Array, origin: Origin): Promise<number | null> {
-    return this.queue.apply(update, origin);
+    const stop = this.deps.metrics.applySeconds.startTimer();
+    const applied = this.queue.apply(update, origin);
+    applied.then(
+      () => stop(),
+      () => stop(),
+    );
+    return applied;
   }
 
   /** Applies an awareness update from `peerId` and fans out what changed. Throws on malformed input. */

@@ -39,7 +39,13 @@ export class FanOut {
 
   /** A durable op: to every peer but its sender, and on the channel with its (epoch, seq). */
   update(update: Uint8Array, epoch: number, seq: number, exceptPeerId: string | undefined): void {
-    for (const [id, peer] of this.peers) if (id !== exceptPeerId) peer.sendUpdate(update);
+    let sent = 0;
+    for (const [id, peer] of this.peers) {
+      if (id === exceptPeerId) continue;
+      peer.sendUpdate(update);
+      sent += 1;
+    }
+    this.metrics.fanOutPeers.observe(sent);
     this.publish({
       type: ChannelMessageType.Update,
       origin: this.backplane.nodeId,

@@ -206,6 +206,16 @@ export class OpStreamBuilder {
     return this;
   }
 
+  /**
+   * The metrics opstream records (its own `OpStreamMetrics` instance, served at
+   * `/metrics`): pass one you created to read it elsewhere, merge its registry into
+   * your application's (`Registry.merge`), or subclass it for another backend.
+   */
+  useMetrics(metrics: OpStreamMetrics): this {
+    this.services.set(Tokens.Metrics, () => metrics);
+    return this;
+  }
+
   /** A pino logger for everything opstream logs (secrets are redacted on top of your settings). */
   useLogger(logger: Logger): this {
     this.services.set(Tokens.Logger, () => withRedaction(logger));
