@@ -29,9 +29,11 @@ export interface PostgresStoreOptions {
   /** Most connections of the store's own pool. @default 10 */
   poolSize?: number;
   /**
-   * `statement_timeout` of the store's own connections (a statement running longer,
-   * or waiting longer for a row lock, fails); also bounds the wait for a connection.
-   * 0 disables both.
+   * `statement_timeout` and `idle_in_transaction_session_timeout` of the store's own
+   * connections: a statement running longer, or waiting longer for a row lock, fails;
+   * a session idle inside a transaction that long is ended by the server, so a node
+   * paused mid-transaction (GC, VM stall, SIGSTOP) cannot hold a document's row lock
+   * and block its successor. Also bounds the wait for a connection. 0 disables all three.
    * @default 5000
    */
   statementTimeoutMs?: number;
@@ -128,6 +130,7 @@ export class PostgresDocumentStore implements DocumentStore {
         max: poolSize,
         // A startup parameter, so it holds for every statement on every connection.
         statement_timeout: statementTimeoutMs,
+        idle_in_transaction_session_timeout: statementTimeoutMs,
         connectionTimeoutMillis: statementTimeoutMs,
         keepAlive: true,
         application_name: "opstream",
@@ -170,6 +173,14 @@ export class PostgresDocumentStore implements DocumentStore {
   ): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // pg-pool removes its error listener while a client is checked out. A connection
+    // that dies between two statements (the server ended an idle transaction of a
+    // paused node, a network cut) would then emit an unhandled "error" and crash
+    // the process: record it instead; the next statement fails with it anyway.
+    const onError = (error: Error): void => {
+      broken = error;
+    };
+    client.on("error", onError);
     try {
       await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
       const result = await work(client);
@@ -183,6 +194,7 @@ export class PostgresDocumentStore implements DocumentStore {
       });
       throw error;
     } finally {
+      client.off("error", onError);
       client.release(broken);
     }
   }
