@@ -14,9 +14,14 @@ const USAGE = `Usage: opstream serve [options]
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
   --hocuspocus-path <path>  Hocuspocus endpoint  (env OPSTREAM_HOCUSPOCUS_PATH, default /hocuspocus)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
+  --drain-timeout-ms <n>  longest graceful drain on SIGTERM/SIGINT (env OPSTREAM_DRAIN_TIMEOUT_MS, default 10000)
   --no-sample       do not serve the sample editor at /
   --management-token <t>  bearer token of the /api/documents management API, >= 16 chars
                           (env OPSTREAM_MANAGEMENT_TOKEN, default none: the API answers 403)
+  --jwt-secret <s>        authorize clients with HS256/384/512 JWTs signed with this secret
+                          (env OPSTREAM_JWT_SECRET, default none: everyone may edit everything)
+  --allowed-origins <list>  comma-separated origins whose pages may connect, e.g.
+                          https://app.example.com (env OPSTREAM_ALLOWED_ORIGINS, default *)
 
 Cluster (all nodes share one Redis and one store):
   --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
@@ -43,6 +48,9 @@ async function serve(argv: string[]): Promise<void> {
       "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "30000" },
       "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
       "management-token": { type: "string", default: process.env.OPSTREAM_MANAGEMENT_TOKEN },
+      "jwt-secret": { type: "string", default: process.env.OPSTREAM_JWT_SECRET },
+      "allowed-origins": { type: "string", default: process.env.OPSTREAM_ALLOWED_ORIGINS ?? "*" },
+      "drain-timeout-ms": { type: "string", default: process.env.OPSTREAM_DRAIN_TIMEOUT_MS ?? "10000" },
       help: { type: "boolean", default: false },
     },
   });
@@ -54,7 +62,14 @@ async function serve(argv: string[]): Promise<void> {
   const builder = services.addOpStream({
     ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
     sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
-    transport: { prefix: values.prefix, hocuspocusPath: values["hocuspocus-path"] },
+    transport: {
+      prefix: values.prefix,
+      hocuspocusPath: values["hocuspocus-path"],
+      allowedOrigins: values["allowed-origins"]
+        .split(",")
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    },
   });
   const storage = values.storage;
   if (/^rediss?:\/\//.test(storage)) {
@@ -74,6 +89,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   if (values["management-token"] !== undefined)
     builder.useManagementAuthorization(values["management-token"]);
+  if (values["jwt-secret"] !== undefined) builder.useJwtAuthorization({ secret: values["jwt-secret"] });
   const opstream = services.build();
   const app = express();
   const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));
@@ -85,7 +101,7 @@ async function serve(argv: string[]): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       opstream.logger.info({ signal }, "draining");
-      opstream.shutdown().then(
+      opstream.shutdown({ drainTimeoutMs: Number(values["drain-timeout-ms"]) }).then(
         () => process.exit(0),
         (error: unknown) => {
           opstream.logger.error({ err: error }, "shutdown failed");

@@ -78,9 +78,18 @@ export type { StatelessHandler, StatelessRequest } from "./transport/hocuspocus/
 export {
   allowAll,
   type Access,
+  type AccessGrant,
   type Authorizer,
   type AuthorizationRequest,
+  type DenialReason,
 } from "./transport/authorization.js";
+export {
+  accessFromScopes,
+  jwtAuthorizer,
+  type JwtAuthorizerOptions,
+  type JwtGrant,
+} from "./transport/jwt-authorizer.js";
+export { TOKEN_SUBPROTOCOL } from "./transport/admission.js";
 
 export type { DocumentStore, StoredOp, StoredSnapshot, StoredDocument } from "./storage/document-store.js";
 export { MemoryDocumentStore } from "./storage/memory/memory-store.js";

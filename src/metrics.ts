@@ -181,6 +181,26 @@ export class OpStreamMetrics {
     registers: [this.registry],
   });
 
+  // Transport admission and limits: refused upgrades, throttled frames, refused awareness.
+  readonly upgradesRefused = new Counter({
+    name: "opstream_upgrades_refused_total",
+    help: "WebSocket upgrades refused before any document work (reason: unauthenticated, forbidden, origin, node-limit, ip-limit, draining, error).",
+    labelNames: ["dialect", "reason"] as const,
+    registers: [this.registry],
+  });
+  readonly messagesThrottled = new Counter({
+    name: "opstream_messages_throttled_total",
+    help: "Client frames delayed because their connection sent faster than transport.messageRate.",
+    labelNames: ["dialect"] as const,
+    registers: [this.registry],
+  });
+  readonly awarenessRefused = new Counter({
+    name: "opstream_awareness_refused_total",
+    help: "Awareness entries the transport dropped (reason: too-large, invalid-json, foreign-client).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: OpStreamMetricsOptions = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -23,17 +23,18 @@ describe("ServiceCollection and the opstream builder", () => {
     assert.ok(host.store instanceof MemoryDocumentStore);
     assert.ok(host.backplane instanceof LocalBackplane);
     const warnings = entries().filter((e) => e.level === WARN);
-    assert.equal(warnings.length, 2);
+    assert.equal(warnings.length, 3);
     assert.match(warnings[0]!.msg, /in-memory storage.*useSqliteStorage/);
     assert.match(warnings[1]!.msg, /allow-all authorizer.*useAuthorization/);
+    assert.match(warnings[2]!.msg, /every origin.*transport\.allowedOrigins/);
     await host.shutdown();
   });
 
-  it("logs no warning once durable storage and an authorizer are configured", async () => {
+  it("logs no warning once durable storage, an authorizer and allowed origins are configured", async () => {
     const { logger, entries } = captureLogger();
     const services = new ServiceCollection();
     services
-      .addOpStream({ processMetrics: false })
+      .addOpStream({ processMetrics: false, transport: { allowedOrigins: ["https://app.example.com"] } })
       .useLogger(logger)
       .useSqliteStorage(join(tempDir(), "db.sqlite"))
       .useAuthorization(() => "readonly");

@@ -19,7 +19,7 @@ export interface Client {
 export function connectClient(
   serverUrl: string,
   docName: string,
-  options: { doc?: Y.Doc; connect?: boolean } = {},
+  options: { doc?: Y.Doc; connect?: boolean; params?: Record<string, string>; protocols?: string[] } = {},
 ): Client {
   const doc = options.doc ?? new Y.Doc();
   const provider = new WebsocketProvider(serverUrl, docName, doc, {
@@ -27,6 +27,8 @@ export function connectClient(
     disableBc: true,
     connect: options.connect ?? true,
     maxBackoffTime: 200,
+    params: options.params ?? {},
+    protocols: options.protocols ?? [],
   });
   return {
     doc,

@@ -44,7 +44,11 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
         }
       });
       await eventually(() => assert.ok(tokensIn(reader.text.toString()).size >= 200), 20_000);
+      const stoppingAt = performance.now();
       await server.stop(signal);
+      // The drain (final snapshots, leases, closes) is bounded by the default drain timeout, 10 s.
+      if (signal === "SIGTERM")
+        assert.ok(performance.now() - stoppingAt < 10_000, "exited within the drain timeout");
       const seenByReader = tokensIn(reader.text.toString());
       stopWriting = true;
       await Promise.all(writing);

@@ -35,11 +35,12 @@ describe("jwtAuthorizer", () => {
     assert.equal(a.access, "read-write");
     assert.ok(a.expiresAt !== undefined && a.expiresAt > Date.now() + 3_500_000);
     assert.equal((await authorize({ docId: "doc-b", token, request })).access, "readonly");
-    assert.equal(
-      (await authorize({ docId: "doc-c", token, request })).access,
-      "deny",
-      "A's token cannot open C",
+    assert.deepEqual(
+      await authorize({ docId: "doc-c", token, request }),
+      { access: "deny", reason: "forbidden", expiresAt: a.expiresAt },
+      "A's token cannot open C: a valid token without the scope is forbidden (403)",
     );
+    assert.equal((await authorize({ docId: "doc-a", token: undefined, request })).reason, "unauthenticated");
     assert.equal((await authorize({ docId: "doc-a", token: undefined, request })).access, "deny");
     assert.equal((await authorize({ docId: "doc-a", token: "not.a.jwt", request })).access, "deny");
     const expired = await hsToken({ scope: "opstream:*" }, Math.floor(Date.now() / 1000) - 60);
@@ -48,7 +49,21 @@ describe("jwtAuthorizer", () => {
       .setProtectedHeader({ alg: "HS256" })
       .setExpirationTime("1h")
       .sign(new TextEncoder().encode("another-secret-of-at-least-32-bytes!!"));
-    assert.equal((await authorize({ docId: "doc-a", token: forged, request })).access, "deny");
+    assert.deepEqual(await authorize({ docId: "doc-a", token: forged, request }), {
+      access: "deny",
+      reason: "unauthenticated",
+    });
+  });
+
+  it("reports expiresAt as exp plus the clock tolerance: the moment the token stops being accepted", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = await hsToken({ scope: "opstream:*" }, exp);
+    assert.equal(
+      (await jwtAuthorizer({ secret: SECRET })({ docId: "d", token, request })).expiresAt,
+      exp * 1000 + 5000,
+    );
+    const strict = jwtAuthorizer({ secret: SECRET, clockToleranceSec: 0 });
+    assert.equal((await strict({ docId: "d", token, request })).expiresAt, exp * 1000);
   });
 
   it("checks issuer and audience when configured, and takes scopes from an array claim", async () => {

@@ -14,6 +14,7 @@ import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/
 import { RedisDocumentStore, type RedisStoreOptions } from "../storage/redis/redis-store.js";
 import { PostgresDocumentStore, type PostgresStoreOptions } from "../storage/postgres/postgres-store.js";
 import { allowAll, type Authorizer } from "../transport/authorization.js";
+import { jwtAuthorizer, type JwtAuthorizerOptions } from "../transport/jwt-authorizer.js";
 import type { StatelessHandler } from "../transport/hocuspocus/stateless.js";
 import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
 import { OpStreamMetrics } from "../metrics.js";
@@ -28,13 +29,15 @@ export interface LocalBackplaneOptions {
   bus?: LocalBus;
 }
 
-type UnsafeDefault = "storage" | "authorization";
+type UnsafeDefault = "storage" | "authorization" | "origins";
 
 const UNSAFE_DEFAULT_WARNINGS: Readonly<Record<UnsafeDefault, string>> = Object.freeze({
   storage:
     "Using in-memory storage: documents are lost when the process exits. Call useSqliteStorage(path) (or another durable store) for production.",
   authorization:
     "Using the allow-all authorizer: anyone who can reach this server can read and write every document. Call useAuthorization(authorizer) for production.",
+  origins:
+    'Accepting WebSocket upgrades from every origin: any web page can connect with its visitors\' cookies. Set transport.allowedOrigins (e.g. ["https://app.example.com"]) for production.',
 });
 
 /**
@@ -42,7 +45,7 @@ const UNSAFE_DEFAULT_WARNINGS: Readonly<Record<UnsafeDefault, string>> = Object.
  * `add*()` appends to a collection. Every call returns the builder, so calls chain.
  */
 export class OpStreamBuilder {
-  private readonly unsafeDefaults = new Set<UnsafeDefault>(["storage", "authorization"]);
+  private readonly unsafeDefaults = new Set<UnsafeDefault>(["storage", "authorization", "origins"]);
   private readonly deprecations: string[] = [];
   private readonly consumerNames = new Set<string>();
 
@@ -52,6 +55,7 @@ export class OpStreamBuilder {
     options: OpStreamOptions,
   ) {
     const resolved = resolveOptions(options);
+    if (!resolved.transport.allowedOrigins.includes("*")) this.unsafeDefaults.delete("origins");
     services
       .set(Tokens.Options, () => resolved)
       .set(Tokens.Logger, () => createDefaultLogger())
@@ -188,10 +192,26 @@ export class OpStreamBuilder {
     return this;
   }
 
+  /**
+   * Decides, per connection and document and before anything loads, whether it may
+   * read and write, only read, or nothing: an {@link Authorizer} returning an
+   * `Access`, or an `AccessGrant` (`{ access, expiresAt?, reason? }`) such as
+   * {@link jwtAuthorizer}'s.
+   */
   useAuthorization(authorizer: Authorizer): this {
     this.services.set(Tokens.Authorizer, () => authorizer);
     this.unsafeDefaults.delete("authorization");
     return this;
+  }
+
+  /**
+   * Authorizes with JSON Web Tokens: `useAuthorization(jwtAuthorizer(options))`.
+   * Scopes `opstream:*`, `opstream:*:read`, `opstream:<docId>`, `opstream:<docId>:read`;
+   * a connection is closed when its token expires (4003). Throws INVALID_OPTION
+   * unless exactly one of `secret`, `publicKey`, `jwksUrl` is given.
+   */
+  useJwtAuthorization(options: JwtAuthorizerOptions): this {
+    return this.useAuthorization(jwtAuthorizer(options));
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { AwarenessOptions } from "../engine/awareness.js";
 import { AWARENESS_DEFAULTS } from "../engine/awareness.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
-import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/websocket-transport.js";
+import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/transport-options.js";
 
 /** Options of document sessions. */
 export interface SessionOptions {

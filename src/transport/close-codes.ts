@@ -3,7 +3,8 @@ import type { DisconnectReason } from "../engine/peer.js";
 /**
  * WebSocket close codes the server sends (PROTOCOL.md, "Close codes"). 1xxx are
  * the RFC 6455 meanings; 4xxx are opstream's own. Stock providers reconnect after
- * any close, so "retryable" codes need no client support.
+ * any close, so "retryable" codes need no client support. None is in 4400–4499,
+ * which y-websocket 3.x treats as permanent (it stops reconnecting).
  */
 export const CloseCodes = Object.freeze({
   /** The server is shutting down; reconnect (to another node). Retryable. */
@@ -22,8 +23,12 @@ export const CloseCodes = Object.freeze({
   TRY_AGAIN_LATER: 1013,
   /** The client read too slowly: its send buffer passed `maxBufferedBytes`. */
   SLOW_CONSUMER: 4001,
-  /** Too many frames arrived before the document finished loading. */
+  /** Too many frames (or bytes) arrived before the document was authorized and loaded. */
   TOO_MANY_PENDING: 4002,
+  /** The connection's grant expired (a token's `exp`); reconnect with a fresh token. Retryable. */
+  ACCESS_EXPIRED: 4003,
+  /** The client kept sending faster than `messageRate` past `maxThrottledMessages`. Retryable, slower. */
+  RATE_LIMITED: 4008,
   /** The document was deleted. */
   DOCUMENT_DELETED: 4004,
 });

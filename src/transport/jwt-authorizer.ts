@@ -8,7 +8,7 @@ import {
   type CryptoKey,
 } from "jose";
 import { ErrorCodes, OpStreamError } from "../errors.js";
-import type { Access, AuthorizationRequest } from "./authorization.js";
+import type { Access, AccessGrant, AuthorizationRequest } from "./authorization.js";
 
 /** Options of {@link jwtAuthorizer}: exactly one of `secret`, `publicKey` or `jwksUrl`. */
 export interface JwtAuthorizerOptions {
@@ -33,12 +33,13 @@ export interface JwtAuthorizerOptions {
   scopeClaim?: string;
 }
 
-/** What a verified token grants on one document, and until when (ms since epoch). */
-export interface JwtGrant {
-  readonly access: Access;
-  /** The token's `exp`: a live connection is closed then (clients reconnect with a fresh token). */
-  readonly expiresAt: number | undefined;
-}
+/**
+ * What a token grants on one document: `expiresAt` is the token's `exp` plus the
+ * clock tolerance (the moment the token stops being accepted), when a live
+ * connection is closed; a missing, malformed, expired or wrongly signed token is
+ * an `unauthenticated` denial, a valid one without a matching scope `forbidden`.
+ */
+export type JwtGrant = AccessGrant;
 
 /**
  * Scopes a token may carry: `opstream:*` (every document, read-write),
@@ -55,7 +56,10 @@ export function accessFromScopes(scopes: readonly string[], docId: string): Acce
 /**
  * An authorizer for JSON Web Tokens (jose): the signature, `exp`/`nbf` (and
  * `iss`/`aud` when configured) are verified, then the scopes decide the access.
- * A missing, malformed, expired or wrongly signed token is denied.
+ * A missing, malformed, expired or wrongly signed token is denied as
+ * `unauthenticated` (y-websocket: HTTP 401), a valid token without a scope for the
+ * document as `forbidden` (403). Use it as `useAuthorization(jwtAuthorizer(options))`
+ * or `useJwtAuthorization(options)`.
  */
 export function jwtAuthorizer(
   options: JwtAuthorizerOptions,
@@ -78,8 +82,10 @@ export function jwtAuthorizer(
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: options.audience }),
   };
+  const toleranceMs = verifyOptions.clockTolerance * 1000;
+  const unauthenticated: JwtGrant = Object.freeze({ access: "deny", reason: "unauthenticated" });
   return async ({ token, docId }) => {
-    if (!token) return { access: "deny", expiresAt: undefined };
+    if (!token) return unauthenticated;
     let payload: JWTPayload;
     try {
       const resolved = await key;
@@ -88,12 +94,14 @@ export function jwtAuthorizer(
           ? (await jwtVerify(token, resolved, verifyOptions)).payload
           : (await jwtVerify(token, resolved, verifyOptions)).payload;
     } catch (error) {
-      if (error instanceof joseErrors.JOSEError) return { access: "deny", expiresAt: undefined };
+      if (error instanceof joseErrors.JOSEError) return unauthenticated;
       throw error;
     }
+    const access = accessFromScopes(scopesOf(payload[scopeClaim]), docId);
     return {
-      access: accessFromScopes(scopesOf(payload[scopeClaim]), docId),
-      expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined,
+      access,
+      expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 + toleranceMs : undefined,
+      ...(access === "deny" ? { reason: "forbidden" as const } : {}),
     };
   };
 }

@@ -6,51 +6,16 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import { redactUrl, type Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
-import type { Access, Authorizer } from "./authorization.js";
+import { OriginCheck, selectProtocol, upgradeToken } from "./admission.js";
+import { toGrant, type Authorizer } from "./authorization.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
 import { HocuspocusConnection } from "./hocuspocus/connection.js";
 import type { StatelessHandler } from "./hocuspocus/stateless.js";
-import { YWebsocketConnection } from "./y-websocket/connection.js";
+import { ConnectionCounter, MessageRateLimiter } from "./limits.js";
+import { TRANSPORT_DEFAULTS, type TransportOptions } from "./transport-options.js";
+import { YWebsocketConnection, type ConnectionGrant } from "./y-websocket/connection.js";
 
-/** Options of the WebSocket transport (the `transport` section of `addOpStream()` options). */
-export interface TransportOptions {
-  /** URL path under which y-websocket documents are served: `<prefix><docName>`. @default "/" */
-  prefix?: string;
-  /**
-   * URL path of the Hocuspocus endpoint (`@hocuspocus/provider`'s `url`), one socket
-   * for many documents. Matched before `prefix`: this exact path (a trailing slash
-   * is ignored) is reserved for the Hocuspocus dialect, so with the default prefix
-   * `/` a y-websocket document named like it cannot be opened. @default "/hocuspocus"
-   */
-  hocuspocusPath?: string;
-  /** Largest accepted frame in bytes; larger ones close the socket with 1009. @default 16777216 (16 MiB) */
-  maxPayloadBytes?: number;
-  /** Close a client whose unsent bytes pass this (code 4001). @default 33554432 (32 MiB) */
-  maxBufferedBytes?: number;
-  /**
-   * Frames a client may send while its document loads (code 4002 beyond); on a
-   * Hocuspocus socket, all its documents together until each is authorized and loaded.
-   * @default 1000
-   */
-  maxPendingFrames?: number;
-  /** Longest silence towards a client before a keep-alive frame (must stay under the clients' 30 s). @default 15000 */
-  keepAliveIntervalMs?: number;
-  /** ws ping period; a client that missed the previous pong is terminated. @default 30000 */
-  pingIntervalMs?: number;
-  /** Longest document name, in characters. @default 512 */
-  maxDocumentNameLength?: number;
-}
-
-export const TRANSPORT_DEFAULTS = Object.freeze({
-  prefix: "/",
-  hocuspocusPath: "/hocuspocus",
-  maxPayloadBytes: 16 * 1024 * 1024,
-  maxBufferedBytes: 32 * 1024 * 1024,
-  maxPendingFrames: 1000,
-  keepAliveIntervalMs: 15_000,
-  pingIntervalMs: 30_000,
-  maxDocumentNameLength: 512,
-} satisfies Required<TransportOptions>);
+export { TRANSPORT_DEFAULTS, type TransportOptions } from "./transport-options.js";
 
 /** What the transport needs of a connection of either dialect. */
 interface DialectConnection {
@@ -61,20 +26,35 @@ interface DialectConnection {
   ping(): void;
   close(code: CloseCode, reason: string, badInput?: string): void;
   detach(): void;
+  onClosing: () => void;
 }
 
 type Dialect = "y-websocket" | "hocuspocus";
+
+/** Why an upgrade is refused (`opstream_upgrades_refused_total{reason}`), with its HTTP answer. */
+const REFUSALS = Object.freeze({
+  draining: [503, "Service Unavailable"],
+  origin: [403, "Forbidden: origin not allowed"],
+  "node-limit": [503, "Service Unavailable: too many connections"],
+  "ip-limit": [429, "Too Many Requests: too many connections from this address"],
+  unauthenticated: [401, "Unauthorized"],
+  forbidden: [403, "Forbidden"],
+} as const satisfies Record<string, readonly [number, string]>);
+type Refusal = keyof typeof REFUSALS;
 
 /**
  * Serves both dialects on an http server's `upgrade` event (ws in noServer mode),
  * by path: the Hocuspocus endpoint (`hocuspocusPath`, documents multiplexed and
  * authorized per Auth message), else y-websocket under `prefix` (authorized
  * before the upgrade completes, then attached to its document through the router).
+ * Before either: the Origin check and the connection caps.
  */
 export class WebSocketTransport {
   private readonly options: Required<TransportOptions>;
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<DialectConnection>();
+  private readonly origins: OriginCheck;
+  private readonly counter: ConnectionCounter;
   private readonly servers = new Set<Server>();
   private readonly keepAliveTimer: NodeJS.Timeout;
   private readonly pingTimer: NodeJS.Timeout;
@@ -82,6 +62,7 @@ export class WebSocketTransport {
   private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     this.upgrade(request, socket, head).catch((error: unknown) => {
       this.logger.error({ err: error, url: redactUrl(request.url) }, "upgrade failed");
+      this.metrics.upgradesRefused.inc({ dialect: this.dialectOf(request.url), reason: "error" });
       rejectUpgrade(socket, 500, "Internal Server Error");
     });
   };
@@ -98,7 +79,20 @@ export class WebSocketTransport {
     const prefix = this.options.prefix;
     this.options.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
     this.options.hocuspocusPath = hocuspocusPathOf(this.options.hocuspocusPath);
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.maxPayloadBytes });
+    this.origins = new OriginCheck(this.options.allowedOrigins);
+    this.counter = new ConnectionCounter(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    if (this.options.messageRate > 0 && this.options.messageBurst < 1) {
+      throw new OpStreamError(
+        ErrorCodes.INVALID_OPTION,
+        "transport.messageBurst must be at least 1 when transport.messageRate is on.",
+        { option: "transport.messageBurst", value: this.options.messageBurst },
+      );
+    }
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.maxPayloadBytes,
+      handleProtocols: selectProtocol,
+    });
     const tick = this.options.keepAliveIntervalMs / 2;
     this.keepAliveTimer = setInterval(() => this.keepAlive(tick), tick);
     this.keepAliveTimer.unref();
@@ -137,20 +131,42 @@ export class WebSocketTransport {
 
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on("error", (error) => this.logger.debug({ err: error }, "socket error during upgrade"));
-    if (this.isHocuspocusPath(request.url ?? "/")) {
+    const hocuspocus = this.isHocuspocusPath(request.url ?? "/");
+    const dialect: Dialect = hocuspocus ? "hocuspocus" : "y-websocket";
+    const docId = hocuspocus ? undefined : this.documentName(request.url ?? "/");
+    if (!hocuspocus && docId === undefined) return rejectUpgrade(socket, 404, "Not Found");
+    if (docId === "") return rejectUpgrade(socket, 400, "Bad Request: missing document name");
+    const refuse = (reason: Refusal): void => {
+      this.metrics.upgradesRefused.inc({ dialect, reason });
+      this.logger.debug({ dialect, reason, url: redactUrl(request.url) }, "upgrade refused");
+      const [status, message] = REFUSALS[reason];
+      rejectUpgrade(socket, status, message);
+    };
+    if (!this.accepting) return refuse("draining");
+    if (!this.origins.allows(request)) return refuse("origin");
+    const address = this.options.clientAddress(request);
+    const full = this.counter.acquire(address);
+    if (full) return refuse(full);
+    // The slot is held from here until the socket closes, whatever happens to the upgrade.
+    socket.once("close", () => this.counter.release(address));
+    if (docId === undefined) {
       // Documents are named in the frames: each is authorized on its own Auth message.
-      if (!this.accepting) return rejectUpgrade(socket, 503, "Service Unavailable");
       this.wss.handleUpgrade(request, socket, head, (ws) => this.acceptHocuspocus(ws, request));
       return;
     }
-    const docId = this.documentName(request.url ?? "/");
-    if (docId === undefined) return rejectUpgrade(socket, 404, "Not Found");
-    if (docId === "") return rejectUpgrade(socket, 400, "Bad Request: missing document name");
-    if (!this.accepting) return rejectUpgrade(socket, 503, "Service Unavailable");
-    const token = new URL(request.url ?? "/", "http://localhost").searchParams.get("token") ?? undefined;
-    const access = await this.authorizer({ docId, request, token });
-    if (access === "deny") return rejectUpgrade(socket, 403, "Forbidden");
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, docId, access));
+    // Decided once for the connection, before the upgrade completes and before any load.
+    const grant = toGrant(await this.authorizer({ docId, request, token: upgradeToken(request) }));
+    if (grant.access === "deny") return refuse(grant.reason);
+    const { access, expiresAt } = grant;
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, docId, { access, expiresAt }));
+  }
+
+  private dialectOf(url: string | undefined): Dialect {
+    try {
+      return this.isHocuspocusPath(url ?? "/") ? "hocuspocus" : "y-websocket";
+    } catch {
+      return "y-websocket"; // a URL that does not parse: counted under the default dialect
+    }
   }
 
   private isHocuspocusPath(url: string): boolean {
@@ -170,12 +186,12 @@ export class WebSocketTransport {
     }
   }
 
-  private accept(ws: WebSocket, docId: string, access: Access): void {
+  private accept(ws: WebSocket, docId: string, grant: ConnectionGrant): void {
     const connection = new YWebsocketConnection(
       randomUUID(),
       ws,
       docId,
-      access,
+      grant,
       this.options,
       this.metrics,
       this.logger,
@@ -204,21 +220,33 @@ export class WebSocketTransport {
       logger: this.logger,
       maxBufferedBytes: this.options.maxBufferedBytes,
       maxPendingFrames: this.options.maxPendingFrames,
+      maxPendingBytes: this.options.maxPendingBytes,
       maxDocumentNameLength: this.options.maxDocumentNameLength,
+      maxAwarenessStateBytes: this.options.maxAwarenessStateBytes,
     });
     this.wire(ws, connection, "hocuspocus", {});
   }
 
-  /** Socket events of either dialect: binary frames in, pongs, errors counted, close. */
+  /** Socket events of either dialect: binary frames in (rate-limited), pongs, errors counted, close. */
   private wire(ws: WebSocket, connection: DialectConnection, dialect: Dialect, log: object): void {
     this.connections.add(connection);
     this.metrics.connections.inc({ dialect });
+    const limiter = new MessageRateLimiter(this.options, ws, {
+      deliver: (frame) => connection.receive(frame),
+      throttled: () => this.metrics.messagesThrottled.inc({ dialect }),
+      flooded: () => {
+        this.logger.warn({ ...log, peerId: connection.id }, "message flood; closing the connection");
+        connection.close(CloseCodes.RATE_LIMITED, "message rate exceeded", "rate-limit");
+      },
+    });
+    // A socket the limiter paused must be read again, or its close handshake would wait for ws's timeout.
+    connection.onClosing = () => limiter.stop();
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (!isBinary) {
         connection.close(CloseCodes.UNSUPPORTED_DATA, "text frames are not supported", "text-frame");
         return;
       }
-      connection.receive(toUint8Array(data));
+      limiter.push(toUint8Array(data));
     });
     ws.on("pong", () => (connection.alive = true));
     ws.on("error", (error: Error & { code?: string }) => {
@@ -227,6 +255,7 @@ export class WebSocketTransport {
       this.logger.warn({ err: error, ...log, peerId: connection.id }, "websocket error");
     });
     ws.on("close", () => {
+      limiter.stop();
       this.connections.delete(connection);
       this.metrics.connections.dec({ dialect });
       connection.detach();

@@ -29,7 +29,11 @@ export interface HocuspocusConnectionDependencies {
   readonly maxBufferedBytes: number;
   /** Frames queued on the socket, all documents together, before their documents are open. */
   readonly maxPendingFrames: number;
+  /** Bytes of those frames. */
+  readonly maxPendingBytes: number;
   readonly maxDocumentNameLength: number;
+  /** Largest awareness state (JSON bytes) a client may set. */
+  readonly maxAwarenessStateBytes: number;
 }
 
 const DIALECT = "hocuspocus";
@@ -45,10 +49,13 @@ export class HocuspocusConnection {
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
+  /** Called as the server starts closing the socket (the transport's rate limiter lets it be read again). */
+  onClosing: () => void = () => undefined;
   private readonly documents = new Map<string, HocuspocusDocumentPeer>();
   /** Keys the server refused (denied) or closed (deleted): their frames are dropped until a new Auth. Oldest first. */
   private readonly refused = new Set<string>();
   private pendingFrames = 0;
+  private pendingBytes = 0;
   private peerCount = 0;
   /** A provider that sent its version (v4 and later) answers Ping frames; older ones cannot parse them. */
   private understandsPing = false;
@@ -70,9 +77,13 @@ export class HocuspocusConnection {
       metrics: deps.metrics,
       logger: deps.logger,
       maxDocumentNameLength: deps.maxDocumentNameLength,
+      maxAwarenessStateBytes: deps.maxAwarenessStateBytes,
       send: (frame) => this.send(frame),
-      reserve: () => this.reserve(),
-      release: (count) => (this.pendingFrames -= count),
+      reserve: (bytes) => this.reserve(bytes),
+      release: (count, bytes) => {
+        this.pendingFrames -= count;
+        this.pendingBytes -= bytes;
+      },
       close: (code, reason, badInput) => this.close(code, reason, badInput),
       forget: (peer, refused) => this.forget(peer, refused),
     };
@@ -112,7 +123,7 @@ export class HocuspocusConnection {
       peer = new HocuspocusDocumentPeer(`${this.id}/${++this.peerCount}`, key, this.context);
       this.documents.set(key, peer);
     }
-    peer.receive(message);
+    peer.receive(message, data.byteLength);
   }
 
   /**
@@ -145,6 +156,7 @@ export class HocuspocusConnection {
     if (badInput) this.deps.metrics.badFrames.inc({ dialect: DIALECT, reason: badInput });
     this.deps.metrics.closes.inc({ dialect: DIALECT, code: String(code) });
     this.closed = true;
+    this.onClosing();
     this.ws.close(code, reason.slice(0, 120));
     this.detach();
   }
@@ -158,7 +170,8 @@ export class HocuspocusConnection {
     for (const peer of peers) peer.detach();
   }
 
-  private reserve(): boolean {
+  /** Counts a frame (of `bytes`) that waits for its document's Auth and load; closes the socket past the caps. */
+  private reserve(bytes: number): boolean {
     if (this.pendingFrames >= this.deps.maxPendingFrames) {
       this.close(
         CloseCodes.TOO_MANY_PENDING,
@@ -167,7 +180,16 @@ export class HocuspocusConnection {
       );
       return false;
     }
+    if (this.pendingBytes + bytes > this.deps.maxPendingBytes) {
+      this.close(
+        CloseCodes.TOO_MANY_PENDING,
+        "too many bytes before their documents opened",
+        "too-many-pending-bytes",
+      );
+      return false;
+    }
     this.pendingFrames += 1;
+    this.pendingBytes += bytes;
     return true;
   }
 

@@ -5,7 +5,8 @@ import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
 import type { DocumentRouter } from "../../router/document-router.js";
-import type { Authorizer } from "../authorization.js";
+import { onExpiry, toGrant, type Authorizer } from "../authorization.js";
+import { AwarenessGuard } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import { closeForHandleError } from "../handle-errors.js";
 import { EMPTY_AWARENESS_UPDATE, documentNameOf, encode, type HocuspocusMessage } from "./messages.js";
@@ -20,20 +21,24 @@ export interface DocumentPeerContext {
   readonly metrics: OpStreamMetrics;
   readonly logger: Logger;
   readonly maxDocumentNameLength: number;
+  readonly maxAwarenessStateBytes: number;
   /** Sends a frame on the socket. */
   send(frame: Uint8Array): void;
-  /** Counts one frame queued before its document is ready; false once the socket's cap is passed (it is closed). */
-  reserve(): boolean;
-  /** Uncounts `count` queued frames. */
-  release(count: number): void;
+  /** Counts one frame of `bytes` queued before its document is ready; false once the socket's caps are passed (it is closed). */
+  reserve(bytes: number): boolean;
+  /** Uncounts `count` queued frames of `bytes` in all. */
+  release(count: number, bytes: number): void;
   /** Closes the whole socket. */
   close(code: CloseCode, reason: string, badInput?: string): void;
   /** The document left the socket; a `refused` key's later frames are dropped until a new Auth. */
   forget(peer: HocuspocusDocumentPeer, refused: boolean): void;
 }
 
-/** The reason sent with PermissionDenied when the authorizer answers `deny` (Hocuspocus's own). */
-const PERMISSION_DENIED = "permission-denied";
+/** The reasons sent with PermissionDenied when the authorizer answers `deny`: Hocuspocus's own, and ours for a missing or bad token. */
+const DENIAL_REASONS = Object.freeze({
+  forbidden: "permission-denied",
+  unauthenticated: "unauthenticated",
+});
 /** Longest session id in a `name\0sessionId` routing key (the stock provider's are ~11 characters). */
 const MAX_SESSION_ID_LENGTH = 128;
 
@@ -46,10 +51,12 @@ const MAX_SESSION_ID_LENGTH = 128;
 export class HocuspocusDocumentPeer implements SessionPeer {
   readonly docId: string;
   private state: "waiting" | "authorizing" | "joining" | "open" | "gone" = "waiting";
-  private readonly queue: HocuspocusMessage[] = [];
+  private readonly queue: { message: HocuspocusMessage; bytes: number }[] = [];
   private handle: DocumentHandle | undefined;
   private access: "readonly" | "read-write" = "readonly";
   private token: string | undefined;
+  private cancelExpiry: () => void = () => undefined;
+  private readonly awareness: AwarenessGuard;
 
   constructor(
     readonly id: string,
@@ -57,15 +64,19 @@ export class HocuspocusDocumentPeer implements SessionPeer {
     private readonly ctx: DocumentPeerContext,
   ) {
     this.docId = documentNameOf(key);
+    this.awareness = new AwarenessGuard(ctx.maxAwarenessStateBytes, (reason, clientId) => {
+      ctx.metrics.awarenessRefused.inc({ reason });
+      ctx.logger.debug({ docId: this.docId, peerId: id, clientId, reason }, "awareness entry refused");
+    });
   }
 
-  /** Handles one message addressed to this document's key. */
-  receive(message: HocuspocusMessage): void {
+  /** Handles one message addressed to this document's key (`bytes`: its frame's size). */
+  receive(message: HocuspocusMessage, bytes: number): void {
     if (this.state === "open") return this.dispatch(message);
     if (this.state === "gone") return;
     if (this.state === "waiting" && message.type === "auth") return this.startAuthorization(message.token);
     if (this.state === "waiting" && message.type === "close") return this.forget(false);
-    if (this.ctx.reserve()) this.queue.push(message);
+    if (this.ctx.reserve(bytes)) this.queue.push({ message, bytes });
   }
 
   sendUpdate(update: Uint8Array): void {
@@ -73,6 +84,7 @@ export class HocuspocusDocumentPeer implements SessionPeer {
   }
 
   sendAwareness(update: Uint8Array): void {
+    this.awareness.sent(update);
     this.send(encode.awareness(this.key, update));
   }
 
@@ -96,6 +108,7 @@ export class HocuspocusDocumentPeer implements SessionPeer {
   /** The socket closed: leave the document. */
   detach(): void {
     this.state = "gone";
+    this.cancelExpiry();
     this.queue.length = 0;
     this.handle?.leave();
     this.handle = undefined;
@@ -114,13 +127,15 @@ export class HocuspocusDocumentPeer implements SessionPeer {
         return this.applyUpdate(handle, message.update, message.type === "sync-step-2");
       case "awareness":
         try {
-          handle.applyAwareness(message.update);
+          // Read-only documents may set awareness too: viewers appear in presence lists.
+          const allowed = this.awareness.filter(message.update);
+          if (allowed) handle.applyAwareness(allowed);
         } catch (error) {
           this.onHandleError(error, "invalid-awareness");
         }
         return;
       case "query-awareness":
-        return this.send(encode.awareness(this.key, handle.awarenessStates() ?? EMPTY_AWARENESS_UPDATE));
+        return this.sendAwareness(handle.awarenessStates() ?? EMPTY_AWARENESS_UPDATE);
       case "stateless":
         return this.stateless(message.payload);
       case "close":
@@ -145,17 +160,24 @@ export class HocuspocusDocumentPeer implements SessionPeer {
     if (invalid) return this.deny(invalid);
     this.state = "authorizing";
     // A throwing authorizer closes the socket with 1011 (startAuthorization).
-    const access = await this.ctx.authorizer({ docId: this.docId, request: this.ctx.request, token });
+    const grant = toGrant(await this.ctx.authorizer({ docId: this.docId, request: this.ctx.request, token }));
     if (this.isGone()) return;
-    if (access === "deny") return this.deny(PERMISSION_DENIED);
-    this.access = access;
+    if (grant.access === "deny") return this.deny(DENIAL_REASONS[grant.reason]);
+    this.access = grant.access;
     this.token = token;
-    this.send(encode.authenticated(this.key, access));
+    // Until the next Auth, the grant holds, up to its end: then the socket is closed
+    // (4003), so the stock provider reconnects and sends a fresh token (a `token` function).
+    this.cancelExpiry();
+    this.cancelExpiry = onExpiry(grant.expiresAt, () =>
+      this.ctx.close(CloseCodes.ACCESS_EXPIRED, "access expired: reconnect with a fresh token"),
+    );
+    this.send(encode.authenticated(this.key, grant.access));
     if (!this.handle && !(await this.join())) return;
     this.state = "open";
     while (this.state === "open" && this.queue.length > 0) {
-      this.ctx.release(1);
-      this.dispatch(this.queue.shift()!);
+      const { message, bytes } = this.queue.shift()!;
+      this.ctx.release(1, bytes);
+      this.dispatch(message);
     }
   }
 
@@ -185,7 +207,7 @@ export class HocuspocusDocumentPeer implements SessionPeer {
     }
     this.handle = handle;
     const states = handle.awarenessStates();
-    if (states) this.send(encode.awareness(this.key, states));
+    if (states) this.sendAwareness(states);
     return true;
   }
 
@@ -271,7 +293,11 @@ export class HocuspocusDocumentPeer implements SessionPeer {
 
   private forget(refused: boolean): void {
     this.state = "gone";
-    this.ctx.release(this.queue.length);
+    this.cancelExpiry();
+    this.ctx.release(
+      this.queue.length,
+      this.queue.reduce((sum, { bytes }) => sum + bytes, 0),
+    );
     this.queue.length = 0;
     this.ctx.forget(this, refused);
   }

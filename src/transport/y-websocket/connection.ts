@@ -4,7 +4,8 @@ import { ErrorCodes, isOpStreamError } from "../../errors.js";
 import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
-import type { Access } from "../authorization.js";
+import { onExpiry, type Access } from "../authorization.js";
+import { AwarenessGuard } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import { closeForHandleError } from "../handle-errors.js";
 import {
@@ -26,6 +27,17 @@ export interface ConnectionLimits {
   readonly maxBufferedBytes: number;
   /** Frames buffered while the document loads. */
   readonly maxPendingFrames: number;
+  /** Bytes of the frames buffered while the document loads. */
+  readonly maxPendingBytes: number;
+  /** Largest awareness state (JSON bytes) the client may set. */
+  readonly maxAwarenessStateBytes: number;
+}
+
+/** What the authorizer granted the connection (decided once, before the upgrade). */
+export interface ConnectionGrant {
+  readonly access: Exclude<Access, "deny">;
+  /** ms since the epoch; Infinity for never. */
+  readonly expiresAt: number;
 }
 
 /**
@@ -37,19 +49,35 @@ export class YWebsocketConnection implements SessionPeer {
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
+  /** Called as the server starts closing the socket (the transport's rate limiter lets it be read again). */
+  onClosing: () => void = () => undefined;
   private handle: DocumentHandle | undefined;
   private pending: Uint8Array[] | undefined = [];
+  private pendingBytes = 0;
   private closed = false;
+  private readonly access: ConnectionGrant["access"];
+  private readonly awareness: AwarenessGuard;
+  private cancelExpiry: () => void = () => undefined;
 
   constructor(
     readonly id: string,
     private readonly ws: WebSocket,
     readonly docId: string,
-    private readonly access: Access,
+    grant: ConnectionGrant,
     private readonly limits: ConnectionLimits,
     private readonly metrics: OpStreamMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.access = grant.access;
+    this.awareness = new AwarenessGuard(limits.maxAwarenessStateBytes, (reason, clientId) => {
+      metrics.awarenessRefused.inc({ reason });
+      logger.debug({ docId, peerId: id, clientId, reason }, "awareness entry refused");
+    });
+    // The decision holds for the connection's life, up to the grant's end (a token's exp).
+    this.cancelExpiry = onExpiry(grant.expiresAt, () =>
+      this.close(CloseCodes.ACCESS_EXPIRED, "access expired: reconnect with a fresh token"),
+    );
+  }
 
   /** Called once the router has attached this peer: sends the opening sync step 1 and awareness. */
   async attach(handle: DocumentHandle): Promise<void> {
@@ -60,7 +88,7 @@ export class YWebsocketConnection implements SessionPeer {
     }
     this.send(encodeSyncStep1(await handle.stateVector()));
     const states = handle.awarenessStates();
-    if (states) this.send(encodeAwareness(states));
+    if (states) this.sendAwareness(states);
     const pending = this.pending ?? [];
     this.pending = undefined;
     for (const frame of pending) this.receive(frame);
@@ -70,11 +98,18 @@ export class YWebsocketConnection implements SessionPeer {
   receive(frame: Uint8Array): void {
     if (this.closed) return;
     if (this.pending) {
+      this.pendingBytes += frame.byteLength;
       if (this.pending.length >= this.limits.maxPendingFrames) {
         this.close(
           CloseCodes.TOO_MANY_PENDING,
           "too many frames before the document loaded",
           "too-many-pending",
+        );
+      } else if (this.pendingBytes > this.limits.maxPendingBytes) {
+        this.close(
+          CloseCodes.TOO_MANY_PENDING,
+          "too many bytes before the document loaded",
+          "too-many-pending-bytes",
         );
       } else this.pending.push(frame);
       return;
@@ -102,22 +137,32 @@ export class YWebsocketConnection implements SessionPeer {
             (error: unknown) => this.onHandleError(error),
           );
         } else if (this.access === "readonly") {
-          // Read-only clients change nothing; y-websocket has no refusal frame.
-          this.metrics.updatesRejected.inc({ reason: "readonly" });
+          // Read-only clients change nothing; y-websocket has no refusal frame. A SyncStep2
+          // holding nothing new (a viewer's opening sync) refuses nothing, so it is not counted.
+          const held =
+            message.step === SyncStep.Step2 ? handle.contains(message.update) : Promise.resolve(false);
+          held.then(
+            (contained) => {
+              if (!contained) this.metrics.updatesRejected.inc({ reason: "readonly" });
+            },
+            (error: unknown) => this.onHandleError(error),
+          );
         } else {
           handle.apply(message.update).catch((error: unknown) => this.onHandleError(error));
         }
         return;
       case YMessageType.Awareness:
         try {
-          handle.applyAwareness(message.update);
+          // Read-only connections may set awareness too: viewers appear in presence lists.
+          const allowed = this.awareness.filter(message.update);
+          if (allowed) handle.applyAwareness(allowed);
         } catch (error) {
           this.onHandleError(error, "invalid-awareness");
         }
         return;
       case YMessageType.QueryAwareness: {
         const states = handle.awarenessStates();
-        if (states) this.send(encodeAwareness(states));
+        if (states) this.sendAwareness(states);
         return;
       }
     }
@@ -139,6 +184,7 @@ export class YWebsocketConnection implements SessionPeer {
   }
 
   sendAwareness(update: Uint8Array): void {
+    this.awareness.sent(update);
     this.send(encodeAwareness(update));
   }
 
@@ -170,6 +216,7 @@ export class YWebsocketConnection implements SessionPeer {
     if (badInput) this.metrics.badFrames.inc({ dialect: "y-websocket", reason: badInput });
     this.metrics.closes.inc({ dialect: "y-websocket", code: String(code) });
     this.closed = true;
+    this.onClosing();
     this.ws.close(code, reason.slice(0, 120));
     this.detach();
   }
@@ -177,6 +224,7 @@ export class YWebsocketConnection implements SessionPeer {
   /** The socket has closed (either side): leave the document. */
   detach(): void {
     this.closed = true;
+    this.cancelExpiry();
     this.pending = undefined;
     this.handle?.leave();
     this.handle = undefined;
