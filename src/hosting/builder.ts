@@ -14,6 +14,7 @@ import { SqliteDocumentStore, type SqliteStoreOptions } from "../storage/sqlite/
 import { RedisDocumentStore, type RedisStoreOptions } from "../storage/redis/redis-store.js";
 import { PostgresDocumentStore, type PostgresStoreOptions } from "../storage/postgres/postgres-store.js";
 import { allowAll, type Authorizer } from "../transport/authorization.js";
+import type { TenantResolver } from "../transport/tenancy.js";
 import { jwtAuthorizer, type JwtAuthorizerOptions } from "../transport/jwt-authorizer.js";
 import type { StatelessHandler } from "../transport/hocuspocus/stateless.js";
 import { bearerToken, denyAll, type ManagementAuthorizer } from "../http/management.js";
@@ -67,7 +68,8 @@ export class OpStreamBuilder {
       .set(Tokens.SnapshotPolicy, () => new HybridSnapshotPolicy())
       .set(Tokens.Seeder, () => undefined)
       .set(Tokens.Authorizer, () => allowAll)
-      .set(Tokens.ManagementAuthorizer, () => denyAll);
+      .set(Tokens.ManagementAuthorizer, () => denyAll)
+      .set(Tokens.TenantResolver, () => undefined);
     this.useLocalBackplane();
   }
 
@@ -223,6 +225,19 @@ export class OpStreamBuilder {
     const authorizer =
       typeof authorizerOrToken === "string" ? bearerToken(authorizerOrToken) : authorizerOrToken;
     this.services.set(Tokens.ManagementAuthorizer, () => authorizer);
+    return this;
+  }
+
+  /**
+   * Multitenancy: `resolver(request)` names the tenant of each WebSocket upgrade
+   * (from the host name, a header, a verified token…; `undefined` refuses it with
+   * 401). Every document a connection opens is then `<tenant>/<name>` in storage,
+   * channels and leases, so a tenant can never reach another tenant's document.
+   * The authorizer is told the tenant and the tenant's own document name. The
+   * management API and `documents.open()` work on the full `<tenant>/<name>` ids.
+   */
+  useTenantResolver(resolver: TenantResolver): this {
+    this.services.set(Tokens.TenantResolver, () => resolver);
     return this;
   }
 

@@ -69,6 +69,7 @@ export class OpStreamHost {
       this.metrics,
       this.logger,
       provider.getAll(Tokens.StatelessHandlers),
+      provider.get(Tokens.TenantResolver),
     );
   }
 

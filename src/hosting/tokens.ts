@@ -9,6 +9,7 @@ import type { DocumentStore } from "../storage/document-store.js";
 import type { Authorizer } from "../transport/authorization.js";
 import type { StatelessHandler } from "../transport/hocuspocus/stateless.js";
 import type { ManagementAuthorizer } from "../http/management.js";
+import type { TenantResolver } from "../transport/tenancy.js";
 import type { ResolvedOptions } from "./options.js";
 import { Token } from "./token.js";
 
@@ -24,6 +25,7 @@ export const Tokens = Object.freeze({
   Seeder: new Token<Seeder | undefined>("Seeder"),
   Authorizer: new Token<Authorizer>("Authorizer"),
   ManagementAuthorizer: new Token<ManagementAuthorizer>("ManagementAuthorizer"),
+  TenantResolver: new Token<TenantResolver | undefined>("TenantResolver"),
   Validators: new Token<Validator>("Validators"),
   Consumers: new Token<ConsumerRegistration>("Consumers"),
   StatelessHandlers: new Token<StatelessHandler>("StatelessHandlers"),

@@ -34,6 +34,8 @@ export interface AuthorizationRequest {
    * else the `token` query parameter; Hocuspocus: the Auth message's token. An empty one is undefined.
    */
   readonly token: string | undefined;
+  /** The connection's tenant, when a tenant resolver is configured (`docId` is then the tenant's own name). */
+  readonly tenant?: string | undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import { redactUrl, type Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
+import { TENANT_ID, tenantScoped, type DocumentJoiner, type TenantResolver } from "./tenancy.js";
 import { OriginCheck, selectProtocol, upgradeToken } from "./admission.js";
 import { toGrant, type Authorizer } from "./authorization.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
@@ -74,6 +75,7 @@ export class WebSocketTransport {
     private readonly metrics: OpStreamMetrics,
     private readonly logger: Logger,
     private readonly statelessHandlers: readonly StatelessHandler[] = [],
+    private readonly tenantResolver: TenantResolver | undefined = undefined,
   ) {
     this.options = { ...TRANSPORT_DEFAULTS, ...options };
     const prefix = this.options.prefix;
@@ -149,16 +151,38 @@ export class WebSocketTransport {
     if (full) return refuse(full);
     // The slot is held from here until the socket closes, whatever happens to the upgrade.
     socket.once("close", () => this.counter.release(address));
+    const scope = await this.tenantScope(request);
+    if (!scope) return refuse("unauthenticated");
     if (docId === undefined) {
       // Documents are named in the frames: each is authorized on its own Auth message.
-      this.wss.handleUpgrade(request, socket, head, (ws) => this.acceptHocuspocus(ws, request));
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.acceptHocuspocus(ws, request, scope));
       return;
     }
     // Decided once for the connection, before the upgrade completes and before any load.
-    const grant = toGrant(await this.authorizer({ docId, request, token: upgradeToken(request) }));
+    const grant = toGrant(
+      await this.authorizer({ docId, request, token: upgradeToken(request), tenant: scope.tenant }),
+    );
     if (grant.access === "deny") return refuse(grant.reason);
     const { access, expiresAt } = grant;
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, docId, { access, expiresAt }));
+    this.wss.handleUpgrade(request, socket, head, (ws) =>
+      this.accept(ws, docId, { access, expiresAt }, scope.router),
+    );
+  }
+
+  /** The router a connection uses: this node's, or one tenant's view of it; undefined refuses the request. */
+  private async tenantScope(
+    request: IncomingMessage,
+  ): Promise<{ router: DocumentJoiner; tenant: string | undefined } | undefined> {
+    if (!this.tenantResolver) return { router: this.router, tenant: undefined };
+    let tenant: string | undefined;
+    try {
+      tenant = await this.tenantResolver(request);
+    } catch (error) {
+      this.logger.warn({ err: error, url: redactUrl(request.url) }, "tenant resolver failed");
+      return undefined;
+    }
+    if (tenant === undefined || !TENANT_ID.test(tenant)) return undefined;
+    return { router: tenantScoped(this.router, tenant), tenant };
   }
 
   private dialectOf(url: string | undefined): Dialect {
@@ -186,7 +210,7 @@ export class WebSocketTransport {
     }
   }
 
-  private accept(ws: WebSocket, docId: string, grant: ConnectionGrant): void {
+  private accept(ws: WebSocket, docId: string, grant: ConnectionGrant, router: DocumentJoiner): void {
     const connection = new YWebsocketConnection(
       randomUUID(),
       ws,
@@ -197,7 +221,7 @@ export class WebSocketTransport {
       this.logger,
     );
     this.wire(ws, connection, "y-websocket", { docId });
-    this.router
+    router
       .join(docId, connection)
       .then((handle) => connection.attach(handle))
       .catch((error: unknown) => {
@@ -211,9 +235,14 @@ export class WebSocketTransport {
       });
   }
 
-  private acceptHocuspocus(ws: WebSocket, request: IncomingMessage): void {
+  private acceptHocuspocus(
+    ws: WebSocket,
+    request: IncomingMessage,
+    scope: { router: DocumentJoiner; tenant: string | undefined },
+  ): void {
     const connection = new HocuspocusConnection(randomUUID(), ws, request, {
-      router: this.router,
+      router: scope.router,
+      ...(scope.tenant === undefined ? {} : { tenant: scope.tenant }),
       authorizer: this.authorizer,
       statelessHandlers: this.statelessHandlers,
       metrics: this.metrics,

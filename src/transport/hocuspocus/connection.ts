@@ -3,7 +3,7 @@ import type { WebSocket } from "ws";
 import { ErrorCodes, isOpStreamError } from "../../errors.js";
 import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
-import type { DocumentRouter } from "../../router/document-router.js";
+import type { DocumentJoiner } from "../tenancy.js";
 import type { Authorizer } from "../authorization.js";
 import { CloseCodes, type CloseCode } from "../close-codes.js";
 import { HocuspocusDocumentPeer, type DocumentPeerContext } from "./document-peer.js";
@@ -20,7 +20,9 @@ import type { StatelessHandler } from "./stateless.js";
 
 /** What a Hocuspocus connection needs; the transport provides it. */
 export interface HocuspocusConnectionDependencies {
-  readonly router: DocumentRouter;
+  readonly router: DocumentJoiner;
+  /** The tenant of this socket (with a tenant resolver); documents are namespaced under it. */
+  readonly tenant?: string;
   readonly authorizer: Authorizer;
   readonly statelessHandlers: readonly StatelessHandler[];
   readonly metrics: OpStreamMetrics;
@@ -72,6 +74,7 @@ export class HocuspocusConnection {
     this.context = {
       request,
       router: deps.router,
+      ...(deps.tenant === undefined ? {} : { tenant: deps.tenant }),
       authorizer: deps.authorizer,
       statelessHandlers: deps.statelessHandlers,
       metrics: deps.metrics,

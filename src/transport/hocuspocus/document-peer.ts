@@ -4,7 +4,7 @@ import { isOpStreamError } from "../../errors.js";
 import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
-import type { DocumentRouter } from "../../router/document-router.js";
+import type { DocumentJoiner } from "../tenancy.js";
 import { onExpiry, toGrant, type Authorizer } from "../authorization.js";
 import { AwarenessGuard } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
@@ -15,7 +15,9 @@ import { runStatelessHandlers, type StatelessHandler } from "./stateless.js";
 /** What a document of a Hocuspocus socket needs from its connection. */
 export interface DocumentPeerContext {
   readonly request: IncomingMessage;
-  readonly router: DocumentRouter;
+  readonly router: DocumentJoiner;
+  /** The socket's tenant, told to the authorizer. */
+  readonly tenant?: string;
   readonly authorizer: Authorizer;
   readonly statelessHandlers: readonly StatelessHandler[];
   readonly metrics: OpStreamMetrics;
@@ -160,7 +162,14 @@ export class HocuspocusDocumentPeer implements SessionPeer {
     if (invalid) return this.deny(invalid);
     this.state = "authorizing";
     // A throwing authorizer closes the socket with 1011 (startAuthorization).
-    const grant = toGrant(await this.ctx.authorizer({ docId: this.docId, request: this.ctx.request, token }));
+    const grant = toGrant(
+      await this.ctx.authorizer({
+        docId: this.docId,
+        request: this.ctx.request,
+        token,
+        ...(this.ctx.tenant === undefined ? {} : { tenant: this.ctx.tenant }),
+      }),
+    );
     if (this.isGone()) return;
     if (grant.access === "deny") return this.deny(DENIAL_REASONS[grant.reason]);
     this.access = grant.access;
