@@ -28,6 +28,27 @@ describe("logs never carry secrets", () => {
     assert.equal(redactUrl("/doc"), "/doc");
   });
 
+  it("a refused client is logged with node, document and peer ids, and without its token", async () => {
+    const { logger, lines } = captureLogger();
+    const server = await startServer((b) => b.useMemoryStorage().useLogger(logger), { nodeId: "node-7" });
+    try {
+      const socket = new WebSocket(`${server.url}/ids-doc?token=${SECRET}`);
+      await new Promise((resolve) => socket.on("open", resolve));
+      socket.send(new Uint8Array([0, 2, 3, 1, 2, 3])); // a sync update that is not a Yjs update
+      await new Promise((resolve) => socket.on("close", resolve));
+      const entry = lines()
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line.msg === "invalid input; closing the connection");
+      assert.ok(entry, lines().join("\n"));
+      assert.equal(entry.nodeId, "node-7");
+      assert.equal(entry.docId, "ids-doc");
+      assert.equal(typeof entry.peerId, "string");
+      assert.ok(!lines().join("\n").includes(SECRET));
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("a failed upgrade is logged without the token from the URL", async () => {
     const { logger, lines } = captureLogger();
     const server = await startServer((b) =>

@@ -46,6 +46,8 @@ export class OpStreamHost {
     this.metrics = provider.get(Tokens.Metrics);
     this.store = provider.get(Tokens.Store);
     this.backplane = provider.get(Tokens.Backplane);
+    // Every line the router, sessions and transport log names this node.
+    this.logger = this.logger.child({ nodeId: this.backplane.nodeId });
     this.router = new DocumentRouter({
       store: this.store,
       backplane: this.backplane,
