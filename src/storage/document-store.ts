@@ -35,6 +35,11 @@ export interface SaveSnapshotOptions {
   trimThrough?: number;
 }
 
+/** How far a snapshot up to `uptoSeq` trims: `options.trimThrough`, never past `uptoSeq`. */
+export function trimPoint(uptoSeq: number, options: SaveSnapshotOptions = {}): number {
+  return Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+}
+
 /**
  * The system of record. Each document has an append-only op log, an optional
  * snapshot, and an **epoch**: the fencing token of its current owner.

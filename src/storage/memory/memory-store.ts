@@ -5,6 +5,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
+import { trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 interface MemoryDocument {
@@ -77,7 +78,7 @@ export class MemoryDocumentStore implements DocumentStore {
     const doc = this.record(docId);
     assertEpoch(docId, epoch, doc.epoch);
     doc.snapshot = { seq: uptoSeq, epoch, state: Uint8Array.from(state) };
-    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    const trimThrough = trimPoint(uptoSeq, options);
     doc.ops = doc.ops.filter((op) => op.seq > trimThrough);
   }
 

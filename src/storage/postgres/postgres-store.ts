@@ -8,6 +8,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
+import { trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 import { MAX_OPS_PER_INSERT, applyMigrations, insertOpsStatement, statements } from "./schema.js";
 
@@ -280,7 +281,7 @@ export class PostgresDocumentStore implements DocumentStore {
     uptoSeq: number,
     options: SaveSnapshotOptions = {},
   ): Promise<void> {
-    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    const trimThrough = trimPoint(uptoSeq, options);
     return this.run("saveSnapshot", docId, () =>
       this.transaction("READ COMMITTED", async (client) => {
         await this.lockEpoch(client, docId, epoch);

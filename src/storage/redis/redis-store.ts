@@ -21,6 +21,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
+import { trimPoint } from "../document-store.js";
 import { fencedError } from "../fencing.js";
 import {
   FENCED_MARKER,
@@ -243,7 +244,7 @@ export class RedisDocumentStore implements DocumentStore {
     uptoSeq: number,
     options: SaveSnapshotOptions = {},
   ): Promise<void> {
-    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    const trimThrough = trimPoint(uptoSeq, options);
     return this.run("saveSnapshot", docId, async () => {
       const reply = await this.commands.opstreamStoreSnapshot(
         this.key("meta", docId),

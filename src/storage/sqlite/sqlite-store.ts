@@ -9,6 +9,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
+import { trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 /** Options of {@link SqliteDocumentStore}. */
@@ -217,7 +218,7 @@ export class SqliteDocumentStore implements DocumentStore {
     uptoSeq: number,
     options: SaveSnapshotOptions = {},
   ): Promise<void> {
-    const trimThrough = Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
+    const trimThrough = trimPoint(uptoSeq, options);
     return this.run("saveSnapshot", docId, () =>
       this.snapshotTx.immediate(docId, epoch, state, uptoSeq, trimThrough),
     );
