@@ -7,17 +7,38 @@ import {
   LocalOwnership,
   MemoryDocumentStore,
   OpStreamMetrics,
+  type IOwnership,
+  type Lease,
 } from "../../src/index.js";
 import { RecordingPeer, insertUpdate } from "../support/engine.js";
 import { eventually } from "../support/eventually.js";
 import { testLogger } from "../support/server.js";
 
-function router(store: MemoryDocumentStore, idleTimeoutMs: number) {
+/** Hands out leases already lost, `losses` times: a lease that expired while the document loaded. */
+class LosingOwnership implements IOwnership {
+  constructor(
+    private readonly inner: IOwnership,
+    private losses: number,
+  ) {}
+
+  async acquire(docId: string): Promise<Lease | null> {
+    const lease = await this.inner.acquire(docId);
+    if (!lease || this.losses <= 0) return lease;
+    this.losses -= 1;
+    return { ...lease, signal: AbortSignal.abort() };
+  }
+
+  ownerOf(docId: string): Promise<string | null> {
+    return this.inner.ownerOf(docId);
+  }
+}
+
+function router(store: MemoryDocumentStore, idleTimeoutMs: number, losses = 0) {
   const backplane = new LocalBackplane();
   return new DocumentRouter({
     store,
     backplane,
-    ownership: new LocalOwnership(backplane.bus, backplane.nodeId, store),
+    ownership: new LosingOwnership(new LocalOwnership(backplane.bus, backplane.nodeId, store), losses),
     snapshotPolicy: new HybridSnapshotPolicy(),
     validators: [],
     seeder: undefined,
@@ -28,6 +49,18 @@ function router(store: MemoryDocumentStore, idleTimeoutMs: number) {
 }
 
 describe("DocumentRouter", () => {
+  it("a session that closes while it opens (lease lost during the load) is not kept: the next join opens afresh", async () => {
+    const r = router(new MemoryDocumentStore(), 60_000, 1);
+    await assert.rejects(r.join("doc", new RecordingPeer("first")), /closed/);
+    // Before the fix the closed session stayed registered, and this join spun on its
+    // resolved whenClosed() forever, starving the event loop (a wedged node).
+    const handle = await r.join("doc", new RecordingPeer("second"));
+    assert.equal(r.localSession("doc")?.closed, false);
+    assert.equal(r.sessionCount, 1);
+    handle.leave();
+    await r.shutdown();
+  });
+
   it("opens one session for concurrent joins of the same document", async () => {
     const r = router(new MemoryDocumentStore(), 60_000);
     const handles = await Promise.all(

@@ -207,9 +207,14 @@ export class DocumentRouter {
     for (;;) {
       const entry = this.entries.get(docId);
       if (entry?.target) {
-        if (!entry.target.closed) return entry.target;
-        if (entry.target instanceof DocumentSession) await entry.target.whenClosed();
-        else this.entries.delete(docId);
+        const target = entry.target;
+        if (!target.closed) return target;
+        // A closing session finishes first (its final snapshot must land before a
+        // successor loads it). Then its entry goes, even if its onClosed was missed:
+        // a closed target left registered would make this loop spin on a resolved
+        // promise and starve the event loop.
+        if (target instanceof DocumentSession) await target.whenClosed();
+        if (this.entries.get(docId)?.target === target) this.entries.delete(docId);
         continue;
       }
       if (entry?.opening) return entry.opening;
@@ -222,6 +227,13 @@ export class DocumentRouter {
   private async open(docId: string): Promise<Target> {
     try {
       const target = await this.acquireOrRelay(docId);
+      if (target.closed) {
+        // It failed while opening (lease lost, storage failing, owner gone) and its
+        // onClosed ran before it was registered: never register a closed target.
+        throw new OpStreamError(ErrorCodes.SESSION_CLOSED, `"${docId}" closed while it was opening; retry.`, {
+          docId,
+        });
+      }
       this.entries.set(docId, { target });
       if (target instanceof DocumentSession) this.deps.metrics.sessions.inc();
       return target;
