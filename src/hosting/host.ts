@@ -61,6 +61,7 @@ export class OpStreamHost {
       awareness: this.options.awareness,
       idleTimeoutMs: this.options.sessions.idleTimeoutMs,
       maxBatch: this.options.sessions.maxBatch,
+      heartbeatIntervalMs: this.options.sessions.heartbeatIntervalMs,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
     this.documents = new ServerDocuments(this.router, this.logger);

@@ -9,6 +9,12 @@ export interface SessionOptions {
   idleTimeoutMs?: number;
   /** Most queued updates appended to the store as one batch. @default 256 */
   maxBatch?: number;
+  /**
+   * How often an owner publishes its latest (epoch, seq) on the document's channel
+   * while ops are appended (every 10th interval when quiet), so relays notice a lost
+   * op within about this long. Must be above 0. @default 1000
+   */
+  heartbeatIntervalMs?: number;
 }
 
 /** Options of `services.addOpStream(options)`. */
@@ -25,6 +31,7 @@ export interface OpStreamOptions {
 export const SESSION_DEFAULTS = Object.freeze({
   idleTimeoutMs: 300_000,
   maxBatch: 256,
+  heartbeatIntervalMs: 1000,
 } satisfies Required<SessionOptions>);
 
 /** Options with every default filled in. */
@@ -66,6 +73,13 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
     for (const [key, value] of Object.entries(values)) {
       if (typeof value === "number") nonNegative(`${section}.${key}`, value);
     }
+  }
+  if (resolved.sessions.heartbeatIntervalMs <= 0) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      "sessions.heartbeatIntervalMs must be above 0: it is the period of each owner's heartbeat timer.",
+      { option: "sessions.heartbeatIntervalMs", value: resolved.sessions.heartbeatIntervalMs },
+    );
   }
   if (resolved.transport.keepAliveIntervalMs <= 0 || resolved.transport.keepAliveIntervalMs >= 30_000) {
     throw new OpStreamError(

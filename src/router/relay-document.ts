@@ -98,7 +98,12 @@ export class RelayDocument {
     const reply = await this.call(OwnerRequests.JOIN, globalId, EMPTY);
     if (this.closedReason) throw this.closedError();
     if (this.early) this.start(reply);
-    else if (reply.epoch !== this.epoch) this.fail("step-down");
+    else if (reply.epoch !== this.epoch) {
+      // The owner changed before this relay heard of it: the relay is stale for every
+      // peer, this one included; the router re-joins it through a fresh relay.
+      this.fail("step-down");
+      throw this.closedError();
+    }
     if (reply.extra.byteLength > 0) this.awareness.apply("owner", reply.extra, Date.now());
     this.peers.set(peer.id, peer);
     return this.handle(peer.id, globalId, reply.bytes);
@@ -206,8 +211,11 @@ export class RelayDocument {
 
   /** Fetches the owner's full durable state and sends it to every client. */
   private gap(): void {
+    // Later messages that skip ahead while a resync is under way belong to the same
+    // gap: count it once (a lost burst would otherwise count once per message).
+    if (this.resyncing) return;
     this.deps.metrics.gaps.inc();
-    this.resyncing ??= this.resync().finally(() => (this.resyncing = undefined));
+    this.resyncing = this.resync().finally(() => (this.resyncing = undefined));
   }
 
   private async resync(): Promise<void> {
@@ -241,8 +249,8 @@ export class RelayDocument {
         return decodeOwnerReply(await this.deps.backplane.sendRequest(target, type, payload, options));
       } catch (error) {
         if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
+        // Timeouts are counted once, by the backplane that timed the request out.
         const timedOut = error.code === ErrorCodes.REQUEST_TIMEOUT;
-        if (timedOut) this.deps.metrics.rpcTimeouts.inc();
         if (this.closedReason) throw this.closedError();
         if (attempt >= MAX_ATTEMPTS) throw this.ownerLost(this.owner);
         await backoff(attempt);

@@ -1,5 +1,22 @@
 import type { ChannelHandler, ChannelMessage, RequestHandler } from "../backplane.js";
 
+/** What happens to one delivery of a channel message; see {@link LocalBusOptions.intercept}. */
+export type Delivery = "deliver" | "drop" | "duplicate";
+
+/** Decides the fate of `message`, published on `docId`'s channel, on its way to node `to`. */
+export type DeliveryInterceptor = (message: ChannelMessage, docId: string, to: string) => Delivery;
+
+/** Options of {@link LocalBus}. */
+export interface LocalBusOptions {
+  /**
+   * Test seam: called once per delivery of a channel message (never for requests)
+   * to lose it or deliver it twice, as an at-most-once backplane such as Redis
+   * pub/sub can, so specs can show relays repair the gap in-process. A duplicate
+   * is delivered again at once. @default undefined (every message delivered once)
+   */
+  intercept?: DeliveryInterceptor;
+}
+
 /**
  * The shared medium of in-process nodes: channels, request handlers and owners.
  * One process normally has one node; specs share a bus between several nodes.
@@ -7,8 +24,13 @@ import type { ChannelHandler, ChannelMessage, RequestHandler } from "../backplan
 export class LocalBus {
   private readonly channels = new Map<string, Set<{ nodeId: string; handler: ChannelHandler }>>();
   private readonly handlers = new Map<string, Map<string, RequestHandler>>();
+  private readonly intercept: DeliveryInterceptor | undefined;
   /** docId -> owning node id. */
   readonly owners = new Map<string, string>();
+
+  constructor(options: LocalBusOptions = {}) {
+    this.intercept = options.intercept;
+  }
 
   subscribe(docId: string, nodeId: string, handler: ChannelHandler): () => void {
     const entry = { nodeId, handler };
@@ -24,7 +46,11 @@ export class LocalBus {
 
   publish(docId: string, message: ChannelMessage): void {
     for (const { nodeId, handler } of this.channels.get(docId) ?? []) {
-      if (nodeId !== message.origin) handler(message);
+      if (nodeId === message.origin) continue;
+      const delivery = this.intercept ? this.intercept(message, docId, nodeId) : "deliver";
+      if (delivery === "drop") continue;
+      handler(message);
+      if (delivery === "duplicate") handler(message);
     }
   }
 
