@@ -53,7 +53,12 @@ export {
 } from "./backplane/backplane.js";
 export type { IOwnership, Lease } from "./backplane/ownership.js";
 export { LocalBackplane } from "./backplane/local/local-backplane.js";
-export { LocalBus } from "./backplane/local/local-bus.js";
+export {
+  LocalBus,
+  type Delivery,
+  type DeliveryInterceptor,
+  type LocalBusOptions,
+} from "./backplane/local/local-bus.js";
 export { LocalOwnership } from "./backplane/local/local-ownership.js";
 export {
   ClusterBackplane,
@@ -91,7 +96,13 @@ export {
 } from "./transport/jwt-authorizer.js";
 export { TOKEN_SUBPROTOCOL } from "./transport/admission.js";
 
-export type { DocumentStore, StoredOp, StoredSnapshot, StoredDocument } from "./storage/document-store.js";
+export type {
+  ClaimEpochOptions,
+  DocumentStore,
+  StoredOp,
+  StoredSnapshot,
+  StoredDocument,
+} from "./storage/document-store.js";
 export { MemoryDocumentStore } from "./storage/memory/memory-store.js";
 export { SqliteDocumentStore, type SqliteStoreOptions } from "./storage/sqlite/sqlite-store.js";
 export { PostgresDocumentStore, type PostgresStoreOptions } from "./storage/postgres/postgres-store.js";

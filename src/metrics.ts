@@ -89,6 +89,11 @@ export class OpStreamMetrics {
     help: "Failed backplane publishes.",
     registers: [this.registry],
   });
+  readonly backplaneResubscribes = new Counter({
+    name: "opstream_backplane_resubscribes_total",
+    help: "Times the backplane's subscriber came back after a disconnect with every channel subscribed again (messages published meanwhile were lost; relays resync).",
+    registers: [this.registry],
+  });
 
   readonly leasesAcquired = new Counter({
     name: "opstream_leases_acquired_total",
@@ -103,6 +108,11 @@ export class OpStreamMetrics {
   readonly leaseRenewFailures = new Counter({
     name: "opstream_lease_renew_failures_total",
     help: "Lease renewals that failed or were late.",
+    registers: [this.registry],
+  });
+  readonly storageRollbacks = new Counter({
+    name: "opstream_storage_rollbacks_total",
+    help: "Documents whose storage an owner found behind their progress mark in Redis (restored from an older backup).",
     registers: [this.registry],
   });
   readonly fencedWrites = new Counter({
@@ -171,7 +181,14 @@ export class OpStreamMetrics {
     name: "opstream_rpc_seconds",
     help: "Round trip of requests to other nodes, by request type (failed ones included).",
     labelNames: ["type"] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
+    // 2.5 and 5 s sit past the default-ish request timeouts, so a request that waited
+    // longer than its timeout (it must not) shows up in a bucket of its own.
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly rpcInFlight = new Gauge({
+    name: "opstream_rpc_in_flight",
+    help: "Requests to other nodes sent and not yet settled (answered, failed or timed out).",
     registers: [this.registry],
   });
   readonly consumerLag = new Gauge({

@@ -46,6 +46,18 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(await store.claimEpoch("b"), 1);
     });
 
+    it("claims at least `atLeast` when it is above the next epoch (a restored backup), else the next one", async () => {
+      assert.equal(await store.claimEpoch("a", { atLeast: 7 }), 7);
+      assert.equal(await store.claimEpoch("a", { atLeast: 3 }), 8);
+      assert.equal(await store.claimEpoch("a"), 9);
+      assert.equal(await store.claimEpoch("new", { atLeast: 5 }), 5);
+      const epoch = await store.claimEpoch("fenced");
+      await store.claimEpoch("fenced", { atLeast: epoch + 10 });
+      await assert.rejects(store.append("fenced", epoch, [new Uint8Array([0, 0])]), (error: unknown) =>
+        isOpStreamError(error, ErrorCodes.FENCED),
+      );
+    });
+
     it("appends batches with increasing sequence numbers and reads them back in order", async () => {
       const epoch = await store.claimEpoch("doc");
       const source = new Y.Doc();

@@ -33,7 +33,7 @@ export interface ClusterBackplaneOptions {
   /** How long a request waits for its answer; a per-call `timeoutMs` overrides it. @default 5000 */
   requestTimeoutMs?: number;
   /** Counts `rpcTimeouts`. @default none (not counted) */
-  metrics?: Pick<OpStreamMetrics, "rpcTimeouts" | "rpcSeconds" | "backplanePublishSeconds">;
+  metrics?: Pick<OpStreamMetrics, "rpcTimeouts" | "rpcSeconds" | "rpcInFlight" | "backplanePublishSeconds">;
   /** Where delivery and connection problems are reported. @default the default pino logger */
   logger?: BackplaneLogger;
 }
@@ -148,14 +148,17 @@ export abstract class ClusterBackplane implements IBackplane {
     const { id, answer } = this.pending.open(nodeId, type, options.timeoutMs ?? this.requestTimeoutMs);
     const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
     const stop = this.metrics?.rpcSeconds.startTimer({ type });
+    this.metrics?.rpcInFlight.inc();
     this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).catch((error: unknown) =>
       this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
     );
-    if (stop)
-      answer.then(
-        () => stop(),
-        () => stop(),
-      );
+    if (this.metrics) {
+      const settled = (): void => {
+        stop?.();
+        this.metrics?.rpcInFlight.dec();
+      };
+      answer.then(settled, settled);
+    }
     return answer;
   }
 

@@ -6,6 +6,21 @@ export interface Lease {
   readonly docId: string;
   /** The storage epoch claimed with this lease; every write is fenced by it. */
   readonly epoch: number;
+  /**
+   * Notes that the document's log is durable up to `seq` (0 after a delete), so an
+   * ownership layer that keeps progress marks can later tell storage restored from
+   * an older backup. Cheap: it must not do I/O on the caller's path.
+   * @default absent (no progress marks)
+   */
+  progress?(seq: number): void;
+  /**
+   * Called once the session has loaded the log, up to `lastSeq`: true when storage
+   * was found behind what the ownership layer remembers for this document
+   * (restored from an older backup; reported by the ownership layer). The
+   * document may then lack edits its clients still hold, so it is not seeded.
+   * @default absent (never rolled back)
+   */
+  checkLoaded?(lastSeq: number): boolean;
   /** Aborts when the lease is lost (not renewed in time, or taken over). */
   readonly signal: AbortSignal;
   /** Extends the lease; rejects if it was lost. */

@@ -12,6 +12,9 @@ import { SnapshotScheduler } from "./snapshot-scheduler.js";
 import type { SessionDependencies } from "./session-services.js";
 import type { Seeder } from "./validation.js";
 
+/** A quiet session repeats its heartbeat every this many heartbeat intervals (10 s by default). */
+const QUIET_HEARTBEAT_EVERY = 10;
+
 /** One effective change captured from Yjs's `update` event, and the task it belongs to. */
 interface Captured {
   update: Uint8Array;
@@ -47,6 +50,7 @@ export class DocumentSession {
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private heartbeatSeq: number;
+  private quietBeats = 0;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
   private markClosed!: () => void;
@@ -111,7 +115,13 @@ export class DocumentSession {
     // Ops replayed from the log count towards the next snapshot.
     session.snapshots.recordOps(stored.ops.length);
     try {
-      if (!stored.snapshot && stored.ops.length === 0 && deps.seeder) await session.seed(deps.seeder);
+      // Storage restored from a backup older than the document: its clients still
+      // hold its content (seed included) and re-upload it; a seed now would be a
+      // second copy of it.
+      const rolledBack = deps.lease.checkLoaded?.(lastSeq) ?? false;
+      if (!stored.snapshot && stored.ops.length === 0 && deps.seeder && !rolledBack) {
+        await session.seed(deps.seeder);
+      }
       session.consumers = await ConsumerGroup.open(
         deps.consumers ?? [],
         { ...deps, docId, epoch: session.epoch },
@@ -246,6 +256,8 @@ export class DocumentSession {
     this.queue.beginClosing();
     try {
       await this.queue.exclusive(() => this.deps.store.delete(this.docId), true);
+      // A re-created document starts its log again; its mark must not call that a rollback.
+      this.deps.lease.progress?.(0);
     } finally {
       this.finish("deleted");
     }
@@ -265,6 +277,7 @@ export class DocumentSession {
           Y.mergeUpdates(updates.map((c) => c.update)),
         ]);
         this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
+        this.deps.lease.progress?.(this.lastSeqValue);
         this.snapshots.recordOps(seqs.length);
       }
     }
@@ -317,6 +330,7 @@ export class DocumentSession {
       this.deps.metrics.appendBatchSize.observe(captured.length);
       this.deps.metrics.updatesApplied.inc(captured.length);
       this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
+      this.deps.lease.progress?.(this.lastSeqValue);
       captured.forEach((change, i) => {
         const sender = change.origin.kind === "peer" ? change.origin.peerId : undefined;
         this.peers.update(change.update, this.epoch, seqs[i] ?? 0, sender);
@@ -343,9 +357,15 @@ export class DocumentSession {
     }
   }
 
-  /** Only busy channels get heartbeats: a quiet one has nothing a relay could miss. */
+  /**
+   * A busy channel gets a heartbeat every interval. A quiet one still gets one every
+   * {@link QUIET_HEARTBEAT_EVERY} intervals: a relay that lost the last op and then
+   * its heartbeat too would otherwise stay behind until the next op, however long.
+   */
   private heartbeat(): void {
-    if (this.lastSeqValue === this.heartbeatSeq) return;
+    this.quietBeats += 1;
+    if (this.lastSeqValue === this.heartbeatSeq && this.quietBeats < QUIET_HEARTBEAT_EVERY) return;
+    this.quietBeats = 0;
     this.heartbeatSeq = this.lastSeqValue;
     this.peers.heartbeat(this.epoch, this.lastSeqValue);
   }

@@ -35,6 +35,18 @@ export interface SaveSnapshotOptions {
   trimThrough?: number;
 }
 
+/** Options of {@link DocumentStore.claimEpoch}. */
+export interface ClaimEpochOptions {
+  /**
+   * The lowest epoch to claim: the claim returns `max(current + 1, atLeast)`. An
+   * ownership layer that remembers a higher epoch than storage has (storage was
+   * restored from an older backup) passes one above it, so epochs stay monotonic
+   * and an ex-owner holding a pre-restore epoch is still fenced.
+   * @default 0 (no floor: the next epoch)
+   */
+  atLeast?: number;
+}
+
 /** How far a snapshot up to `uptoSeq` trims: `options.trimThrough`, never past `uptoSeq`. */
 export function trimPoint(uptoSeq: number, options: SaveSnapshotOptions = {}): number {
   return Math.min(uptoSeq, options.trimThrough ?? uptoSeq);
@@ -55,8 +67,11 @@ export function trimPoint(uptoSeq: number, options: SaveSnapshotOptions = {}): n
 export interface DocumentStore {
   /** A short name for logs and metrics, e.g. `"sqlite"`. */
   readonly kind: string;
-  /** Claims the next epoch for `docId` (creating the document record if needed) and returns it. */
-  claimEpoch(docId: string): Promise<number>;
+  /**
+   * Claims the next epoch for `docId` (creating the document record if needed), or
+   * `options.atLeast` when that is higher, and returns it.
+   */
+  claimEpoch(docId: string, options?: ClaimEpochOptions): Promise<number>;
   /**
    * Appends `updates` in order as one atomic batch, fenced by `epoch`.
    * Resolves with their sequence numbers once they are durable.

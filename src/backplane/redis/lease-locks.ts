@@ -1,6 +1,15 @@
 import type { Redis } from "ioredis";
 import Redlock from "redlock";
-import { ACQUIRE_SCRIPT } from "./lease-scripts.js";
+import { ACQUIRE_SCRIPT, RECORD_MARK_SCRIPT } from "./lease-scripts.js";
+
+/**
+ * How far a document's log is known to have got: the highest epoch claimed, and the
+ * last op seq its owner reported durable in that epoch.
+ */
+export interface ProgressMark {
+  readonly epoch: number;
+  readonly seq: number;
+}
 
 /** A held owner key (redlock's lock object: resource, value = node id, expiry). */
 export type LeaseLock = Redlock.Lock;
@@ -48,6 +57,17 @@ export class LeaseLocks {
     // Causes are recovered with a GET (see above); the event needs no listener,
     // but one keeps a future redlock from treating it as unhandled.
     this.redlock.on("clientError", () => undefined);
+  }
+
+  /** The progress mark at `key` ({0, 0} when none). Rejects when Redis does not answer. */
+  async mark(key: string): Promise<ProgressMark> {
+    const [epoch, seq] = await this.redis.hmget(key, "epoch", "seq");
+    return { epoch: Number(epoch ?? 0), seq: Number(seq ?? 0) };
+  }
+
+  /** Moves the progress mark at `key` to (epoch, seq) unless it names a higher epoch. */
+  async recordMark(key: string, mark: ProgressMark): Promise<void> {
+    await this.redis.eval(RECORD_MARK_SCRIPT, 1, key, String(mark.epoch), String(mark.seq));
   }
 
   /** Who holds `key` (a node id), or null. Rejects when Redis does not answer. */

@@ -25,3 +25,21 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 `;
+
+/**
+ * Moves a document's progress mark, the hash `<prefix>epoch:<docId>` (KEYS[1]) with
+ * fields `epoch` (the highest epoch claimed) and `seq` (the last op seq its owner
+ * reported durable). ARGV[1] = epoch, ARGV[2] = seq. A higher epoch replaces both;
+ * the same epoch sets the seq (one owner per epoch reports in order, and a delete
+ * takes it back to 0); a lower epoch (a slow ex-owner) changes nothing. No TTL: it
+ * must outlive leases and node restarts to notice storage restored from a backup.
+ */
+export const RECORD_MARK_SCRIPT = `
+local current = tonumber(redis.call("HGET", KEYS[1], "epoch") or "0")
+local epoch = tonumber(ARGV[1])
+if epoch < current then
+  return 0
+end
+redis.call("HSET", KEYS[1], "epoch", string.format("%d", epoch), "seq", string.format("%d", tonumber(ARGV[2])))
+return 1
+`;

@@ -2,7 +2,7 @@ import { ErrorCodes, OpStreamError } from "../../errors.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
 import type { Lease } from "../ownership.js";
-import type { LeaseLock, LeaseLocks } from "./lease-locks.js";
+import type { LeaseLock, LeaseLocks, ProgressMark } from "./lease-locks.js";
 
 /**
  * A lease counts as lost when no renewal has been confirmed by
@@ -31,8 +31,11 @@ export type LeaseEndReason = "deadline" | "taken" | "released" | "superseded";
 export interface LeaseContext {
   readonly locks: LeaseLocks;
   readonly ttlMs: number;
-  readonly metrics: Pick<OpStreamMetrics, "leasesLost" | "leaseRenewFailures"> | undefined;
+  readonly metrics:
+    Pick<OpStreamMetrics, "leasesLost" | "leaseRenewFailures" | "storageRollbacks"> | undefined;
   readonly logger: BackplaneLogger;
+  /** The key of a document's progress mark. */
+  markKey(docId: string): string;
   /**
    * True while `lease` is this node's newest lease on its document. Only that one
    * may touch the key: the key's value is the node id, which an older lease of the
@@ -62,14 +65,31 @@ export class RedisLease implements Lease {
   private releasing: Promise<void> | undefined;
   private endReason: OpStreamError | undefined;
 
-  /** @param sentAt `performance.now()` just before the acquiring SET was sent. */
+  readonly storageRolledBack: boolean;
+  /** The document's progress mark as this lease found it, before its own claim. */
+  private readonly markBefore: ProgressMark;
+  /** The last seq the session reported durable, and the last one written to the mark. */
+  private durableSeq = 0;
+  private recordedSeq = 0;
+
+  /**
+   * @param sentAt `performance.now()` just before the acquiring SET was sent.
+   * @param claim the progress mark found before the claim, and whether the claim
+   *   found storage behind its epoch.
+   */
   constructor(
     readonly docId: string,
     readonly epoch: number,
     lock: LeaseLock,
     private readonly context: LeaseContext,
     sentAt: number,
+    claim: { before: ProgressMark; rolledBack: boolean } = {
+      before: { epoch: 0, seq: 0 },
+      rolledBack: false,
+    },
   ) {
+    this.storageRolledBack = claim.rolledBack;
+    this.markBefore = claim.before;
     this.signal = this.controller.signal;
     this.lock = lock;
     this.confirmedSentAt = sentAt;
@@ -82,6 +102,32 @@ export class RedisLease implements Lease {
     if (this.endReason) return Promise.reject(this.endReason);
     this.renewing ??= this.renewOnce().finally(() => (this.renewing = undefined));
     return this.renewing;
+  }
+
+  /** Notes that the document's log is durable up to `seq` (0 after a delete); sent with the next renewal or release. */
+  progress(seq: number): void {
+    this.durableSeq = seq;
+  }
+
+  /**
+   * Compares the log the session loaded (up to `lastSeq`) with the progress mark:
+   * a log shorter than the seq the previous owner reported in the epoch storage
+   * still has means storage was restored from an older backup (reported here).
+   * True when storage was found rolled back, by this check or by the claim.
+   */
+  checkLoaded(lastSeq: number): boolean {
+    if (this.storageRolledBack) return true;
+    const previous = this.markBefore;
+    // Only when no claim is missing from the mark: the claim before ours is the marked one.
+    if (this.epoch !== previous.epoch + 1 || lastSeq >= previous.seq) return false;
+    reportRollback(this.context, this.docId, {
+      storeEpoch: this.epoch,
+      markEpoch: previous.epoch,
+      epoch: this.epoch,
+      storeSeq: lastSeq,
+      markSeq: previous.seq,
+    });
+    return true;
   }
 
   /** Stops renewing, aborts the signal and deletes the key if it is still this lease's. Idempotent. */
@@ -102,7 +148,27 @@ export class RedisLease implements Lease {
     if (this.endReason) return;
     const current = this.context.isCurrent(this);
     this.end("released", `The lease of "${this.docId}" (epoch ${this.epoch}) was released.`);
-    if (current) await this.context.locks.release(this.lock);
+    if (!current) return;
+    await this.recordProgress();
+    await this.context.locks.release(this.lock);
+  }
+
+  /**
+   * Writes the durable seq into the progress mark if it moved. Failures are only
+   * logged: the mark serves detection, and the next renewal sends it again.
+   */
+  private async recordProgress(): Promise<void> {
+    const seq = this.durableSeq;
+    if (seq === this.recordedSeq) return;
+    try {
+      await this.context.locks.recordMark(this.context.markKey(this.docId), { epoch: this.epoch, seq });
+      this.recordedSeq = seq;
+    } catch (error) {
+      this.context.logger.warn(
+        { err: error, docId: this.docId, epoch: this.epoch, seq },
+        "could not record the document's progress mark; retrying with the next renewal",
+      );
+    }
   }
 
   private async renewOnce(): Promise<void> {
@@ -132,6 +198,7 @@ export class RedisLease implements Lease {
     this.lock = result;
     this.confirmedSentAt = sentAt;
     this.armDeadline();
+    void this.recordProgress();
   }
 
   private scheduleRenewal(): void {
@@ -216,4 +283,37 @@ export class RedisLease implements Lease {
     this.controller.abort(ended);
     return ended;
   }
+}
+
+/** What a detected storage rollback is reported with. */
+export interface RollbackFinding {
+  /** The epoch storage gave (its own epoch + 1). */
+  readonly storeEpoch: number;
+  /** The highest epoch claimed before, as the progress mark remembers it. */
+  readonly markEpoch: number;
+  /** The epoch this node claimed in the end. */
+  readonly epoch: number;
+  /** The loaded log's last seq, when the log (not the epoch) was found short. */
+  readonly storeSeq?: number;
+  /** The seq the mark says the log had reached. */
+  readonly markSeq?: number;
+}
+
+/** Logs (error) and counts storage found behind a document's progress mark. */
+export function reportRollback(
+  context: Pick<LeaseContext, "metrics" | "logger">,
+  docId: string,
+  finding: RollbackFinding,
+): void {
+  context.metrics?.storageRollbacks.inc();
+  const behind =
+    finding.markSeq === undefined
+      ? `its epoch ${finding.storeEpoch - 1} is behind epoch ${finding.markEpoch}, claimed before`
+      : `its log ends at seq ${String(finding.storeSeq)} of epoch ${finding.markEpoch}, which had reached seq ${finding.markSeq}`;
+  context.logger.error(
+    { docId, ...finding },
+    `storage of document "${docId}" went back in time (restored from an older backup?): ${behind}. ` +
+      `This node owns it with epoch ${finding.epoch}; edits the backup lacks come back only from clients ` +
+      "that still hold them (OPERATIONS.md, Restoring from a backup)",
+  );
 }

@@ -5,9 +5,9 @@ import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentStore } from "../../storage/document-store.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
 import type { IOwnership, Lease } from "../ownership.js";
-import { LeaseLocks } from "./lease-locks.js";
+import { LeaseLocks, type ProgressMark } from "./lease-locks.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "./options.js";
-import { RedisLease, type LeaseContext } from "./redis-lease.js";
+import { RedisLease, reportRollback, type LeaseContext } from "./redis-lease.js";
 
 /** Options of {@link RedisOwnership}. */
 export interface RedisOwnershipOptions {
@@ -17,12 +17,21 @@ export interface RedisOwnershipOptions {
   nodeId: string;
   /** Where each new owner claims the document's next epoch. */
   store: Pick<DocumentStore, "claimEpoch">;
-  /** Owner keys are `<keyPrefix>owner:<docId>`. @default "opstream:" */
+  /**
+   * Owner keys are `<keyPrefix>owner:<docId>`; each document's epoch high-water
+   * mark is `<keyPrefix>epoch:<docId>`. @default "opstream:"
+   */
   keyPrefix?: string;
   /** How long a lease lives without renewal; renewed every third of it. @default 30000 */
   leaseTtlMs?: number;
-  /** Counts leasesAcquired, leasesLost and leaseRenewFailures. @default none (not counted) */
-  metrics?: Pick<OpStreamMetrics, "leasesAcquired" | "leasesLost" | "leaseRenewFailures">;
+  /**
+   * Counts leasesAcquired, leasesLost, leaseRenewFailures and storageRollbacks.
+   * @default none (not counted)
+   */
+  metrics?: Pick<
+    OpStreamMetrics,
+    "leasesAcquired" | "leasesLost" | "leaseRenewFailures" | "storageRollbacks"
+  >;
   /** Where lost leases and failed renewals are reported. @default the default pino logger */
   logger?: BackplaneLogger;
 }
@@ -32,6 +41,17 @@ export interface RedisOwnershipOptions {
  * `<prefix>owner:<docId>`, value the owner's node id, TTL `leaseTtlMs` (see
  * `LeaseLocks`). Who *should* own a document comes from Redis; safety comes from
  * the storage epoch each new lease claims.
+ *
+ * Redis also keeps each document's progress mark (`<prefix>epoch:<docId>`, no
+ * TTL): the highest epoch ever claimed, and the last seq its owner reported
+ * durable (sent with lease renewals and on release). Storage behind the mark was
+ * restored from an older backup: a claim at or below the marked epoch is caught
+ * here (and claimed again above it, so an ex-owner still holding a pre-restore
+ * epoch stays fenced); a log shorter than the marked seq in the same epoch is
+ * caught when the session has loaded it (`Lease.checkLoaded`). Either way the node
+ * logs an error naming the document and counts `opstream_storage_rollbacks_total`,
+ * and the session does not seed the document: its clients hold what the backup
+ * lacks and re-upload it.
  */
 export class RedisOwnership implements IOwnership {
   readonly nodeId: string;
@@ -67,6 +87,7 @@ export class RedisOwnership implements IOwnership {
       ttlMs: this.ttlMs,
       metrics: this.metrics,
       logger: this.logger,
+      markKey: (docId) => this.markKey(docId),
       isCurrent: (lease) => this.current.get(lease.docId) === lease,
       forget: (lease) => {
         if (this.current.get(lease.docId) === lease) this.current.delete(lease.docId);
@@ -105,9 +126,9 @@ export class RedisOwnership implements IOwnership {
     const sentAt = performance.now();
     const lock = await this.locks.acquire(key, this.ttlMs);
     if (!lock) return null;
-    let epoch: number;
+    let claim: { epoch: number; before: ProgressMark; rolledBack: boolean };
     try {
-      epoch = await this.store.claimEpoch(docId);
+      claim = await this.claimEpoch(docId);
     } catch (error) {
       await this.locks
         .release(lock)
@@ -119,10 +140,39 @@ export class RedisOwnership implements IOwnership {
         );
       throw error;
     }
-    const lease = new RedisLease(docId, epoch, lock, this.context, sentAt);
+    const lease = new RedisLease(docId, claim.epoch, lock, this.context, sentAt, {
+      before: claim.before,
+      rolledBack: claim.rolledBack,
+    });
     this.current.set(docId, lease);
     this.metrics?.leasesAcquired.inc();
     return lease;
+  }
+
+  /**
+   * Claims the document's next storage epoch, above the epoch in its progress mark.
+   * The mark is read after the owner key is ours, so no other claim can come
+   * between; it is moved after the claim (a crash in between leaves it one claim
+   * behind, which never looks like a rollback).
+   */
+  private async claimEpoch(
+    docId: string,
+  ): Promise<{ epoch: number; before: ProgressMark; rolledBack: boolean }> {
+    const markKey = this.markKey(docId);
+    const before = await this.locks.mark(markKey);
+    let epoch = await this.store.claimEpoch(docId);
+    const rolledBack = epoch <= before.epoch;
+    if (rolledBack) {
+      const storeEpoch = epoch;
+      epoch = await this.store.claimEpoch(docId, { atLeast: before.epoch + 1 });
+      reportRollback(this.context, docId, { storeEpoch, markEpoch: before.epoch, epoch });
+    }
+    await this.locks.recordMark(markKey, { epoch, seq: 0 });
+    return { epoch, before, rolledBack };
+  }
+
+  private markKey(docId: string): string {
+    return `${this.keyPrefix}epoch:${docId}`;
   }
 
   private key(docId: string): string {

@@ -1,4 +1,5 @@
 import type {
+  ClaimEpochOptions,
   DocumentStore,
   SaveSnapshotOptions,
   StoredDocument,
@@ -34,9 +35,9 @@ export class MemoryDocumentStore implements DocumentStore {
     return doc;
   }
 
-  claimEpoch(docId: string): Promise<number> {
+  claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
     const doc = this.record(docId);
-    doc.epoch += 1;
+    doc.epoch = Math.max(doc.epoch + 1, options.atLeast ?? 0);
     doc.live = true;
     return Promise.resolve(doc.epoch);
   }

@@ -2,6 +2,7 @@ import pg from "pg";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import { createDefaultLogger } from "../../logging/logger.js";
 import type {
+  ClaimEpochOptions,
   DocumentStore,
   SaveSnapshotOptions,
   StoredDocument,
@@ -228,9 +229,12 @@ export class PostgresDocumentStore implements DocumentStore {
     return rows.map(toOp);
   }
 
-  claimEpoch(docId: string): Promise<number> {
+  claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
     return this.run("claimEpoch", docId, async () => {
-      const { rows } = await this.pool.query<{ epoch: string }>(this.sql.claim, [docId]);
+      const { rows } = await this.pool.query<{ epoch: string }>(this.sql.claim, [
+        docId,
+        options.atLeast ?? 0,
+      ]);
       if (!rows[0]) throw new Error("claim returned no row");
       return Number(rows[0].epoch);
     });

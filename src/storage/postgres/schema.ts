@@ -93,8 +93,9 @@ export async function applyMigrations(
 /** Every statement of the store, on the quoted schema `s`. */
 export function statements(s: string) {
   return {
-    claim: `INSERT INTO ${s}.documents (id, epoch) VALUES ($1, 1)
-            ON CONFLICT (id) DO UPDATE SET epoch = documents.epoch + 1, live = true, updated_at = now()
+    claim: `INSERT INTO ${s}.documents (id, epoch) VALUES ($1, GREATEST(1, $2::bigint))
+            ON CONFLICT (id) DO UPDATE
+            SET epoch = GREATEST(documents.epoch + 1, $2::bigint), live = true, updated_at = now()
             RETURNING epoch`,
     // Every fenced write takes the document's row lock first: a concurrent claim (or
     // another write) waits for it, so the epoch checked is the epoch at commit.

@@ -15,6 +15,7 @@
 import { Redis } from "ioredis";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import type {
+  ClaimEpochOptions,
   DocumentStore,
   SaveSnapshotOptions,
   StoredDocument,
@@ -171,9 +172,9 @@ export class RedisDocumentStore implements DocumentStore {
     }
   }
 
-  claimEpoch(docId: string): Promise<number> {
+  claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
     return this.run("claimEpoch", docId, () =>
-      this.commands.opstreamStoreClaim(this.key("meta", docId), this.docsKey, docId),
+      this.commands.opstreamStoreClaim(this.key("meta", docId), this.docsKey, docId, options.atLeast ?? 0),
     );
   }
 

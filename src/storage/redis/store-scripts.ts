@@ -19,12 +19,18 @@ export const FENCED_MARKER = "fenced";
 export const OK_MARKER = "ok";
 
 /**
- * Claims the next epoch and marks the document live.
- * KEYS: meta, docs. ARGV: docId. Returns the new epoch.
+ * Claims the next epoch (or ARGV[2] when higher: see `ClaimEpochOptions.atLeast`)
+ * and marks the document live.
+ * KEYS: meta, docs. ARGV: docId, atLeast. Returns the new epoch.
  * `docs` is a sorted set with every score 0, so ZRANGE lists ids in byte order.
  */
 export const CLAIM_SCRIPT = `
-local epoch = redis.call("HINCRBY", KEYS[1], "epoch", 1)
+local epoch = tonumber(redis.call("HGET", KEYS[1], "epoch") or "0") + 1
+local atLeast = tonumber(ARGV[2]) or 0
+if atLeast > epoch then
+  epoch = atLeast
+end
+redis.call("HSET", KEYS[1], "epoch", string.format("%d", epoch))
 redis.call("HSET", KEYS[1], "live", "1")
 redis.call("HSETNX", KEYS[1], "last_seq", "0")
 redis.call("HSETNX", KEYS[1], "snapshot_seq", "0")
@@ -148,7 +154,7 @@ export type LoadReply =
 
 /** The scripts as ioredis commands (evalsha, with a fallback to eval on NOSCRIPT): keys first, then ARGV. */
 export interface StoreCommands {
-  opstreamStoreClaim(meta: string, docs: string, docId: string): Promise<number>;
+  opstreamStoreClaim(meta: string, docs: string, docId: string, atLeast: number): Promise<number>;
   opstreamStoreAppend(meta: string, ops: string, epoch: number, ...updates: Buffer[]): Promise<FencedReply>;
   opstreamStoreSnapshot(
     meta: string,

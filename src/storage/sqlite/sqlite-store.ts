@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import type {
+  ClaimEpochOptions,
   DocumentStore,
   SaveSnapshotOptions,
   StoredDocument,
@@ -95,9 +96,9 @@ export class SqliteDocumentStore implements DocumentStore {
     this.db.exec(SCHEMA);
     const db = this.db;
     this.stmts = {
-      claim: db.prepare<[string], { epoch: number }>(
-        `INSERT INTO documents (id, epoch) VALUES (?, 1)
-         ON CONFLICT(id) DO UPDATE SET epoch = epoch + 1, live = 1 RETURNING epoch`,
+      claim: db.prepare<[string, number, number], { epoch: number }>(
+        `INSERT INTO documents (id, epoch) VALUES (?, MAX(1, ?))
+         ON CONFLICT(id) DO UPDATE SET epoch = MAX(epoch + 1, ?), live = 1 RETURNING epoch`,
       ),
       doc: db.prepare<[string], DocRow>("SELECT epoch, last_seq FROM documents WHERE id = ?"),
       insertOp: db.prepare<[string, number, number, Uint8Array]>(
@@ -187,9 +188,10 @@ export class SqliteDocumentStore implements DocumentStore {
       .map((row) => ({ seq: row.seq, epoch: row.epoch, update: new Uint8Array(row.update) }));
   }
 
-  claimEpoch(docId: string): Promise<number> {
+  claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
+    const atLeast = options.atLeast ?? 0;
     return this.run("claimEpoch", docId, () => {
-      const row = this.stmts.claim.get(docId);
+      const row = this.stmts.claim.get(docId, atLeast, atLeast);
       if (!row) throw new Error("claim returned no row");
       return row.epoch;
     });
