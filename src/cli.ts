@@ -29,6 +29,8 @@ Cluster (all nodes share one Redis and one store):
   --node-id <id>              this node's id                 (env OPSTREAM_NODE_ID, default random)
   --lease-ttl-ms <n>          ownership lease TTL            (env OPSTREAM_LEASE_TTL_MS, default 30000)
   --request-timeout-ms <n>    timeout of requests to owners  (env OPSTREAM_REQUEST_TIMEOUT_MS, default 5000)
+  --subscriber-check-interval-ms <n>  self-check period of the Redis subscriber; 3 misses
+                              reconnect it; 0 = off (env OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS, default 1000)
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -47,6 +49,10 @@ async function serve(argv: string[]): Promise<void> {
       "node-id": { type: "string", default: process.env.OPSTREAM_NODE_ID },
       "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "30000" },
       "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
+      "subscriber-check-interval-ms": {
+        type: "string",
+        default: process.env.OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS ?? "1000",
+      },
       "management-token": { type: "string", default: process.env.OPSTREAM_MANAGEMENT_TOKEN },
       "jwt-secret": { type: "string", default: process.env.OPSTREAM_JWT_SECRET },
       "allowed-origins": { type: "string", default: process.env.OPSTREAM_ALLOWED_ORIGINS ?? "*" },
@@ -85,6 +91,7 @@ async function serve(argv: string[]): Promise<void> {
       keyPrefix: values["key-prefix"],
       ownershipLeaseTtlMs: Number(values["lease-ttl-ms"]),
       requestTimeoutMs: Number(values["request-timeout-ms"]),
+      subscriberCheckIntervalMs: Number(values["subscriber-check-interval-ms"]),
     });
   }
   if (values["management-token"] !== undefined)

@@ -17,9 +17,10 @@ export interface RedisBackplaneOptions {
   pingTimeoutMs?: number;
   /**
    * How often the node sends a request to itself through Redis to prove its
-   * subscriber still receives. After 3 unanswered checks in a row the subscriber is
-   * reconnected (a half-open link would otherwise stay silent forever); relays then
-   * resync. 0 turns the check off. @default 1000
+   * subscriber still receives. Once no check sent in the last 3 intervals has been
+   * answered, the subscriber is reconnected, so a link that goes silent is reset
+   * within 3 intervals (a half-open link would otherwise stay silent forever);
+   * relays then resync. 0 turns the check off. @default 1000
    */
   subscriberCheckIntervalMs?: number;
   /**
@@ -30,7 +31,7 @@ export interface RedisBackplaneOptions {
   redis?: Redis;
   /** This node's id, unique in the cluster. @default a random UUID */
   nodeId?: string;
-  /** Counts `rpcTimeouts` (and, for the ownership, lease events). @default none (not counted) */
+  /** Counts `rpcTimeouts` and `backplaneResubscribes` (and, for the ownership, lease events). @default none (not counted) */
   metrics?: OpStreamMetrics;
   /** Where connection errors and dropped frames are reported (pino-compatible). @default the default pino logger */
   logger?: BackplaneLogger;

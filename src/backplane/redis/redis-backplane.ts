@@ -4,7 +4,10 @@ import { ClusterBackplane } from "../cluster-backplane.js";
 import { resolveRedisBackplaneOptions, type RedisBackplaneOptions } from "./options.js";
 import { RedisOwnership } from "./redis-ownership.js";
 
-/** Unanswered subscriber checks in a row after which the subscriber is reconnected. */
+/**
+ * Self-check intervals without an answered check after which the subscriber is
+ * reconnected (the checks sent in that window all went unanswered).
+ */
 const SUBSCRIBER_CHECKS_MISSED = 3;
 /** The request type of the subscriber check (answered by this node itself). */
 const SELF_CHECK = "opstream.node.self-check";
@@ -36,14 +39,19 @@ export class RedisBackplane extends ClusterBackplane {
   private readonly probe: Redis;
   private readonly ownsPublisher: boolean;
   private readonly pingTimeoutMs: number;
-  private readonly leaseMetrics: RedisBackplaneOptions["metrics"];
+  private readonly hostMetrics: RedisBackplaneOptions["metrics"];
   private readonly channelListeners = new Map<string, (bytes: Uint8Array) => void>();
   private readonly resubscribedListeners = new Set<() => void>();
   private readonly detach: (() => void)[] = [];
   private subscriberWasDown = false;
+  /** Counts the subscriber's "ready" events; only the newest one's re-subscription notifies. */
+  private subscriberReadies = 0;
   private readonly checkTimer: NodeJS.Timeout | undefined;
-  private checkInFlight = false;
-  private checksMissed = 0;
+  /**
+   * `performance.now()` when the newest answered self-check was sent (or when the
+   * subscriber last became ready): the subscriber is known to have received then.
+   */
+  private subscriberProvenAt = performance.now();
 
   constructor(options: RedisBackplaneOptions = {}) {
     const resolved = resolveRedisBackplaneOptions(options);
@@ -57,7 +65,7 @@ export class RedisBackplane extends ClusterBackplane {
     this.keyPrefix = resolved.keyPrefix;
     this.ownershipLeaseTtlMs = resolved.ownershipLeaseTtlMs;
     this.pingTimeoutMs = resolved.pingTimeoutMs;
-    this.leaseMetrics = resolved.metrics;
+    this.hostMetrics = resolved.metrics;
     this.ownsPublisher = resolved.redis === undefined;
     this.redis = resolved.redis ?? new Redis(resolved.connectionString);
     this.subscriber = this.redis.duplicate({ lazyConnect: false });
@@ -77,9 +85,11 @@ export class RedisBackplane extends ClusterBackplane {
     );
     this.subscriber.on("close", () => (this.subscriberWasDown = true));
     this.subscriber.on("ready", () => {
+      this.subscriberProvenAt = performance.now();
+      const ready = ++this.subscriberReadies;
       if (!this.subscriberWasDown) return;
       this.subscriberWasDown = false;
-      void this.confirmResubscribed();
+      void this.confirmResubscribed(ready);
     });
     this.listen();
     const interval = resolved.subscriberCheckIntervalMs;
@@ -91,37 +101,56 @@ export class RedisBackplane extends ClusterBackplane {
   }
 
   /**
-   * Sends a request to this node through Redis. An answer proves the subscriber
-   * receives; after {@link SUBSCRIBER_CHECKS_MISSED} misses in a row while the
+   * Sends a request to this node through Redis every interval. An answer proves
+   * the subscriber received when the check was sent; once no check sent in the
+   * last {@link SUBSCRIBER_CHECKS_MISSED} intervals was answered while the
    * publisher is ready, the subscriber is reconnected (its resubscription makes
    * relays resync). A half-open link is otherwise invisible: no error, no close.
+   *
+   * The decision is taken on the tick, against the send time of the newest
+   * answered check, not by counting timeouts: counting would add the wait for
+   * the first check after the failure, so a link that died just after a check
+   * would be noticed only after 4 intervals.
    */
   private checkSubscriber(intervalMs: number): void {
-    if (this.checkInFlight || this.subscriber.status !== "ready" || this.redis.status !== "ready") return;
-    this.checkInFlight = true;
-    this.sendRequest(this.nodeId, SELF_CHECK, new Uint8Array(0), { timeoutMs: intervalMs })
-      .then(
-        () => (this.checksMissed = 0),
-        () => {
-          this.checksMissed += 1;
-          if (this.checksMissed < SUBSCRIBER_CHECKS_MISSED) return;
-          this.checksMissed = 0;
-          this.logger.warn(
-            { nodeId: this.nodeId, missed: SUBSCRIBER_CHECKS_MISSED },
-            "redis subscriber stopped receiving; reconnecting it",
-          );
-          this.subscriber.disconnect(true);
-          // The request may have died on the way out instead: a publisher that does
-          // not answer a PING in time is reconnected too (if it is ours to reconnect).
-          if (this.ownsPublisher) {
-            void withTimeout(this.redis.ping(), intervalMs).catch(() => {
-              this.logger.warn({ nodeId: this.nodeId }, "redis publisher does not answer; reconnecting it");
-              this.redis.disconnect(true);
-            });
-          }
-        },
-      )
-      .finally(() => (this.checkInFlight = false));
+    if (this.subscriber.status !== "ready" || this.redis.status !== "ready") {
+      // Reconnecting already: its "ready" restarts the clock.
+      this.subscriberProvenAt = performance.now();
+      return;
+    }
+    const now = performance.now();
+    // Half an interval of slack for timer jitter: the ticks are `intervalMs` apart
+    // only on average, and the silent window must not need a fourth tick.
+    if (now - this.subscriberProvenAt >= (SUBSCRIBER_CHECKS_MISSED - 0.5) * intervalMs) {
+      this.reconnectSubscriber(intervalMs, now - this.subscriberProvenAt);
+      return;
+    }
+    // One check per tick, even while older ones wait: a late answer still proves the
+    // link worked when its check was sent, and a tick never depends on whether the
+    // previous check's timeout fired just before or just after it.
+    this.sendRequest(this.nodeId, SELF_CHECK, new Uint8Array(0), {
+      timeoutMs: SUBSCRIBER_CHECKS_MISSED * intervalMs,
+    }).then(
+      () => (this.subscriberProvenAt = Math.max(this.subscriberProvenAt, now)),
+      () => undefined, // unanswered: the ticks decide, by the time since the last proof
+    );
+  }
+
+  private reconnectSubscriber(intervalMs: number, silentMs: number): void {
+    this.subscriberProvenAt = performance.now();
+    this.logger.warn(
+      { nodeId: this.nodeId, silentMs: Math.round(silentMs), intervalMs },
+      "redis subscriber stopped receiving; reconnecting it",
+    );
+    this.subscriber.disconnect(true);
+    // The request may have died on the way out instead: a publisher that does
+    // not answer a PING in time is reconnected too (if it is ours to reconnect).
+    if (this.ownsPublisher) {
+      void withTimeout(this.redis.ping(), intervalMs).catch(() => {
+        this.logger.warn({ nodeId: this.nodeId }, "redis publisher does not answer; reconnecting it");
+        this.redis.disconnect(true);
+      });
+    }
   }
 
   /** A RedisOwnership for this node: same connection, key prefix and lease TTL. */
@@ -132,7 +161,7 @@ export class RedisBackplane extends ClusterBackplane {
       store,
       keyPrefix: this.keyPrefix,
       leaseTtlMs: this.ownershipLeaseTtlMs,
-      metrics: this.leaseMetrics,
+      metrics: this.hostMetrics,
       logger: this.logger,
     });
   }
@@ -222,8 +251,13 @@ export class RedisBackplane extends ClusterBackplane {
    * Re-issues SUBSCRIBE for every channel this node listens to. ioredis has sent its
    * own re-subscription already; this one's reply proves the channels are live
    * before the listeners resync (resyncing earlier could miss what follows).
+   *
+   * `ready` is the "ready" event it answers. A link that flaps (e.g. reset at each
+   * SUBSCRIBE) makes one call per "ready", and ioredis keeps their SUBSCRIBEs
+   * queued until one connection holds, so they all succeed together: only the
+   * newest notifies, or every relay would resync once per flap.
    */
-  private async confirmResubscribed(): Promise<void> {
+  private async confirmResubscribed(ready: number): Promise<void> {
     const channels = [...this.channelListeners.keys()];
     try {
       if (channels.length > 0) await this.subscriber.subscribe(...channels);
@@ -232,6 +266,8 @@ export class RedisBackplane extends ClusterBackplane {
       this.logger.warn({ err: error, nodeId: this.nodeId }, "redis subscriber could not re-subscribe");
       return;
     }
+    if (ready !== this.subscriberReadies) return;
+    this.hostMetrics?.backplaneResubscribes.inc();
     this.logger.info({ nodeId: this.nodeId, channels: channels.length }, "redis subscriber re-subscribed");
     for (const listener of [...this.resubscribedListeners]) {
       try {
