@@ -9,7 +9,7 @@
  *   npm run bench -- [--scenarios S1,S2] [--targets opstream,hocuspocus] [--reps 3]
  *                    [--scale 1] [--seconds 10] [--workers 2] [--out bench/results/x.json]
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -63,6 +63,17 @@ const options: ScenarioOptions = {
 };
 const startedAt = new Date().toISOString();
 const out = resolve(values.out ?? `bench/results/bench-${startedAt.replace(/[:.]/g, "-")}.json`);
+
+/** The versions a result depends on, read from node_modules (some packages do not export package.json). */
+function versions(): Record<string, string> {
+  const names = ["@hocuspocus/server", "@hocuspocus/extension-redis", "@y/websocket-server", "yjs", "ws"];
+  return Object.fromEntries(
+    names.map((name) => {
+      const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+      return [name, (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version];
+    }),
+  );
+}
 
 /** What is running now, so that a signal can stop it. */
 const live = new Set<{ stop(): Promise<void> }>();
@@ -122,7 +133,10 @@ async function main(): Promise<void> {
     scenarios: scenarios.map((s) => s.name),
     targets: targets.map((t) => t.name),
   };
-  writeFileSync(out, `${JSON.stringify({ startedAt, machine, config, results }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ startedAt, machine, versions: versions(), config, results }, null, 2)}\n`,
+  );
   log(`\nresults: ${out}`);
   if (results.some((r) => r.error !== undefined)) process.exitCode = 1;
 }
