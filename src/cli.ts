@@ -22,6 +22,10 @@ const USAGE = `Usage: opstream serve [options]
                           (env OPSTREAM_JWT_SECRET, default none: everyone may edit everything)
   --allowed-origins <list>  comma-separated origins whose pages may connect, e.g.
                           https://app.example.com (env OPSTREAM_ALLOWED_ORIGINS, default *)
+  --max-connections-per-ip <n>  connections from one address; 0 = no limit
+                          (env OPSTREAM_MAX_CONNECTIONS_PER_IP, default 100)
+  --message-rate <n>      frames per second per connection (token bucket); 0 = no limit
+                          (env OPSTREAM_MESSAGE_RATE, default 100)
 
 Cluster (all nodes share one Redis and one store):
   --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
@@ -57,6 +61,8 @@ async function serve(argv: string[]): Promise<void> {
       "jwt-secret": { type: "string", default: process.env.OPSTREAM_JWT_SECRET },
       "allowed-origins": { type: "string", default: process.env.OPSTREAM_ALLOWED_ORIGINS ?? "*" },
       "drain-timeout-ms": { type: "string", default: process.env.OPSTREAM_DRAIN_TIMEOUT_MS ?? "10000" },
+      "max-connections-per-ip": { type: "string", default: process.env.OPSTREAM_MAX_CONNECTIONS_PER_IP },
+      "message-rate": { type: "string", default: process.env.OPSTREAM_MESSAGE_RATE },
       help: { type: "boolean", default: false },
     },
   });
@@ -75,6 +81,11 @@ async function serve(argv: string[]): Promise<void> {
         .split(",")
         .map((origin) => origin.trim())
         .filter(Boolean),
+      // Left out when not given, so the transport's defaults stay in one place.
+      ...(values["max-connections-per-ip"] === undefined
+        ? {}
+        : { maxConnectionsPerIp: Number(values["max-connections-per-ip"]) }),
+      ...(values["message-rate"] === undefined ? {} : { messageRate: Number(values["message-rate"]) }),
     },
   });
   const storage = values.storage;

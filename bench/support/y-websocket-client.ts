@@ -31,6 +31,8 @@ export interface BenchClient {
    * durable, so this is also a "flushed" barrier.
    */
   roundTrip(): Promise<number>;
+  /** Bytes handed to the socket but not yet written to the kernel: the sender's backpressure. */
+  bufferedAmount(): number;
   /** Closes the socket and resolves once it is closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -124,6 +126,7 @@ export function connect(url: string, docId: string): BenchClient {
       sendFrame(syncFrame((encoder) => syncProtocol.writeSyncStep1(encoder, doc)));
       return answered;
     },
+    bufferedAmount: () => ws.bufferedAmount,
     async close() {
       if (ws.readyState === WebSocket.CLOSED) return;
       const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));

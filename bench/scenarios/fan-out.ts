@@ -1,0 +1,129 @@
+/**
+ * Fan-out latency (S1), the same on 2 nodes (S1-2n), and cross-node (S5): documents
+ * of 10 clients, each sending update twice a second; latency from send to apply at
+ * the other clients. In S5 five clients of each document write on node A and five
+ * only read on node B, so every measured update crossed the backplane.
+ */
+import { ProcessSampler } from "../support/proc-stats.js";
+import type { ClientSpec } from "../load/messages.js";
+import type { RunningTarget } from "../targets/index.js";
+import {
+  MB,
+  scaled,
+  warmupFor,
+  type Metric,
+  type Numbers,
+  type Scenario,
+  type ScenarioOptions,
+} from "./scenario.js";
+import type { LoadGenerator } from "../load/generator.js";
+
+const DOCS = 50;
+const CLIENTS_PER_DOC = 10;
+const RATE = 2;
+
+const METRICS: readonly Metric[] = [
+  { key: "p50", label: "p50 ms", better: "lower" },
+  { key: "p95", label: "p95 ms", better: "lower" },
+  { key: "p99", label: "p99 ms", better: "lower" },
+  { key: "deliveredPerSec", label: "delivered/s", better: "higher" },
+  { key: "serverCpu", label: "server CPU", better: "lower" },
+  { key: "peakRssMB", label: "peak RSS MB", better: "lower" },
+  { key: "generatorCpu", label: "gen CPU", better: "lower" },
+];
+
+type Layout = (
+  url: readonly string[],
+  doc: number,
+  client: number,
+) => Pick<ClientSpec, "url" | "sends" | "records">;
+
+async function fanOut(
+  name: string,
+  layout: Layout,
+  context: { target: RunningTarget; generator: LoadGenerator; options: ScenarioOptions },
+): Promise<Numbers> {
+  const { target, generator, options } = context;
+  const urls = target.urls();
+  const docs = scaled(DOCS, options.scale, 1);
+  const clients: ClientSpec[] = [];
+  for (let doc = 0; doc < docs; doc++) {
+    for (let client = 0; client < CLIENTS_PER_DOC; client++) {
+      clients.push({ dialect: target.dialect, doc: `${name}-${doc}`, ...layout(urls, doc, client) });
+    }
+  }
+  const connected = await generator.connect(clients);
+  if (connected.errors.length > 0)
+    throw new Error(`${connected.errors.length} clients failed: ${connected.errors[0]}`);
+  const warmupSeconds = warmupFor(options.seconds);
+  const sampler = new ProcessSampler(target.pids());
+  const result = await generator.run({
+    mode: "paced",
+    rate: RATE,
+    seconds: options.seconds + warmupSeconds,
+    warmupSeconds,
+    drainMs: 1000,
+  });
+  const usage = sampler.stop();
+  return {
+    p50: result.latency.percentile(50),
+    p95: result.latency.percentile(95),
+    p99: result.latency.percentile(99),
+    deliveredPerSec: result.received / result.measuredSeconds,
+    sentPerSec: result.sent / result.measuredSeconds,
+    sendErrors: result.sendErrors,
+    serverCpu: usage.cpuCores,
+    peakRssMB: usage.peakRssBytes / MB,
+    generatorCpu: result.cpuShare,
+    clients: clients.length,
+  };
+}
+
+const everyoneWritesAndReads =
+  (node: (urls: readonly string[], client: number) => string): Layout =>
+  (urls, _doc, client) => ({ url: node(urls, client), sends: true, records: true });
+
+export const S1: Scenario = {
+  name: "S1",
+  description: `fan-out: ${DOCS} docs x ${CLIENTS_PER_DOC} clients, ${RATE} updates/s each, one node`,
+  metrics: METRICS,
+  persist: false,
+  applies: (target) => target.nodes === 1,
+  run: (context) =>
+    fanOut(
+      "s1",
+      everyoneWritesAndReads((urls) => urls[0]!),
+      context,
+    ),
+};
+
+export const S1_2N: Scenario = {
+  name: "S1-2n",
+  description: "S1 with the clients spread round-robin over 2 nodes sharing Redis",
+  metrics: METRICS,
+  persist: false,
+  applies: (target) => target.nodes === 2,
+  run: (context) =>
+    fanOut(
+      "s1-2n",
+      everyoneWritesAndReads((urls, client) => urls[client % urls.length]!),
+      context,
+    ),
+};
+
+export const S5: Scenario = {
+  name: "S5",
+  description: "cross-node: per doc 5 writers on node A, 5 readers on node B; latency at B",
+  metrics: METRICS,
+  persist: false,
+  applies: (target) => target.nodes === 2,
+  run: (context) =>
+    fanOut(
+      "s5",
+      (urls, _doc, client) =>
+        client < CLIENTS_PER_DOC / 2
+          ? { url: urls[0]!, sends: true, records: false }
+          : { url: urls[1]!, sends: false, records: true },
+      context,
+    ),
+};

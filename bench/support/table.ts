@@ -1,0 +1,62 @@
+/** The results table: per scenario, each target's medians and their ratio to opstream's. */
+import type { Repetition, Scenario } from "../scenarios/scenario.js";
+import { median } from "./histogram.js";
+
+const fmt = (n: number): string =>
+  !Number.isFinite(n)
+    ? "–"
+    : Math.abs(n) >= 100
+      ? n.toFixed(0)
+      : Math.abs(n) >= 10
+        ? n.toFixed(1)
+        : n.toFixed(2);
+
+/**
+ * Prints `scenario`'s table: one row per target, each cell "median (×ratio)" where the
+ * ratio is target / opstream (the opstream target of the same node count when it ran).
+ */
+export function printTable(
+  scenario: Scenario,
+  results: readonly Repetition[],
+  log: (line: string) => void,
+): void {
+  const mine = results.filter((r) => r.scenario === scenario.name);
+  const targets = [...new Set(mine.map((r) => r.target))];
+  if (targets.length === 0) return;
+  const medians = new Map(
+    targets.map((target) => {
+      const runs = mine.filter((r) => r.target === target && r.numbers);
+      const values = scenario.metrics.map((m) => median(runs.map((r) => r.numbers?.[m.key] ?? NaN)));
+      return [
+        target,
+        { values, ok: runs.length, failed: mine.filter((r) => r.target === target).length - runs.length },
+      ];
+    }),
+  );
+  const reference = medians.get(targets.find((t) => t.startsWith("opstream")) ?? "");
+  const head = [
+    "target",
+    "runs",
+    ...scenario.metrics.map((m) => `${m.label} (${m.better === "lower" ? "↓" : "↑"})`),
+  ];
+  const rows = targets.map((target) => {
+    const { values, ok, failed } = medians.get(target)!;
+    const cells = values.map((value, i) => {
+      const base = reference?.values[i];
+      const ratio =
+        base !== undefined && Number.isFinite(base) && Number.isFinite(value) && base !== 0
+          ? ` (×${fmt(value / base)})`
+          : "";
+      return `${fmt(value)}${ratio}`;
+    });
+    return [target, failed ? `${ok}+${failed} failed` : String(ok), ...cells];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
+  log("");
+  log(`${scenario.name}: ${scenario.description} (medians; ×ratio to opstream)`);
+  log(line(head));
+  log(line(widths.map((w) => "-".repeat(w))));
+  for (const row of rows) log(line(row));
+}

@@ -1,0 +1,128 @@
+/**
+ * The benchmark targets. Each start gives fresh processes on fresh storage (and, for
+ * 2-node targets, a redis-server of their own), so repetitions do not inherit each
+ * other's documents or heap. opstream persists every update before it broadcasts it
+ * (SQLite); the peers keep documents in memory only, except in S4 (`persist`).
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { startRedis, type RedisServer } from "../../spec/support/redis.js";
+import { tempDir } from "../../spec/support/temp.js";
+import { startOpstream, startPeer, type NodeProcess } from "./processes.js";
+
+/** Which wire format the generator speaks to a target. */
+export type Dialect = "y-websocket" | "hocuspocus";
+
+export interface RunningTarget {
+  readonly dialect: Dialect;
+  /** `ws://127.0.0.1:<port>` of each node: y-websocket documents are at `<url>/<name>`, Hocuspocus's endpoint is the URL itself. */
+  urls(): string[];
+  /** The server processes to sample (not redis-server). */
+  pids(): number[];
+  /** Stops every node gracefully (SIGTERM: persisting servers flush) and starts them again on the same storage. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly nodes: 1 | 2;
+  /** Whether the target can keep a document across a restart (S4). */
+  readonly canPersist: boolean;
+  /** `persist`: peers keep documents in files (S4 only); opstream always persists. */
+  start(options: { persist: boolean }): Promise<RunningTarget>;
+}
+
+/** A target made of `count` nodes started by `startNode(index)`, plus what they share. */
+async function cluster(
+  dialect: Dialect,
+  count: number,
+  startNode: (index: number) => Promise<NodeProcess>,
+  shared: { stop(): Promise<void> } = { stop: () => Promise.resolve() },
+): Promise<RunningTarget> {
+  let nodes: NodeProcess[] = [];
+  const startAll = async (): Promise<void> => {
+    nodes = await Promise.all(Array.from({ length: count }, (_, index) => startNode(index)));
+  };
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(nodes.map((node) => node.stop("SIGTERM")));
+  };
+  try {
+    await startAll();
+  } catch (error) {
+    await stopAll().finally(() => shared.stop());
+    throw error;
+  }
+  return {
+    dialect,
+    urls: () => nodes.map((node) => `ws://127.0.0.1:${node.port}`),
+    pids: () => nodes.map((node) => node.pid),
+    async restart() {
+      await stopAll();
+      await startAll();
+    },
+    async stop() {
+      await stopAll().finally(() => shared.stop());
+    },
+  };
+}
+
+const sharedRedis = (redis: RedisServer): { stop(): Promise<void> } => ({ stop: () => redis.stop() });
+
+export const TARGETS: readonly Target[] = [
+  {
+    name: "opstream",
+    nodes: 1,
+    canPersist: true,
+    start() {
+      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+      return cluster("y-websocket", 1, () => startOpstream(storage));
+    },
+  },
+  {
+    name: "opstream-2n",
+    nodes: 2,
+    canPersist: true,
+    async start() {
+      const redis = await startRedis();
+      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+      const prefix = `bench-${randomUUID().slice(0, 8)}:`;
+      const args = ["--redis", redis.url, "--key-prefix", prefix];
+      return cluster("y-websocket", 2, () => startOpstream(storage, args), sharedRedis(redis));
+    },
+  },
+  {
+    name: "hocuspocus",
+    nodes: 1,
+    canPersist: true,
+    start({ persist }) {
+      const args = persist ? ["--persist-dir", tempDir("hocuspocus-bench-")] : [];
+      return cluster("hocuspocus", 1, () => startPeer("hocuspocus-server", args));
+    },
+  },
+  {
+    name: "hocuspocus-2n",
+    nodes: 2,
+    canPersist: false,
+    async start() {
+      const redis = await startRedis();
+      const args = ["--redis", redis.url];
+      return cluster("hocuspocus", 2, () => startPeer("hocuspocus-server", args), sharedRedis(redis));
+    },
+  },
+  {
+    name: "y-websocket",
+    nodes: 1,
+    canPersist: true,
+    start({ persist }) {
+      const args = persist ? ["--persist-dir", tempDir("y-websocket-bench-")] : [];
+      return cluster("y-websocket", 1, () => startPeer("y-websocket-server", args));
+    },
+  },
+  {
+    name: "relay",
+    nodes: 1,
+    canPersist: false,
+    start: () => cluster("y-websocket", 1, () => startPeer("relay-server")),
+  },
+];
