@@ -95,9 +95,22 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     ...(options.sample ? [] : ["--no-sample"]),
     ...(options.extraArgs ?? []),
   ];
-  const nodes = await Promise.all(
+  const spawned = await Promise.allSettled(
     Array.from({ length: n }, (_, i) => spawnServer({ storage: nodeStorage, args: args(i) })),
   );
+  const nodes = spawned.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const failed = spawned.find((result) => result.status === "rejected");
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
+    await Promise.all([...redisLinks, ...(storageLink ? [storageLink] : [])].map((link) => link.close()));
+    if (!options.redis) await redis.stop();
+    await backing.stop();
+  };
+  if (failed) {
+    // Nobody gets a Cluster to stop: what did start would keep the spec process alive.
+    await stop();
+    throw failed.reason;
+  }
   return {
     nodes,
     redis,
@@ -118,12 +131,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
       nodes[index] = node;
       return node;
     },
-    async stop() {
-      await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
-      await Promise.all([...redisLinks, ...(storageLink ? [storageLink] : [])].map((link) => link.close()));
-      if (!options.redis) await redis.stop();
-      await backing.stop();
-    },
+    stop,
   };
 }
 

@@ -46,7 +46,11 @@ export async function spawnServer(options: {
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 15 s: ${stderr}`)), 15_000);
+    const timer = setTimeout(() => {
+      // Not left running: its stdout pipe alone would keep the spec process from exiting.
+      child.kill("SIGKILL");
+      reject(new Error(`server did not start in 15 s: ${stderr}`));
+    }, 15_000);
     child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening: ${stderr}`)));
     lines.on("line", (line) => {
       try {
