@@ -149,8 +149,11 @@ export class RedisLease implements Lease {
     const current = this.context.isCurrent(this);
     this.end("released", `The lease of "${this.docId}" (epoch ${this.epoch}) was released.`);
     if (!current) return;
-    await this.recordProgress();
-    await this.context.locks.release(this.lock);
+    // Both commands go out in this tick, in this order: on shutdown the connection
+    // closes right after the sessions do, and a release queued behind an awaited
+    // round trip would miss it and hold the successor off for a whole TTL. A mark
+    // landing after a successor's claim names a lower epoch and is ignored.
+    await Promise.all([this.recordProgress(), this.context.locks.release(this.lock)]);
   }
 
   /**
