@@ -9,12 +9,17 @@
  *    each sending a small update twice a second), on one node as #7 defines it: every
  *    S1 client connects to node-1, which owns the S1 documents. Its p99 is "S1 p99".
  * 2. Soak: 500 clients over 200 documents (round-robin over the nodes, so every
- *    document has clients on at least 2 nodes), each inserting a short text about
- *    every 2 s. Every insert carries its sender's wall-clock time; the other clients
- *    of the document record send->apply latency when the update reaches them.
+ *    document has clients on at least 2 nodes), each setting its own entry of the
+ *    document's map "m" about every 2 s. Every value carries its sender's wall-clock
+ *    time; the other clients of the document record send->apply latency when the
+ *    update reaches them. Overwriting keeps each document's size stationary (Yjs
+ *    merges a client's overwritten entries), so a rising heap means a leak rather
+ *    than documents that grow by design (appending text grows them ~30 MB/h).
  *    Every 2 minutes 10 random documents are audited for divergence; every ~3
  *    minutes (first after 2) one fault is injected and healed. Every node's
- *    /metrics is sampled every 5 s for the heap slope of node-1 (never faulted).
+ *    /metrics is sampled every 5 s; once a minute node-1 (never faulted) is made to
+ *    collect garbage through its inspector and its retained heap is read: the heap
+ *    slope is fitted through those.
  * 3. Writers stop, everything is healed, and all 200 documents are audited.
  *
  * Prints one line per minute and a summary, writes bench/results/soak-<time>.json,
@@ -28,6 +33,7 @@ import * as Y from "yjs";
 import { startCluster, type Cluster } from "../spec/support/cluster.js";
 import { eventually } from "../spec/support/eventually.js";
 import { stopSharedPostgres } from "../spec/support/postgres.js";
+import { HeapProbe } from "./support/heap-probe.js";
 import { ReconnectingClient, REMOTE } from "./support/reconnecting-client.js";
 import { heapSlope, summarize, type Percentiles } from "./support/soak-stats.js";
 import { connect } from "./support/y-websocket-client.js";
@@ -41,6 +47,7 @@ const FAULT = { firstMs: 120_000, everyMs: 180_000, jitterMs: 30_000, linkCutMs:
 /** Latencies sent or received this long after a fault was healed are not "steady". */
 const STEADY_GAP_MS = 30_000;
 const METRICS_EVERY_MS = 5000;
+const RETAINED_EVERY_MS = 60_000;
 /** Probe documents per fault whose recovery is timed. */
 const PROBE_DOCS = 5;
 const PROBE_LIMIT_MS = 60_000;
@@ -205,20 +212,20 @@ class Fleet {
     if (!this.running) return;
     // Offline clients keep editing, as people do: the next sync delivers the edits.
     if (!this.paused.has(member.docId)) {
-      const text = member.client.doc.getText("t");
-      text.insert(text.length, `${member.index}@${wallNow().toFixed(1)};`);
+      member.client.doc.getMap("m").set(String(member.index), `${member.index}@${wallNow().toFixed(1)};`);
       this.sent++;
     }
     member.timer = setTimeout(() => this.tick(member), this.intervalMs * (0.5 + Math.random()));
   }
 
-  /** Decodes the applied update rather than diffing the text, which would cost O(document). */
+  /** Decodes the applied update rather than reading the map, which would cost O(document). */
   private measure(update: Uint8Array): void {
     const receivedAt = wallNow();
     for (const struct of Y.decodeUpdate(update).structs) {
-      if (!(struct instanceof Y.Item) || !(struct.content instanceof Y.ContentString)) continue;
-      for (const match of struct.content.str.matchAll(MARK)) {
-        this.latencies.record(Number(match[2]), receivedAt);
+      if (!(struct instanceof Y.Item) || !(struct.content instanceof Y.ContentAny)) continue;
+      for (const value of struct.content.arr) {
+        if (typeof value !== "string") continue;
+        for (const match of value.matchAll(MARK)) this.latencies.record(Number(match[2]), receivedAt);
       }
     }
   }
@@ -234,11 +241,14 @@ interface AuditResult {
   reason?: string;
 }
 
+/** The probes' text and the map's entries (sorted: entry order differs between replicas). */
+function contentOf(doc: Y.Doc): string {
+  const entries = Object.entries(doc.getMap("m").toJSON()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify({ t: doc.getText("t").toString(), m: entries });
+}
+
 function stateOf(doc: Y.Doc): { vector: string; text: string } {
-  return {
-    vector: Buffer.from(Y.encodeStateVector(doc)).toString("base64"),
-    text: doc.getText("t").toString(),
-  };
+  return { vector: Buffer.from(Y.encodeStateVector(doc)).toString("base64"), text: contentOf(doc) };
 }
 
 type DocState = { vector: string; text: string };
@@ -262,8 +272,8 @@ function converged(fleet: Fleet, docId: string, limitMs: number): Promise<DocSta
         vector ??= own;
         if (own !== vector) throw new Error("clients' state vectors differ");
       }
-      // Texts only once the vectors agree: building them is the costly part.
-      const texts = new Set(members.map((m) => m.client.doc.getText("t").toString()));
+      // Contents only once the vectors agree: building them is the costly part.
+      const texts = new Set(members.map((m) => contentOf(m.client.doc)));
       if (texts.size !== 1 || vector === undefined)
         throw new Error("clients' state vectors match but texts differ");
       return { vector, text: [...texts][0] ?? "" };
@@ -552,10 +562,13 @@ let cluster: Cluster | undefined;
 let clusterStarting: Promise<Cluster> | undefined;
 const fleets: Fleet[] = [];
 const intervals: NodeJS.Timeout[] = [];
+let heapProbe: HeapProbe | undefined;
 
 /** Stops every client, timer and process this script started. Safe to call twice. */
 async function cleanUp(): Promise<void> {
   for (const interval of intervals.splice(0)) clearInterval(interval);
+  heapProbe?.close();
+  heapProbe = undefined;
   for (const fleet of fleets.splice(0)) fleet.close();
   const started = cluster ?? (await clusterStarting?.catch(() => undefined));
   cluster = undefined;
@@ -637,6 +650,9 @@ async function main(): Promise<number> {
   const c = await clusterStarting;
   cluster = c;
 
+  const node1Pid = c.nodes[0]?.child.pid;
+  if (node1Pid === undefined) throw new Error("node-1 has no pid");
+  heapProbe = await HeapProbe.attach(node1Pid);
   const probe = await sampleMemory(c, 0);
   if (!probe)
     throw new Error("node-1's /metrics lacks nodejs_heap_size_used_bytes or process_resident_memory_bytes");
@@ -657,6 +673,16 @@ async function main(): Promise<number> {
   fleet.start();
 
   const memory: MemorySample[] = [];
+  const retained: { atMs: number; bytes: number }[] = [];
+  const sampleRetained = (): void => {
+    const atMs = wallNow() - soakStart;
+    heapProbe?.retainedBytes().then(
+      (bytes) => retained.push({ atMs, bytes }),
+      (error: unknown) => console.log(`[soak] retained-heap sample failed: ${String(error)}`),
+    );
+  };
+  sampleRetained();
+  intervals.push(setInterval(sampleRetained, RETAINED_EVERY_MS));
   intervals.push(
     setInterval(() => {
       const atMs = wallNow() - soakStart;
@@ -675,6 +701,7 @@ async function main(): Promise<number> {
   const reportMinute = (): void => {
     const stats = summarize(latencies.byMinute[minute] ?? []);
     const node1 = memory.filter((m) => m.node === 0).at(-1);
+    const node1Retained = retained.at(-1)?.bytes ?? null;
     const cpuPct = cpuShare(minuteCpu);
     minuteCpu = cpuMark();
     const sent = fleet.sent - lastSent;
@@ -689,13 +716,14 @@ async function main(): Promise<number> {
       ...stats,
       node1HeapUsedBytes: node1?.heapUsedBytes ?? null,
       node1RssBytes: node1?.rssBytes ?? null,
+      node1RetainedHeapBytes: node1Retained,
       syncedClients: synced,
       generatorCpuPct: Math.round(cpuPct),
     });
     console.log(
       `[soak] min ${minute + 1}/${MINUTES}  sent ${sent}  deliveries ${stats.samples}  ` +
         `p50 ${fmt(stats.p50)} p95 ${fmt(stats.p95)} p99 ${fmt(stats.p99)} ms  ` +
-        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB  ` +
+        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB (after GC ${fmt((node1Retained ?? NaN) / 2 ** 20)}) rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB  ` +
         `synced ${synced}/${fleet.members.length}  gen CPU ${cpuPct.toFixed(0)} %` +
         (faultsThisMinute.length ? `  fault: ${faultsThisMinute.join(",")}` : ""),
     );
@@ -749,7 +777,8 @@ async function main(): Promise<number> {
   const steady = summarize(latencies.steady);
   const node1Heap = memory.filter((m) => m.node === 0).map((m) => ({ atMs: m.atMs, bytes: m.heapUsedBytes }));
   const node1Rss = memory.filter((m) => m.node === 0).map((m) => ({ atMs: m.atMs, bytes: m.rssBytes }));
-  const heap = heapSlope(node1Heap, MINUTES);
+  const heap = heapSlope(retained, MINUTES);
+  const heapSampled = heapSlope(node1Heap, MINUTES);
   const rss = heapSlope(node1Rss, MINUTES);
   const heapMeaningful = MINUTES >= 30;
   const periodicBad = audits.flatMap((a) => a.results.filter((r) => !r.converged));
@@ -783,7 +812,8 @@ async function main(): Promise<number> {
     ["updates sent / deliveries", `${fleet.sent} / ${overall.samples} (steady ${steady.samples})`],
     [
       "node-1 heap slope",
-      `${fmt(heap.slopePctPerHour, 2)} %/h of mean (rss ${fmt(rss.slopePctPerHour, 2)} %/h)` +
+      `${fmt(heap.slopePctPerHour, 2)} %/h of mean, after a full GC each minute ` +
+        `(/metrics heap used ${fmt(heapSampled.slopePctPerHour, 2)} %/h, rss ${fmt(rss.slopePctPerHour, 2)} %/h)` +
         (heapMeaningful ? "" : " - not meaningful: run < 30 min"),
     ],
     [
@@ -817,7 +847,7 @@ async function main(): Promise<number> {
   console.log(
     `\nSoak summary: ${MINUTES} min, ${SOAK.clients} clients / ${SOAK.docs} documents on ${NODES} nodes`,
   );
-  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB");
+  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB  after GC MiB");
   for (const row of perMinute) {
     const r = row as {
       minute: number;
@@ -827,11 +857,13 @@ async function main(): Promise<number> {
       p95: number;
       p99: number;
       node1HeapUsedBytes: number | null;
+      node1RetainedHeapBytes: number | null;
     };
     console.log(
       `${String(r.minute).padStart(6)}  ${String(r.sent).padStart(4)}  ${String(r.samples).padStart(10)}  ` +
         `${fmt(r.p50).padStart(6)}  ${fmt(r.p95).padStart(6)}  ${fmt(r.p99).padStart(6)}  ` +
-        `${fmt(r.node1HeapUsedBytes === null ? null : r.node1HeapUsedBytes / 2 ** 20).padStart(15)}`,
+        `${fmt(r.node1HeapUsedBytes === null ? null : r.node1HeapUsedBytes / 2 ** 20).padStart(15)}  ` +
+        `${fmt(r.node1RetainedHeapBytes === null ? null : r.node1RetainedHeapBytes / 2 ** 20).padStart(12)}`,
     );
   }
   console.log("");
@@ -865,7 +897,14 @@ async function main(): Promise<number> {
       generatorCpuPct: Math.round(generatorCpuPct),
       sockets,
     },
-    heap: { node1: heap, node1Rss: rss, meaningful: heapMeaningful, samples: memory },
+    heap: {
+      node1: heap,
+      node1Sampled: heapSampled,
+      node1Rss: rss,
+      meaningful: heapMeaningful,
+      retained,
+      samples: memory,
+    },
     audits,
     finalAudit: {
       documents: finalAudit.length,
