@@ -55,6 +55,18 @@ interface DocRow {
   epoch: number;
   last_seq: number;
 }
+/** An append waiting for the next group commit. */
+interface PendingAppend {
+  readonly docId: string;
+  readonly epoch: number;
+  readonly updates: readonly Uint8Array[];
+  readonly resolve: (seqs: number[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** What one append of a group commit came to, inside the shared transaction. */
+type AppendOutcome = { seqs: number[] } | { error: unknown };
+
 interface OpRow {
   seq: number;
   epoch: number;
@@ -69,6 +81,14 @@ interface SnapshotRow {
 /**
  * The embedded default: one SQLite file in WAL mode. better-sqlite3 is synchronous,
  * so each call runs to completion on the event loop; batches keep that short.
+ *
+ * Appends are group-committed across documents: every append made during one turn
+ * of the event loop is written by a single IMMEDIATE transaction at the end of the
+ * turn (`setImmediate`), so they share one fsync. While that fsync blocks the loop,
+ * the next turn's frames pile up in the sockets and form the next group, so the
+ * group grows with the load. Each append keeps its own epoch check (a savepoint):
+ * a fenced append fails alone, and its neighbours commit. A promise settles only
+ * once the shared transaction has committed.
  */
 export class SqliteDocumentStore implements DocumentStore {
   readonly kind = "sqlite";
@@ -86,6 +106,11 @@ export class SqliteDocumentStore implements DocumentStore {
     (docId: string, epoch: number, consumer: string, seq: number) => void
   >;
   private readonly loadTx: (docId: string) => StoredDocument;
+  private readonly groupTx: Database.Transaction<
+    (group: readonly PendingAppend[], outcomes: AppendOutcome[]) => void
+  >;
+  private pending: PendingAppend[] = [];
+  private flushScheduled = false;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -142,6 +167,19 @@ export class SqliteDocumentStore implements DocumentStore {
       this.stmts.setLastSeq.run(seq, docId);
       return seqs;
     });
+    this.groupTx = db.transaction((group: readonly PendingAppend[], outcomes: AppendOutcome[]) => {
+      for (const entry of group) {
+        try {
+          // Nested: better-sqlite3 runs it in a savepoint, undone alone when it throws.
+          outcomes.push({ seqs: this.appendTx(entry.docId, entry.epoch, entry.updates) });
+        } catch (error) {
+          // FENCED and other coded errors belong to this append; anything else
+          // (I/O, a full disk) fails the whole group, which then commits nothing.
+          if (!isOpStreamError(error)) throw error;
+          outcomes.push({ error });
+        }
+      }
+    });
     this.snapshotTx = db.transaction(
       (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => {
         assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
@@ -164,16 +202,28 @@ export class SqliteDocumentStore implements DocumentStore {
     try {
       return Promise.resolve(work());
     } catch (error) {
-      if (isOpStreamError(error)) return Promise.reject(error);
-      return Promise.reject(
-        new OpStreamError(
-          ErrorCodes.STORAGE_UNAVAILABLE,
-          `SQLite ${operation} failed${docId === undefined ? "" : ` for document "${docId}"`}: ${String(error)}`,
-          { operation, docId },
-          error,
-        ),
-      );
+      return Promise.reject(storageError(operation, docId, error));
     }
+  }
+
+  /** Commits every pending append in one transaction and settles each. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const group = this.pending;
+    if (group.length === 0) return;
+    this.pending = [];
+    const outcomes: AppendOutcome[] = [];
+    try {
+      this.groupTx.immediate(group, outcomes);
+    } catch (error) {
+      for (const entry of group) entry.reject(storageError("append", entry.docId, error));
+      return;
+    }
+    group.forEach((entry, i) => {
+      const outcome = outcomes[i];
+      if (outcome && "seqs" in outcome) entry.resolve(outcome.seqs);
+      else entry.reject(outcome?.error ?? new Error("group commit lost an outcome"));
+    });
   }
 
   private readSnapshot(docId: string): StoredSnapshot | null {
@@ -197,8 +247,14 @@ export class SqliteDocumentStore implements DocumentStore {
     });
   }
 
+  /** Durable once it resolves; committed with every other append of this event-loop turn. */
   append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
-    return this.run("append", docId, () => this.appendTx.immediate(docId, epoch, updates));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ docId, epoch, updates, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    });
   }
 
   readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
@@ -262,7 +318,20 @@ export class SqliteDocumentStore implements DocumentStore {
 
   close(): Promise<void> {
     return this.run("close", undefined, () => {
+      // Appends already handed to the store are committed, not dropped.
+      if (this.db.open) this.flush();
       if (this.db.open) this.db.close();
     });
   }
+}
+
+/** A driver failure as STORAGE_UNAVAILABLE; FENCED and other coded errors pass as they are. */
+function storageError(operation: string, docId: string | undefined, error: unknown): Error {
+  if (isOpStreamError(error)) return error;
+  return new OpStreamError(
+    ErrorCodes.STORAGE_UNAVAILABLE,
+    `SQLite ${operation} failed${docId === undefined ? "" : ` for document "${docId}"`}: ${String(error)}`,
+    { operation, docId },
+    error,
+  );
 }
