@@ -180,7 +180,7 @@ export class YWebsocketConnection implements SessionPeer {
   }
 
   sendUpdate(update: Uint8Array): void {
-    this.send(encodeUpdate(update));
+    this.send(updateFrame(update));
   }
 
   sendAwareness(update: Uint8Array): void {
@@ -242,4 +242,19 @@ export class YWebsocketConnection implements SessionPeer {
       if (error) this.logger.debug({ err: error, peerId: this.id }, "send failed on a closing socket");
     });
   }
+}
+
+/**
+ * The fan-out hands one update to every peer of its document in a row, so the
+ * last frame is kept and reused: each update is framed once, not once per peer.
+ * Frames are never mutated after encoding (ws does not mask server frames).
+ */
+let lastUpdate: Uint8Array | undefined;
+let lastFrame: Uint8Array = new Uint8Array(0);
+function updateFrame(update: Uint8Array): Uint8Array {
+  if (update !== lastUpdate) {
+    lastFrame = encodeUpdate(update);
+    lastUpdate = update;
+  }
+  return lastFrame;
 }
