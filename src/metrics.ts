@@ -135,6 +135,11 @@ export class OpStreamMetrics {
     help: "Backplane requests that got no answer within their timeout.",
     registers: [this.registry],
   });
+  readonly remotePeersExpired = new Counter({
+    name: "opstream_remote_peers_expired_total",
+    help: "Clients of other nodes an owner forgot because no renewal from their relay named them for 3 periods.",
+    registers: [this.registry],
+  });
   readonly rpcRetries = new Counter({
     name: "opstream_rpc_retries_total",
     help: "Proxied requests retried after re-resolving a document's owner.",

@@ -62,6 +62,7 @@ export class OpStreamHost {
       idleTimeoutMs: this.options.sessions.idleTimeoutMs,
       maxBatch: this.options.sessions.maxBatch,
       heartbeatIntervalMs: this.options.sessions.heartbeatIntervalMs,
+      remotePeerRenewalMs: this.options.sessions.remotePeerRenewalMs,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
     this.documents = new ServerDocuments(this.router, this.logger);

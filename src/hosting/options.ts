@@ -15,6 +15,14 @@ export interface SessionOptions {
    * op within about this long. Must be above 0. @default 1000
    */
   heartbeatIntervalMs?: number;
+  /**
+   * How often a relay tells a document's owner which of its clients are still
+   * attached. The owner forgets another node's client that no renewal named for 3
+   * periods (its node crashed, or lost its link while the client left), so such a
+   * document still unloads when idle. Use one value on every node. Must be above 0.
+   * @default 10000
+   */
+  remotePeerRenewalMs?: number;
 }
 
 /** Options of `services.addOpStream(options)`. */
@@ -32,6 +40,7 @@ export const SESSION_DEFAULTS = Object.freeze({
   idleTimeoutMs: 300_000,
   maxBatch: 256,
   heartbeatIntervalMs: 1000,
+  remotePeerRenewalMs: 10_000,
 } satisfies Required<SessionOptions>);
 
 /** Options with every default filled in. */
@@ -79,6 +88,13 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
       ErrorCodes.INVALID_OPTION,
       "sessions.heartbeatIntervalMs must be above 0: it is the period of each owner's heartbeat timer.",
       { option: "sessions.heartbeatIntervalMs", value: resolved.sessions.heartbeatIntervalMs },
+    );
+  }
+  if (resolved.sessions.remotePeerRenewalMs <= 0) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      "sessions.remotePeerRenewalMs must be above 0: it is the period of each relay's renewal timer.",
+      { option: "sessions.remotePeerRenewalMs", value: resolved.sessions.remotePeerRenewalMs },
     );
   }
   if (resolved.transport.keepAliveIntervalMs <= 0 || resolved.transport.keepAliveIntervalMs >= 30_000) {

@@ -19,6 +19,8 @@ export interface RouterDependencies extends SessionServices {
   readonly requestTimeoutMs?: number;
   /** Attempts to join a document whose owner keeps moving before giving up. @default 8 */
   readonly maxJoinAttempts?: number;
+  /** Period of relays' renewals of their clients; owners expire others' clients after 3. @default 10000 */
+  readonly remotePeerRenewalMs?: number;
 }
 
 /** This node's hold on a document: the session it owns, or a relay to the owner. */
@@ -43,11 +45,18 @@ export class DocumentRouter {
   private shuttingDown = false;
 
   constructor(private readonly deps: RouterDependencies) {
-    this.unregister = registerOwnerEndpoint(deps.backplane, {
-      owned: (docId) => this.owned(docId),
-      detach: (session, peerId) => this.leave(session, peerId),
-      idle: (session) => this.armIdle(session),
-    });
+    this.unregister = registerOwnerEndpoint(
+      deps.backplane,
+      {
+        owned: (docId) => this.owned(docId),
+        detach: (session, peerId) => this.leave(session, peerId),
+        idle: (session) => this.armIdle(session),
+      },
+      {
+        renewalMs: deps.remotePeerRenewalMs ?? 10_000,
+        onExpired: () => deps.metrics.remotePeersExpired.inc(),
+      },
+    );
     // After a backplane reconnect, channel messages may have been lost: every relay resyncs.
     this.offResubscribed =
       deps.backplane.onResubscribed?.(() => {

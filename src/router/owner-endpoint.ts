@@ -7,6 +7,7 @@ import { invalidUpdate } from "../engine/session-errors.js";
 import { containsUpdate } from "../engine/update-check.js";
 import {
   OwnerRequests,
+  decodePeerIds,
   decodeOwnerRequest,
   encodeOwnerReply,
   type ManagementRequest,
@@ -69,12 +70,54 @@ class RemoteClient implements SessionPeer {
 
 const EMPTY = new Uint8Array(0);
 
-/** Answers relays' requests for the documents this node owns (handlers of {@link OwnerRequests}). */
-export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSessions): () => void {
+/** How the endpoint expires clients of other nodes whose LEAVE never came. */
+export interface RemotePeerExpiry {
+  /** Relays renew their clients this often; a client not renewed for 3 periods is forgotten. */
+  readonly renewalMs: number;
+  /** Called once per forgotten client (a metric). */
+  readonly onExpired: () => void;
+}
+
+/**
+ * Answers relays' requests for the documents this node owns (handlers of
+ * {@link OwnerRequests}), and forgets clients of other nodes that their relay
+ * stopped renewing (see {@link OwnerRequests.PEERS}).
+ */
+export function registerOwnerEndpoint(
+  backplane: IBackplane,
+  sessions: OwnedSessions,
+  expiry: RemotePeerExpiry,
+): () => void {
+  /** Per owned session: each remote client's last sign of life (JOIN, a request, a renewal). */
+  const remote = new Map<DocumentSession, Map<string, number>>();
+  const seen = (session: DocumentSession, peerId: string): void => {
+    const peers = remote.get(session);
+    if (peers?.has(peerId)) peers.set(peerId, performance.now());
+  };
+  const sweep = (): void => {
+    const oldest = performance.now() - 3 * expiry.renewalMs;
+    for (const [session, peers] of remote) {
+      if (session.closed) {
+        remote.delete(session);
+        continue;
+      }
+      for (const [peerId, at] of peers) {
+        if (at >= oldest) continue;
+        peers.delete(peerId);
+        expiry.onExpired();
+        sessions.detach(session, peerId);
+      }
+      if (peers.size === 0) remote.delete(session);
+    }
+  };
+  const sweeper = setInterval(sweep, expiry.renewalMs);
+  sweeper.unref();
   const handle = (work: (session: DocumentSession, request: OwnerRequest) => Promise<Uint8Array>) => {
     return async (payload: Uint8Array): Promise<Uint8Array> => {
       const request = decodeOwnerRequest(payload);
-      return work(await sessions.owned(request.docId), request);
+      const session = await sessions.owned(request.docId);
+      seen(session, request.peerId);
+      return work(session, request);
     };
   };
   const handlers: Partial<
@@ -82,6 +125,9 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
   > = {
     [OwnerRequests.JOIN]: handle((session, { peerId }) => {
       session.addPeer(new RemoteClient(peerId));
+      const peers = remote.get(session) ?? new Map<string, number>();
+      peers.set(peerId, performance.now());
+      remote.set(session, peers);
       // Read under the lock: the state vector and seq describe durable state only.
       return session.read(() =>
         encodeOwnerReply({
@@ -118,7 +164,19 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
     [OwnerRequests.LEAVE]: handle((session, { peerId }) => {
+      remote.get(session)?.delete(peerId);
       sessions.detach(session, peerId);
+      return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
+    }),
+    [OwnerRequests.PEERS]: handle((session, { bytes }) => {
+      let ids: string[];
+      try {
+        ids = decodePeerIds(bytes);
+      } catch (error) {
+        return Promise.reject(invalidUpdate(error, session.docId));
+      }
+      // Only clients this owner knows: one it never saw join belongs to another epoch.
+      for (const id of ids) seen(session, id);
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
     [OwnerRequests.RESYNC]: handle((session) =>
@@ -143,5 +201,8 @@ export function registerOwnerEndpoint(backplane: IBackplane, sessions: OwnedSess
   const offs = Object.entries(handlers).map(([type, handler]) =>
     backplane.registerRequestHandler(type, handler),
   );
-  return () => offs.forEach((off) => off());
+  return () => {
+    clearInterval(sweeper);
+    offs.forEach((off) => off());
+  };
 }

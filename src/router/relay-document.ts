@@ -15,6 +15,7 @@ import {
   OwnerRequests,
   decodeOwnerReply,
   encodeOwnerRequest,
+  encodePeerIds,
   type ManagementRequest,
   type OwnerReply,
 } from "./rpc.js";
@@ -27,6 +28,8 @@ export interface RelayDependencies {
   readonly metrics: OpStreamMetrics;
   /** Timeout of each request to the owner. @default the backplane's request timeout */
   readonly requestTimeoutMs?: number;
+  /** How often the relay renews its clients with the owner ({@link OwnerRequests.PEERS}). @default 10000 */
+  readonly remotePeerRenewalMs?: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -64,6 +67,7 @@ export class RelayDocument {
   private seq = 0;
   private resyncing: Promise<void> | undefined;
   private closedReason: DisconnectReason | undefined;
+  private renewalTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly docId: string,
@@ -106,6 +110,10 @@ export class RelayDocument {
     }
     if (reply.extra.byteLength > 0) this.awareness.apply("owner", reply.extra, Date.now());
     this.peers.set(peer.id, peer);
+    if (!this.renewalTimer) {
+      this.renewalTimer = setInterval(() => this.renew(), this.deps.remotePeerRenewalMs ?? 10_000);
+      this.renewalTimer.unref();
+    }
     return this.handle(peer.id, globalId, reply.bytes);
   }
 
@@ -154,6 +162,27 @@ export class RelayDocument {
         this.detach(peerId, globalId);
       },
     };
+  }
+
+  /**
+   * Tells the owner which clients are still attached, so it can forget those whose
+   * LEAVE never arrived. Best effort and never retried: the next renewal repeats it,
+   * and a missing owner is the other requests' business.
+   */
+  private renew(): void {
+    if (this.closedReason || this.early || this.peers.size === 0) return;
+    const ids = [...this.peers.keys()].map((id) => this.globalId(id));
+    const payload = encodeOwnerRequest({
+      docId: this.docId,
+      peerId: this.globalId("relay"),
+      bytes: encodePeerIds(ids),
+    });
+    const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
+    this.deps.backplane
+      .sendRequest(this.owner, OwnerRequests.PEERS, payload, options)
+      .catch((error: unknown) => {
+        this.deps.logger.debug({ err: error, docId: this.docId }, "peer renewal not delivered to the owner");
+      });
   }
 
   private detach(peerId: string, globalId: string): void {
@@ -287,6 +316,7 @@ export class RelayDocument {
 
   private finish(reason: DisconnectReason | undefined): void {
     this.closedReason = reason ?? "step-down";
+    clearInterval(this.renewalTimer);
     this.subscription?.unsubscribe().catch((error: unknown) => {
       this.deps.logger.warn({ err: error, docId: this.docId }, "unsubscribe failed");
     });

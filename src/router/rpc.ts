@@ -18,6 +18,12 @@ export const OwnerRequests = Object.freeze({
   AWARENESS: "opstream.doc.awareness",
   /** A client left: `bytes` empty. Reply: empty. */
   LEAVE: "opstream.doc.leave",
+  /**
+   * A relay's periodic renewal of its clients (`peerId` = the relay's, unused):
+   * `bytes` = {@link encodePeerIds} of the clients still attached. Reply: empty.
+   * The owner forgets a client of another node that no renewal named for 3 periods.
+   */
+  PEERS: "opstream.doc.peers",
   /** A relay noticed a gap: reply with the full durable state and its (epoch, seq). */
   RESYNC: "opstream.doc.resync",
   /** A read-only client's update: `bytes` = the update. Reply: `bytes` = `01` when the durable document holds all of it, else `00`. */
@@ -99,4 +105,21 @@ function decodeOrThrow<T>(what: string, payload: Uint8Array, read: (decoder: dec
   } catch (error) {
     throw new OpStreamError(ErrorCodes.INVALID_FRAME, `Malformed owner ${what}: ${String(error)}`, {}, error);
   }
+}
+
+/** The payload of {@link OwnerRequests.PEERS}: a count, then each id as a var-string. */
+export function encodePeerIds(ids: readonly string[]): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, ids.length);
+  for (const id of ids) encoding.writeVarString(encoder, id);
+  return encoding.toUint8Array(encoder);
+}
+
+/** Reads {@link encodePeerIds}; throws on a malformed payload. */
+export function decodePeerIds(bytes: Uint8Array): string[] {
+  const decoder = decoding.createDecoder(bytes);
+  const count = decoding.readVarUint(decoder);
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(decoding.readVarString(decoder));
+  return ids;
 }
