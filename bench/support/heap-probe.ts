@@ -46,22 +46,37 @@ export class HeapProbe {
     }
   }
 
-  /** Used heap in bytes right after a full (major) garbage collection. */
-  async retainedBytes(): Promise<number> {
+  /**
+   * Used heap right after a full (major) garbage collection: in all, and without
+   * V8's code spaces (JIT-compiled code, which grows as new paths warm up and is
+   * bounded by the program rather than by time or data).
+   */
+  async retained(): Promise<{ bytes: number; withoutCodeBytes: number }> {
     await this.call("HeapProfiler.collectGarbage");
-    const usage = (await this.call("Runtime.getHeapUsage")) as { usedSize: number };
-    return usage.usedSize;
+    const reply = (await this.call("Runtime.evaluate", {
+      expression:
+        "JSON.stringify(process.getBuiltinModule('v8').getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]))",
+      returnByValue: true,
+    })) as { result: { value: string } };
+    const spaces = JSON.parse(reply.result.value) as [string, number][];
+    let bytes = 0;
+    let code = 0;
+    for (const [name, used] of spaces) {
+      bytes += used;
+      if (name.startsWith("code_")) code += used;
+    }
+    return { bytes, withoutCodeBytes: bytes - code };
   }
 
   close(): void {
     this.socket.close();
   }
 
-  private call(method: string): Promise<unknown> {
+  private call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, (result) => (result instanceof Error ? reject(result) : resolve(result)));
-      this.socket.send(JSON.stringify({ id, method }));
+      this.socket.send(JSON.stringify({ id, method, params }));
     });
   }
 }
