@@ -8,15 +8,18 @@
  * 1. Baseline, 60 s, no faults: issue #7's S1 profile (50 documents x 10 clients,
  *    each sending a small update twice a second), on one node as #7 defines it: every
  *    S1 client connects to node-1, which owns the S1 documents. Its p99 is "S1 p99".
- * 2. Soak: 500 clients over 200 documents (round-robin over the nodes, so every
- *    document has clients on at least 2 nodes), each setting its own entry of the
+ * 2. Soak: 500 clients over 200 documents (seated by SEATING below: every document
+ *    has clients on 2 or 3 nodes, a third owned by each node, and no fault moves a
+ *    document to or from node-1), each setting its own entry of the
  *    document's map "m" about every 2 s. Every value carries its sender's wall-clock
  *    time; the other clients of the document record send->apply latency when the
  *    update reaches them. Overwriting keeps each document's size stationary (Yjs
  *    merges a client's overwritten entries), so a rising heap means a leak rather
  *    than documents that grow by design (appending text grows them ~30 MB/h).
  *    Every 2 minutes 10 random documents are audited for divergence; every ~3
- *    minutes (first after 2) one fault is injected and healed. Every node's
+ *    minutes (first after 2) one fault is injected and healed: node-3 killed,
+ *    stopped or cut off from Redis, or every node's Redis links reset, or Postgres
+ *    cut off from everyone. Every node's
  *    /metrics is sampled every 5 s; once a minute node-1 (never faulted) is made to
  *    collect garbage through its inspector and its retained heap is read: the heap
  *    slope is fitted through those, without V8's code spaces (JIT-compiled code
@@ -107,7 +110,14 @@ interface Member {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** Clients spread round-robin over the nodes and documents, with their writers. */
+/** Where a client connects, and in which wave: wave 0 connects (and syncs) first. */
+interface Seat {
+  readonly node: number;
+  readonly docId: string;
+  readonly wave: 0 | 1;
+}
+
+/** Clients placed by a seating plan, with their writers. */
 class Fleet {
   readonly members: Member[] = [];
   readonly byDoc = new Map<string, Member[]>();
@@ -116,36 +126,47 @@ class Fleet {
   private running = false;
 
   constructor(
-    cluster: Cluster,
-    prefix: string,
-    docs: number,
-    clients: number,
+    private readonly cluster: Cluster,
+    private readonly clients: number,
+    private readonly seat: (index: number) => Seat,
     private readonly intervalMs: number,
     private readonly latencies: Latencies,
-    addressBlock: number,
-    /** How many nodes (from node-1) the clients are spread over. */
-    nodes: number,
-  ) {
-    for (let index = 0; index < clients; index++) {
-      const node = index % nodes;
-      const docId = `${prefix}-${index % docs}`;
-      const node0 = cluster.nodes[node];
-      if (!node0) throw new Error(`no node ${node}`);
-      // A node keeps its port across restarts, so the URL stays valid.
-      // One source address per client, as real users have: a node admits at most
-      // 100 connections per address (maxConnectionsPerIp) and would answer 429.
-      const client = new ReconnectingClient(node0.url, docId, {
-        localAddress: `127.${addressBlock}.${Math.floor(index / 250)}.${(index % 250) + 1}`,
-      });
-      client.doc.on("update", (update: Uint8Array, origin: unknown) => {
-        if (origin === REMOTE) this.measure(update);
-      });
-      const member: Member = { index, node, docId, client, timer: undefined };
-      this.members.push(member);
-      const list = this.byDoc.get(docId) ?? [];
-      list.push(member);
-      this.byDoc.set(docId, list);
+    private readonly addressBlock: number,
+  ) {}
+
+  /**
+   * Connects the clients wave by wave, each wave waiting up to `limitMs` to sync, so
+   * the first wave's nodes become the owners of their documents (a document is
+   * owned by the node where its first client arrives).
+   */
+  async open(limitMs: number, what: string): Promise<void> {
+    for (const wave of [0, 1] as const) {
+      const before = this.members.length;
+      for (let index = 0; index < this.clients; index++) {
+        const seat = this.seat(index);
+        if (seat.wave === wave) this.add(index, seat);
+      }
+      if (this.members.length > before) await this.synced(limitMs, `${what} (wave ${wave})`);
     }
+  }
+
+  private add(index: number, { node, docId }: Seat): void {
+    const server = this.cluster.nodes[node];
+    if (!server) throw new Error(`no node ${node}`);
+    // A node keeps its port across restarts, so the URL stays valid.
+    // One source address per client, as real users have: a node admits at most
+    // 100 connections per address (maxConnectionsPerIp) and would answer 429.
+    const client = new ReconnectingClient(server.url, docId, {
+      localAddress: `127.${this.addressBlock}.${Math.floor(index / 250)}.${(index % 250) + 1}`,
+    });
+    client.doc.on("update", (update: Uint8Array, origin: unknown) => {
+      if (origin === REMOTE) this.measure(update);
+    });
+    const member: Member = { index, node, docId, client, timer: undefined };
+    this.members.push(member);
+    const list = this.byDoc.get(docId) ?? [];
+    list.push(member);
+    this.byDoc.set(docId, list);
   }
 
   get docIds(): string[] {
@@ -156,7 +177,7 @@ class Fleet {
    * Waits up to `limitMs` for every client to sync. An overloaded cluster is a
    * result, not a crash: the run goes on and the count is printed.
    */
-  async synced(limitMs: number, what: string): Promise<void> {
+  private async synced(limitMs: number, what: string): Promise<void> {
     const started = performance.now();
     try {
       await withTimeout(
@@ -231,6 +252,41 @@ class Fleet {
       }
     }
   }
+}
+
+/**
+ * The soak's seating. Document d's clients are client d, d + 200 and (d < 100) d + 400;
+ * the first connects in wave 0, so its node owns the document. Thirds of the
+ * documents by d % 3:
+ *
+ * | d % 3 | owner  | other clients    | node-1's role |
+ * |-------|--------|------------------|---------------|
+ * | 0     | node-1 | node-2, node-3   | owner         |
+ * | 1     | node-2 | node-1, node-3   | relay         |
+ * | 2     | node-3 | node-2 (x2)      | none          |
+ *
+ * Only node-3 is killed, stopped or cut off on its own (node-1 is measured; the
+ * all-node faults hit everyone), and node-1 has no clients of node-3's documents.
+ * So no fault moves a document to or from node-1: its owned and relayed documents
+ * stay the same for the whole run, and its heap measures leaks, not placement.
+ * With every document's clients round-robin over the nodes (the first runs), each
+ * kill or stop of another node handed node-1 more documents for good (ownership
+ * does not move back; 59 -> 146 owned sessions in the second half hour of a run),
+ * which grew its heap by design.
+ */
+const SEATING: readonly (readonly [number, number, number])[] = [
+  [0, 1, 2],
+  [1, 0, 2],
+  [2, 1, 1],
+];
+const FAULTED_NODE = 2;
+
+function soakSeat(index: number): Seat {
+  const doc = index % SOAK.docs;
+  const slot = Math.min(2, Math.floor(index / SOAK.docs));
+  const node = SEATING[doc % 3]?.[slot];
+  if (node === undefined) throw new Error(`no seat for client ${index}`);
+  return { node, docId: `soak-${doc}`, wave: slot === 0 ? 0 : 1 };
 }
 
 // ---------------------------------------------------------------------------
@@ -398,7 +454,7 @@ async function injectFault(
   soakStart: number,
 ): Promise<FaultRecord> {
   const kind = FAULT_KINDS[Math.floor(Math.random() * FAULT_KINDS.length)] ?? "kill";
-  const node = 1 + Math.floor(Math.random() * 2); // node 2 or 3: node-1 is never faulted
+  const node = FAULTED_NODE; // see SEATING
   const target = kind === "redis-reset-all" || kind === "postgres-cut" ? "all" : `node-${node + 1}`;
   const window: FaultWindow = { from: wallNow(), to: Infinity };
   windows.push(window);
@@ -496,6 +552,8 @@ interface MemorySample {
   node: number;
   heapUsedBytes: number;
   rssBytes: number;
+  /** Documents the node owns (`opstream_sessions`). */
+  sessions: number;
 }
 
 function metricValue(text: string, name: string): number | undefined {
@@ -506,7 +564,7 @@ function metricValue(text: string, name: string): number | undefined {
 async function sampleMemory(
   cluster: Cluster,
   node: number,
-): Promise<{ heap: number; rss: number } | undefined> {
+): Promise<{ heap: number; rss: number; sessions: number } | undefined> {
   const server = cluster.nodes[node];
   if (!server) return undefined;
   try {
@@ -514,7 +572,10 @@ async function sampleMemory(
     const text = await response.text();
     const heap = metricValue(text, "nodejs_heap_size_used_bytes");
     const rss = metricValue(text, "process_resident_memory_bytes");
-    return heap === undefined || rss === undefined ? undefined : { heap, rss };
+    const sessions = metricValue(text, "opstream_sessions");
+    return heap === undefined || rss === undefined || sessions === undefined
+      ? undefined
+      : { heap, rss, sessions };
   } catch {
     // A killed or stopped node has no sample for this tick; gaps are expected there.
     return undefined;
@@ -616,9 +677,10 @@ async function runBaseline(c: Cluster): Promise<{
 }> {
   console.log(`[soak] baseline S1: ${S1.docs} documents x ${S1.clients / S1.docs} clients, ${S1.seconds} s`);
   const latencies = new Latencies();
-  const fleet = new Fleet(c, "s1", S1.docs, S1.clients, S1.intervalMs, latencies, 2, 1);
+  const seat = (index: number): Seat => ({ node: 0, docId: `s1-${index % S1.docs}`, wave: 0 });
+  const fleet = new Fleet(c, S1.clients, seat, S1.intervalMs, latencies, 2);
   fleets.push(fleet);
-  await fleet.synced(CONNECT_LIMIT_MS, "baseline S1");
+  await fleet.open(CONNECT_LIMIT_MS, "baseline S1");
   const cpu = cpuMark();
   latencies.startedAt = wallNow();
   fleet.start();
@@ -665,9 +727,9 @@ async function main(): Promise<number> {
   // The soak phase.
   const windows: FaultWindow[] = [];
   const latencies = new Latencies(windows);
-  const fleet = new Fleet(c, "soak", SOAK.docs, SOAK.clients, SOAK.intervalMs, latencies, 1, NODES);
+  const fleet = new Fleet(c, SOAK.clients, soakSeat, SOAK.intervalMs, latencies, 1);
   fleets.push(fleet);
-  await fleet.synced(CONNECT_LIMIT_MS, "soak");
+  await fleet.open(CONNECT_LIMIT_MS, "soak");
   const soakStart = wallNow();
   latencies.startedAt = soakStart;
   const soakCpu = cpuMark();
@@ -690,7 +752,14 @@ async function main(): Promise<number> {
       const atMs = wallNow() - soakStart;
       for (let node = 0; node < NODES; node++) {
         void sampleMemory(c, node).then((sample) => {
-          if (sample) memory.push({ atMs, node, heapUsedBytes: sample.heap, rssBytes: sample.rss });
+          if (sample)
+            memory.push({
+              atMs,
+              node,
+              heapUsedBytes: sample.heap,
+              rssBytes: sample.rss,
+              sessions: sample.sessions,
+            });
         });
       }
     }, METRICS_EVERY_MS),
@@ -719,13 +788,14 @@ async function main(): Promise<number> {
       node1HeapUsedBytes: node1?.heapUsedBytes ?? null,
       node1RssBytes: node1?.rssBytes ?? null,
       node1RetainedHeapBytes: node1Retained,
+      node1Sessions: node1?.sessions ?? null,
       syncedClients: synced,
       generatorCpuPct: Math.round(cpuPct),
     });
     console.log(
       `[soak] min ${minute + 1}/${MINUTES}  sent ${sent}  deliveries ${stats.samples}  ` +
         `p50 ${fmt(stats.p50)} p95 ${fmt(stats.p95)} p99 ${fmt(stats.p99)} ms  ` +
-        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB (after GC ${fmt((node1Retained ?? NaN) / 2 ** 20)}) rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB  ` +
+        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB (after GC ${fmt((node1Retained ?? NaN) / 2 ** 20)}) rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB owns ${node1?.sessions ?? "-"}  ` +
         `synced ${synced}/${fleet.members.length}  gen CPU ${cpuPct.toFixed(0)} %` +
         (faultsThisMinute.length ? `  fault: ${faultsThisMinute.join(",")}` : ""),
     );
@@ -787,6 +857,10 @@ async function main(): Promise<number> {
   const heapSampled = heapSlope(node1Heap, MINUTES);
   const rss = heapSlope(node1Rss, MINUTES);
   const heapMeaningful = MINUTES >= 30;
+  const node1Owned = memory.filter((m) => m.node === 0 && m.atMs >= 0).map((m) => m.sessions);
+  const owned = node1Owned.length
+    ? { min: Math.min(...node1Owned), max: Math.max(...node1Owned) }
+    : { min: null, max: null };
   const periodicBad = audits.flatMap((a) => a.results.filter((r) => !r.converged));
   const divergences = periodicBad.length + finalBad.length;
   const s1p99 = baseline.latency.p99;
@@ -823,6 +897,10 @@ async function main(): Promise<number> {
         (heapMeaningful ? "" : " - not meaningful: run < 30 min"),
     ],
     [
+      "node-1 owned documents",
+      `${owned.min ?? "-"}..${owned.max ?? "-"} during the soak (placement held still: see SEATING in bench/soak.ts)`,
+    ],
+    [
       "divergences",
       `${divergences} (periodic audits ${audits.length} x ${AUDIT.docs}: ${periodicBad.length}; final ${finalAudit.length} docs: ${finalBad.length})`,
     ],
@@ -853,7 +931,7 @@ async function main(): Promise<number> {
   console.log(
     `\nSoak summary: ${MINUTES} min, ${SOAK.clients} clients / ${SOAK.docs} documents on ${NODES} nodes`,
   );
-  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB  after GC MiB");
+  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB  after GC MiB  owns");
   for (const row of perMinute) {
     const r = row as {
       minute: number;
@@ -864,12 +942,14 @@ async function main(): Promise<number> {
       p99: number;
       node1HeapUsedBytes: number | null;
       node1RetainedHeapBytes: number | null;
+      node1Sessions: number | null;
     };
     console.log(
       `${String(r.minute).padStart(6)}  ${String(r.sent).padStart(4)}  ${String(r.samples).padStart(10)}  ` +
         `${fmt(r.p50).padStart(6)}  ${fmt(r.p95).padStart(6)}  ${fmt(r.p99).padStart(6)}  ` +
         `${fmt(r.node1HeapUsedBytes === null ? null : r.node1HeapUsedBytes / 2 ** 20).padStart(15)}  ` +
-        `${fmt(r.node1RetainedHeapBytes === null ? null : r.node1RetainedHeapBytes / 2 ** 20).padStart(12)}`,
+        `${fmt(r.node1RetainedHeapBytes === null ? null : r.node1RetainedHeapBytes / 2 ** 20).padStart(12)}  ` +
+        `${String(r.node1Sessions ?? "-").padStart(4)}`,
     );
   }
   console.log("");
@@ -909,6 +989,7 @@ async function main(): Promise<number> {
       node1Sampled: heapSampled,
       node1Rss: rss,
       meaningful: heapMeaningful,
+      node1Owned: owned,
       retained,
       samples: memory,
     },
