@@ -46,7 +46,7 @@ export class OpStreamMetrics {
   });
   readonly appendBatchSize = new Histogram({
     name: "opstream_append_batch_size",
-    help: "Ops per durable append.",
+    help: "Updates per durable append (merged into one op).",
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });

@@ -7,9 +7,13 @@ import { GatedStore, RecordingPeer, insertUpdate, openSession } from "../support
 const from = (peerId: string): Origin => ({ kind: "peer", peerId });
 
 describe("DocumentSession", () => {
-  it("serialises concurrent applies through one lock and batches what queues up", async () => {
+  it("serialises concurrent applies through one lock and stores what queued up as one op", async () => {
     const store = new GatedStore();
     const session = await openSession("doc", { store });
+    const watcher = new RecordingPeer("watcher");
+    const sender = new RecordingPeer("p0");
+    session.addPeer(watcher);
+    session.addPeer(sender);
     const source = new Y.Doc();
     const updates = Array.from({ length: 50 }, (_, i) => insertUpdate(source, i, "x"));
     store.closeGate();
@@ -20,12 +24,41 @@ describe("DocumentSession", () => {
     const seqs = await Promise.all(results);
     assert.deepEqual(
       seqs,
-      Array.from({ length: 50 }, (_, i) => i + 1),
-      "seqs follow the order of apply calls",
+      [1, ...Array.from({ length: 49 }, () => 2)],
+      "the updates queued behind the lock are acknowledged with the seq of their one op",
     );
     assert.equal(store.maxInFlight, 1, "appends never overlap");
-    assert.deepEqual(store.batches, [1, 49], "updates queued behind the lock are appended as one batch");
+    assert.deepEqual(store.batches, [1, 1], "one op per batch");
+    const replay = new Y.Doc();
+    for (const op of await store.readOps("doc", 0)) Y.applyUpdate(replay, op.update);
+    assert.equal(replay.getText("text").toString(), "x".repeat(50), "the stored ops hold every update");
+    assert.equal(watcher.updates.length, 2, "one frame per op");
+    assert.equal(watcher.doc.getText("text").toString(), "x".repeat(50));
+    assert.equal(sender.updates.length, 1, "its own first update is not echoed; the mixed batch is");
+    Y.applyUpdate(sender.doc, updates[0]!); // what p0 itself sent first
+    assert.equal(sender.doc.getText("text").toString(), "x".repeat(50));
     assert.equal(session.doc.getText("text").toString(), "x".repeat(50));
+    await session.close();
+  });
+
+  it("does not echo a batch to its sender when it is the batch's only contributor", async () => {
+    const store = new GatedStore();
+    const session = await openSession("doc", { store });
+    const writer = new RecordingPeer("writer");
+    const watcher = new RecordingPeer("watcher");
+    session.addPeer(writer);
+    session.addPeer(watcher);
+    const source = new Y.Doc();
+    store.closeGate();
+    const results = Array.from({ length: 10 }, (_, i) =>
+      session.apply(insertUpdate(source, i, "y"), from("writer")),
+    );
+    await eventually(() => assert.equal(store.batches.length, 1));
+    store.release();
+    await Promise.all(results);
+    assert.deepEqual(store.batches, [1, 1]);
+    assert.equal(writer.updates.length, 0, "never echoed to its only sender");
+    assert.equal(watcher.doc.getText("text").toString(), "y".repeat(10));
     await session.close();
   });
 

@@ -313,15 +313,17 @@ export class DocumentSession {
       }
     }
 
-    let seqs: number[] = [];
+    // The batch's changes are stored, numbered and sent as one op: one row, one
+    // seq, one frame per peer and one channel message, however many updates queued
+    // up behind the previous append (under load, the batch is what lets throughput
+    // grow). Its seq is every contributing update's ack.
+    let seq: number | null = null;
     if (captured.length > 0) {
+      const op = mergeCaptured(captured);
       const started = performance.now();
       try {
-        seqs = await this.deps.store.append(
-          this.docId,
-          this.epoch,
-          captured.map((c) => c.update),
-        );
+        const seqs = await this.deps.store.append(this.docId, this.epoch, [op]);
+        seq = seqs.at(-1) ?? null;
       } catch (error) {
         this.onStorageFailure(error, batch);
         return;
@@ -329,30 +331,27 @@ export class DocumentSession {
       this.deps.metrics.appendSeconds.observe((performance.now() - started) / 1000);
       this.deps.metrics.appendBatchSize.observe(captured.length);
       this.deps.metrics.updatesApplied.inc(captured.length);
-      this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
+      this.lastSeqValue = seq ?? this.lastSeqValue;
       this.deps.lease.progress?.(this.lastSeqValue);
-      captured.forEach((change, i) => {
-        const sender = change.origin.kind === "peer" ? change.origin.peerId : undefined;
-        this.peers.update(change.update, this.epoch, seqs[i] ?? 0, sender);
-      });
+      this.peers.update(op, this.epoch, this.lastSeqValue, soleSender(captured));
     }
 
-    const seqOf = new Map<ApplyTask, number>();
-    captured.forEach((change, i) => change.task && seqOf.set(change.task, seqs[i] ?? 0));
+    const applied = new Set<ApplyTask>();
+    for (const change of captured) if (change.task) applied.add(change.task);
     for (const task of batch) {
       if (task.kind === "read") task.run();
       else if (task.kind === "apply") {
         const failure = failures.get(task);
         if (failure !== undefined) task.reject(failure);
+        else if (applied.has(task)) task.resolve(seq);
         else {
-          const seq = seqOf.get(task) ?? null;
-          if (seq === null) this.deps.metrics.updatesNoop.inc();
-          task.resolve(seq);
+          this.deps.metrics.updatesNoop.inc();
+          task.resolve(null);
         }
       }
     }
     if (captured.length > 0) {
-      this.snapshots.recordOps(captured.length);
+      this.snapshots.recordOps(1);
       this.consumers?.notify(this.lastSeqValue);
     }
   }
@@ -448,6 +447,27 @@ export class DocumentSession {
   private assertOpen(): void {
     if (this.closed) throw this.closedError();
   }
+}
+
+function mergeCaptured(captured: readonly Captured[]): Uint8Array {
+  const [only] = captured;
+  return captured.length === 1 && only ? only.update : Y.mergeUpdates(captured.map((c) => c.update));
+}
+
+/**
+ * The peer every change of a batch came from, whose frame is then not sent back to
+ * it; undefined when several peers (or the server) contributed. A peer then gets its
+ * own changes back inside the merged op: Yjs ignores what a document already holds,
+ * as it does for the same echo from a relay.
+ */
+function soleSender(captured: readonly Captured[]): string | undefined {
+  let sender: string | undefined;
+  for (const { origin } of captured) {
+    if (origin.kind !== "peer") return undefined;
+    if (sender === undefined) sender = origin.peerId;
+    else if (sender !== origin.peerId) return undefined;
+  }
+  return sender;
 }
 
 function isOrigin(value: unknown): value is Origin {

@@ -21,7 +21,7 @@ export interface SessionServices {
   readonly awareness?: AwarenessOptions;
   /** Side-effect consumers, run on each document's owner. @default none */
   readonly consumers?: readonly ConsumerRegistration[];
-  /** Most queued updates appended as one batch. @default 256 */
+  /** Most queued updates merged into one op and appended as one batch. @default 256 */
   readonly maxBatch?: number;
   /** How often expired awareness states are swept. @default 5000 */
   readonly awarenessSweepMs?: number;

@@ -7,7 +7,7 @@ import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/transpor
 export interface SessionOptions {
   /** Unload a document this long after its last client left (a final snapshot is written first). @default 300000 (5 min) */
   idleTimeoutMs?: number;
-  /** Most queued updates appended to the store as one batch. @default 256 */
+  /** Most queued updates merged into one op, appended and broadcast as one batch. @default 256 */
   maxBatch?: number;
   /**
    * How often an owner publishes its latest (epoch, seq) on the document's channel
