@@ -13,22 +13,29 @@ import { tempDir } from "../support/temp.js";
 storeContract("memory", { create: () => Promise.resolve(new MemoryDocumentStore()) });
 
 const paths = new WeakMap<DocumentStore, string>();
-storeContract("sqlite", {
-  create: () => {
-    const path = join(tempDir(), "store.sqlite");
-    const store = new SqliteDocumentStore({ path });
-    paths.set(store, path);
-    return Promise.resolve(store);
-  },
-  reopen: async (store) => {
-    const path = paths.get(store);
-    if (!path) throw new Error("unknown store");
-    await store.close();
-    const reopened = new SqliteDocumentStore({ path });
-    paths.set(reopened, path);
-    return reopened;
-  },
-});
+/** Writes on a worker thread (the default), and inline on the event loop. */
+const MODES = [
+  { name: "sqlite", writerThread: true },
+  { name: "sqlite (inline writer)", writerThread: false },
+] as const;
+for (const { name, writerThread } of MODES) {
+  storeContract(name, {
+    create: () => {
+      const path = join(tempDir(), "store.sqlite");
+      const store = new SqliteDocumentStore({ path, writerThread });
+      paths.set(store, path);
+      return Promise.resolve(store);
+    },
+    reopen: async (store) => {
+      const path = paths.get(store);
+      if (!path) throw new Error("unknown store");
+      await store.close();
+      const reopened = new SqliteDocumentStore({ path, writerThread });
+      paths.set(reopened, path);
+      return reopened;
+    },
+  });
+}
 
 describe("SqliteDocumentStore shared by several connections (a cluster on one machine)", () => {
   it("fences the other connection's stale epoch and keeps one sequence", async () => {
@@ -53,87 +60,89 @@ describe("SqliteDocumentStore shared by several connections (a cluster on one ma
   });
 });
 
-describe("SqliteDocumentStore group commit (appends of one event-loop turn share a transaction)", () => {
-  const op = (byte: number): Uint8Array => new Uint8Array([byte]);
-  const isFenced = (error: unknown): boolean => isOpStreamError(error, ErrorCodes.FENCED);
+for (const { name, writerThread } of MODES) {
+  describe(`SqliteDocumentStore group commit, ${name} (appends made together share a transaction)`, () => {
+    const op = (byte: number): Uint8Array => new Uint8Array([byte]);
+    const isFenced = (error: unknown): boolean => isOpStreamError(error, ErrorCodes.FENCED);
 
-  it("settles each append of a group on its own: a fenced one fails alone, the others commit in order", async () => {
-    const path = join(tempDir(), "group.sqlite");
-    const store = new SqliteDocumentStore({ path });
-    const other = new SqliteDocumentStore({ path });
-    try {
-      const a = await store.claimEpoch("a");
-      const staleB = await store.claimEpoch("b");
-      await other.claimEpoch("b"); // another owner took "b": staleB is fenced
-      const c = await store.claimEpoch("c");
-      // All in one turn: one group.
+    it("settles each append of a group on its own: a fenced one fails alone, the others commit in order", async () => {
+      const path = join(tempDir(), "group.sqlite");
+      const store = new SqliteDocumentStore({ path, writerThread });
+      const other = new SqliteDocumentStore({ path, writerThread });
+      try {
+        const a = await store.claimEpoch("a");
+        const staleB = await store.claimEpoch("b");
+        await other.claimEpoch("b"); // another owner took "b": staleB is fenced
+        const c = await store.claimEpoch("c");
+        // All in one turn: one group.
+        const results = await Promise.allSettled([
+          store.append("a", a, [op(1), op(2)]),
+          store.append("b", staleB, [op(3)]),
+          store.append("c", c, [op(4)]),
+          store.append("a", a, [op(5)]),
+        ]);
+        assert.deepEqual(
+          results.map((r) =>
+            r.status === "fulfilled" ? r.value : isFenced(r.reason) ? "fenced" : String(r.reason),
+          ),
+          [[1, 2], "fenced", [1], [3]],
+        );
+        // Durable for another connection once settled, in order; nothing of the fenced append.
+        assert.deepEqual(
+          (await other.readOps("a", 0)).map((o) => [o.seq, o.update[0]]),
+          [
+            [1, 1],
+            [2, 2],
+            [3, 5],
+          ],
+        );
+        assert.deepEqual(await other.readOps("b", 0), []);
+        assert.deepEqual(
+          (await other.readOps("c", 0)).map((o) => o.seq),
+          [1],
+        );
+      } finally {
+        await Promise.all([store.close(), other.close()]);
+      }
+    });
+
+    it("commits the appends still waiting for their turn when the store closes", async () => {
+      const path = join(tempDir(), "closing.sqlite");
+      const store = new SqliteDocumentStore({ path, writerThread });
+      const epoch = await store.claimEpoch("doc");
+      const appended = store.append("doc", epoch, [op(7)]);
+      await store.close();
+      assert.deepEqual(await appended, [1]);
+      const reopened = new SqliteDocumentStore({ path, writerThread });
+      try {
+        assert.deepEqual(
+          (await reopened.readOps("doc", 0)).map((o) => o.update[0]),
+          [7],
+        );
+      } finally {
+        await reopened.close();
+      }
+    });
+
+    it("fails every append of a group the database refuses, and commits none of them", async () => {
+      const path = join(tempDir(), "refused.sqlite");
+      const store = new SqliteDocumentStore({ path, writerThread });
+      const epoch = await store.claimEpoch("doc");
+      await store.close();
       const results = await Promise.allSettled([
-        store.append("a", a, [op(1), op(2)]),
-        store.append("b", staleB, [op(3)]),
-        store.append("c", c, [op(4)]),
-        store.append("a", a, [op(5)]),
+        store.append("doc", epoch, [op(1)]),
+        store.append("doc", epoch, [op(2)]),
       ]);
-      assert.deepEqual(
-        results.map((r) =>
-          r.status === "fulfilled" ? r.value : isFenced(r.reason) ? "fenced" : String(r.reason),
-        ),
-        [[1, 2], "fenced", [1], [3]],
-      );
-      // Durable for another connection once settled, in order; nothing of the fenced append.
-      assert.deepEqual(
-        (await other.readOps("a", 0)).map((o) => [o.seq, o.update[0]]),
-        [
-          [1, 1],
-          [2, 2],
-          [3, 5],
-        ],
-      );
-      assert.deepEqual(await other.readOps("b", 0), []);
-      assert.deepEqual(
-        (await other.readOps("c", 0)).map((o) => o.seq),
-        [1],
-      );
-    } finally {
-      await Promise.all([store.close(), other.close()]);
-    }
+      for (const result of results) {
+        assert.equal(result.status, "rejected");
+        assert.ok(isOpStreamError(result.reason, ErrorCodes.STORAGE_UNAVAILABLE), String(result.reason));
+      }
+      const reopened = new SqliteDocumentStore({ path, writerThread });
+      try {
+        assert.deepEqual(await reopened.readOps("doc", 0), []);
+      } finally {
+        await reopened.close();
+      }
+    });
   });
-
-  it("commits the appends still waiting for their turn when the store closes", async () => {
-    const path = join(tempDir(), "closing.sqlite");
-    const store = new SqliteDocumentStore({ path });
-    const epoch = await store.claimEpoch("doc");
-    const appended = store.append("doc", epoch, [op(7)]);
-    await store.close();
-    assert.deepEqual(await appended, [1]);
-    const reopened = new SqliteDocumentStore({ path });
-    try {
-      assert.deepEqual(
-        (await reopened.readOps("doc", 0)).map((o) => o.update[0]),
-        [7],
-      );
-    } finally {
-      await reopened.close();
-    }
-  });
-
-  it("fails every append of a group the database refuses, and commits none of them", async () => {
-    const path = join(tempDir(), "refused.sqlite");
-    const store = new SqliteDocumentStore({ path });
-    const epoch = await store.claimEpoch("doc");
-    await store.close();
-    const results = await Promise.allSettled([
-      store.append("doc", epoch, [op(1)]),
-      store.append("doc", epoch, [op(2)]),
-    ]);
-    for (const result of results) {
-      assert.equal(result.status, "rejected");
-      assert.ok(isOpStreamError(result.reason, ErrorCodes.STORAGE_UNAVAILABLE), String(result.reason));
-    }
-    const reopened = new SqliteDocumentStore({ path });
-    try {
-      assert.deepEqual(await reopened.readOps("doc", 0), []);
-    } finally {
-      await reopened.close();
-    }
-  });
-});
+}

@@ -127,9 +127,11 @@ export class OpStreamHost {
 
   /**
    * Starts an http server on `port` (0 picks a free port) serving `http()` and the
-   * WebSocket endpoint, plus `app` routes if given. Resolves once listening.
+   * WebSocket endpoint, plus `app` routes if given, once the store is ready (see
+   * `DocumentStore.whenReady`). Resolves once listening.
    */
   async listen(port: number, options: { host?: string; app?: express.Express } = {}): Promise<Server> {
+    await this.store.whenReady?.();
     const app = options.app ?? express();
     app.use(this.http());
     const server = createServer(app);

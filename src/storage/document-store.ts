@@ -109,6 +109,12 @@ export interface DocumentStore {
   list(): Promise<string[]>;
   /** Resolves when the store answers; rejects with STORAGE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
+  /**
+   * Resolves once the store can take its first write without a start-up delay (the
+   * SQLite store's writer thread has opened the file). Hosts await it before they
+   * listen. @default none: ready at once
+   */
+  whenReady?(): Promise<void>;
   /** Releases connections and file handles. */
   close(): Promise<void>;
 }

@@ -1,7 +1,4 @@
-import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
+import { Worker } from "node:worker_threads";
 import type {
   ClaimEpochOptions,
   DocumentStore,
@@ -11,7 +8,8 @@ import type {
   StoredSnapshot,
 } from "../document-store.js";
 import { trimPoint } from "../document-store.js";
-import { assertEpoch } from "../fencing.js";
+import { SqliteDatabase, storageError, type AppendOutcome, type AppendRequest } from "./sqlite-database.js";
+import { READY_ID, exact, fromWire, type WriterCall, type WriterReply } from "./writer-protocol.js";
 
 /** Options of {@link SqliteDocumentStore}. */
 export interface SqliteStoreOptions {
@@ -23,178 +21,42 @@ export interface SqliteStoreOptions {
    * @default "full"
    */
   synchronous?: "full" | "normal";
+  /**
+   * Write on a worker thread with its own connection (`true`), so that a commit's
+   * fsync never blocks the event loop, or on the event loop (`false`). Reads run on
+   * the event loop either way. A `":memory:"` database is always written inline.
+   * @default true
+   */
+  writerThread?: boolean;
 }
 
-// `documents.epoch`/`last_seq` outlive a delete (`live = 0`) so fencing holds across re-creation.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS documents (
-  id TEXT PRIMARY KEY,
-  epoch INTEGER NOT NULL DEFAULT 0,
-  last_seq INTEGER NOT NULL DEFAULT 0,
-  live INTEGER NOT NULL DEFAULT 1,
-  snapshot BLOB,
-  snapshot_seq INTEGER NOT NULL DEFAULT 0,
-  snapshot_epoch INTEGER NOT NULL DEFAULT 0
-) STRICT;
-CREATE TABLE IF NOT EXISTS ops (
-  doc_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  epoch INTEGER NOT NULL,
-  "update" BLOB NOT NULL,
-  PRIMARY KEY (doc_id, seq)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS consumer_offsets (
-  doc_id TEXT NOT NULL,
-  consumer TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  PRIMARY KEY (doc_id, consumer)
-) STRICT, WITHOUT ROWID;
-`;
-
-interface DocRow {
-  epoch: number;
-  last_seq: number;
-}
-/** An append waiting for the next group commit. */
-interface PendingAppend {
-  readonly docId: string;
-  readonly epoch: number;
-  readonly updates: readonly Uint8Array[];
-  readonly resolve: (seqs: number[]) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/** What one append of a group commit came to, inside the shared transaction. */
-type AppendOutcome = { seqs: number[] } | { error: unknown };
-
-interface OpRow {
-  seq: number;
-  epoch: number;
-  update: Buffer;
-}
-interface SnapshotRow {
-  snapshot: Buffer | null;
-  snapshot_seq: number;
-  snapshot_epoch: number;
+/** Where the store's writes go: a writer thread, or the reading connection itself. */
+interface Writer {
+  readonly ready: Promise<void>;
+  write<T>(call: WriterCall, docId?: string): Promise<T>;
+  close(): Promise<void>;
 }
 
 /**
  * The embedded default: one SQLite file in WAL mode. better-sqlite3 is synchronous,
- * so each call runs to completion on the event loop; batches keep that short.
- *
- * Appends are group-committed across documents: every append made during one turn
- * of the event loop is written by a single IMMEDIATE transaction at the end of the
- * turn (`setImmediate`), so they share one fsync. While that fsync blocks the loop,
- * the next turn's frames pile up in the sockets and form the next group, so the
- * group grows with the load. Each append keeps its own epoch check (a savepoint):
- * a fenced append fails alone, and its neighbours commit. A promise settles only
- * once the shared transaction has committed.
+ * so by default every write goes to a worker thread with its own connection
+ * (`sqlite-writer.ts`), where appends are group-committed across documents and the
+ * fsync blocks that thread only; reads run on the event loop through a second
+ * connection, which WAL lets read while the writer commits. A promise settles only
+ * once its transaction has committed.
  */
 export class SqliteDocumentStore implements DocumentStore {
   readonly kind = "sqlite";
-  private readonly db: Database.Database;
-  private readonly stmts;
-  // IMMEDIATE transactions: several node processes may share one file (a cluster on
-  // one machine), and the epoch check must hold the write lock before it reads.
-  private readonly appendTx: Database.Transaction<
-    (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[]
-  >;
-  private readonly snapshotTx: Database.Transaction<
-    (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => void
-  >;
-  private readonly commitTx: Database.Transaction<
-    (docId: string, epoch: number, consumer: string, seq: number) => void
-  >;
-  private readonly loadTx: (docId: string) => StoredDocument;
-  private readonly groupTx: Database.Transaction<
-    (group: readonly PendingAppend[], outcomes: AppendOutcome[]) => void
-  >;
-  private pending: PendingAppend[] = [];
-  private flushScheduled = false;
+  private readonly db: SqliteDatabase;
+  private readonly writer: Writer;
 
   constructor(options: SqliteStoreOptions) {
-    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-    this.db.pragma("busy_timeout = 5000");
-    this.db.exec(SCHEMA);
-    const db = this.db;
-    this.stmts = {
-      claim: db.prepare<[string, number, number], { epoch: number }>(
-        `INSERT INTO documents (id, epoch) VALUES (?, MAX(1, ?))
-         ON CONFLICT(id) DO UPDATE SET epoch = MAX(epoch + 1, ?), live = 1 RETURNING epoch`,
-      ),
-      doc: db.prepare<[string], DocRow>("SELECT epoch, last_seq FROM documents WHERE id = ?"),
-      insertOp: db.prepare<[string, number, number, Uint8Array]>(
-        `INSERT INTO ops (doc_id, seq, epoch, "update") VALUES (?, ?, ?, ?)`,
-      ),
-      setLastSeq: db.prepare<[number, string]>("UPDATE documents SET last_seq = ? WHERE id = ?"),
-      ops: db.prepare<[string, number], OpRow>(
-        `SELECT seq, epoch, "update" FROM ops WHERE doc_id = ? AND seq > ? ORDER BY seq`,
-      ),
-      snapshot: db.prepare<[string], SnapshotRow>(
-        "SELECT snapshot, snapshot_seq, snapshot_epoch FROM documents WHERE id = ?",
-      ),
-      saveSnapshot: db.prepare<[Uint8Array, number, number, string]>(
-        "UPDATE documents SET snapshot = ?, snapshot_seq = ?, snapshot_epoch = ? WHERE id = ?",
-      ),
-      trim: db.prepare<[string, number]>("DELETE FROM ops WHERE doc_id = ? AND seq <= ?"),
-      deleteOps: db.prepare<[string]>("DELETE FROM ops WHERE doc_id = ?"),
-      commitOffset: db.prepare<[string, string, number]>(
-        `INSERT INTO consumer_offsets (doc_id, consumer, seq) VALUES (?, ?, ?)
-         ON CONFLICT(doc_id, consumer) DO UPDATE SET seq = MAX(seq, excluded.seq)`,
-      ),
-      offsets: db.prepare<[string], { consumer: string; seq: number }>(
-        "SELECT consumer, seq FROM consumer_offsets WHERE doc_id = ?",
-      ),
-      deleteOffsets: db.prepare<[string]>("DELETE FROM consumer_offsets WHERE doc_id = ?"),
-      tombstone: db.prepare<[string]>(
-        "UPDATE documents SET live = 0, snapshot = NULL, snapshot_seq = 0, snapshot_epoch = 0 WHERE id = ?",
-      ),
-      list: db.prepare<[], { id: string }>("SELECT id FROM documents WHERE live = 1 ORDER BY id"),
-      ping: db.prepare<[], { one: number }>("SELECT 1 AS one"),
-    };
-    this.appendTx = db.transaction((docId: string, epoch: number, updates: readonly Uint8Array[]) => {
-      const row = this.stmts.doc.get(docId);
-      assertEpoch(docId, epoch, row?.epoch ?? 0);
-      let seq = row?.last_seq ?? 0;
-      const seqs = updates.map((update) => {
-        seq += 1;
-        this.stmts.insertOp.run(docId, seq, epoch, update);
-        return seq;
-      });
-      this.stmts.setLastSeq.run(seq, docId);
-      return seqs;
-    });
-    this.groupTx = db.transaction((group: readonly PendingAppend[], outcomes: AppendOutcome[]) => {
-      for (const entry of group) {
-        try {
-          // Nested: better-sqlite3 runs it in a savepoint, undone alone when it throws.
-          outcomes.push({ seqs: this.appendTx(entry.docId, entry.epoch, entry.updates) });
-        } catch (error) {
-          // FENCED and other coded errors belong to this append; anything else
-          // (I/O, a full disk) fails the whole group, which then commits nothing.
-          if (!isOpStreamError(error)) throw error;
-          outcomes.push({ error });
-        }
-      }
-    });
-    this.snapshotTx = db.transaction(
-      (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => {
-        assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
-        this.stmts.saveSnapshot.run(state, uptoSeq, epoch, docId);
-        this.stmts.trim.run(docId, trimThrough);
-      },
-    );
-    this.commitTx = db.transaction((docId: string, epoch: number, consumer: string, seq: number) => {
-      assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
-      this.stmts.commitOffset.run(docId, consumer, seq);
-    });
-    this.loadTx = db.transaction((docId: string): StoredDocument => {
-      const snapshot = this.readSnapshot(docId);
-      return { snapshot, ops: this.readOpsNow(docId, snapshot?.seq ?? 0) };
-    });
+    const synchronous = options.synchronous ?? "full";
+    this.db = new SqliteDatabase(options.path, synchronous);
+    this.writer =
+      options.path === ":memory:" || options.writerThread === false
+        ? new InlineWriter(this.db)
+        : new ThreadWriter(options.path, synchronous);
   }
 
   /** Runs `work` and turns driver failures into STORAGE_UNAVAILABLE (FENCED and other coded errors pass). */
@@ -206,67 +68,25 @@ export class SqliteDocumentStore implements DocumentStore {
     }
   }
 
-  /** Commits every pending append in one transaction and settles each. */
-  private flush(): void {
-    this.flushScheduled = false;
-    const group = this.pending;
-    if (group.length === 0) return;
-    this.pending = [];
-    const outcomes: AppendOutcome[] = [];
-    try {
-      this.groupTx.immediate(group, outcomes);
-    } catch (error) {
-      for (const entry of group) entry.reject(storageError("append", entry.docId, error));
-      return;
-    }
-    group.forEach((entry, i) => {
-      const outcome = outcomes[i];
-      if (outcome && "seqs" in outcome) entry.resolve(outcome.seqs);
-      else entry.reject(outcome?.error ?? new Error("group commit lost an outcome"));
-    });
-  }
-
-  private readSnapshot(docId: string): StoredSnapshot | null {
-    const row = this.stmts.snapshot.get(docId);
-    if (!row?.snapshot) return null;
-    return { seq: row.snapshot_seq, epoch: row.snapshot_epoch, state: new Uint8Array(row.snapshot) };
-  }
-
-  private readOpsNow(docId: string, afterSeq: number): StoredOp[] {
-    return this.stmts.ops
-      .all(docId, afterSeq)
-      .map((row) => ({ seq: row.seq, epoch: row.epoch, update: new Uint8Array(row.update) }));
-  }
-
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
-    const atLeast = options.atLeast ?? 0;
-    return this.run("claimEpoch", docId, () => {
-      const row = this.stmts.claim.get(docId, atLeast, atLeast);
-      if (!row) throw new Error("claim returned no row");
-      return row.epoch;
-    });
+    return this.writer.write({ op: "claimEpoch", docId, atLeast: options.atLeast ?? 0 }, docId);
   }
 
-  /** Durable once it resolves; committed with every other append of this event-loop turn. */
+  /** Durable once it resolves; committed with the other appends of its group. */
   append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ docId, epoch, updates, resolve, reject });
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    });
+    return this.writer.write({ op: "append", docId, epoch, updates: updates.map(exact) }, docId);
   }
 
   readOps(docId: string, afterSeq: number): Promise<StoredOp[]> {
-    return this.run("readOps", docId, () => this.readOpsNow(docId, afterSeq));
+    return this.run("readOps", docId, () => this.db.readOps(docId, afterSeq));
   }
 
   loadSnapshot(docId: string): Promise<StoredSnapshot | null> {
-    return this.run("loadSnapshot", docId, () => this.readSnapshot(docId));
+    return this.run("loadSnapshot", docId, () => this.db.readSnapshot(docId));
   }
 
   load(docId: string): Promise<StoredDocument> {
-    return this.run("load", docId, () => this.loadTx(docId));
+    return this.run("load", docId, () => this.db.load(docId));
   }
 
   saveSnapshot(
@@ -277,61 +97,204 @@ export class SqliteDocumentStore implements DocumentStore {
     options: SaveSnapshotOptions = {},
   ): Promise<void> {
     const trimThrough = trimPoint(uptoSeq, options);
-    return this.run("saveSnapshot", docId, () =>
-      this.snapshotTx.immediate(docId, epoch, state, uptoSeq, trimThrough),
+    return this.writer.write(
+      { op: "saveSnapshot", docId, epoch, state: exact(state), uptoSeq, trimThrough },
+      docId,
     );
   }
 
   commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void> {
-    return this.run("commitOffset", docId, () => this.commitTx.immediate(docId, epoch, consumer, seq));
+    return this.writer.write({ op: "commitOffset", docId, epoch, consumer, seq }, docId);
   }
 
   readOffsets(docId: string): Promise<Map<string, number>> {
-    return this.run(
-      "readOffsets",
-      docId,
-      () => new Map(this.stmts.offsets.all(docId).map((row) => [row.consumer, row.seq])),
-    );
+    return this.run("readOffsets", docId, () => this.db.readOffsets(docId));
   }
 
   delete(docId: string): Promise<void> {
-    return this.run("delete", docId, () => {
-      this.db
-        .transaction(() => {
-          this.stmts.deleteOps.run(docId);
-          this.stmts.deleteOffsets.run(docId);
-          this.stmts.tombstone.run(docId);
-        })
-        .immediate();
-    });
+    return this.writer.write({ op: "delete", docId }, docId);
   }
 
   list(): Promise<string[]> {
-    return this.run("list", undefined, () => this.stmts.list.all().map((row) => row.id));
+    return this.run("list", undefined, () => this.db.list());
   }
 
-  ping(): Promise<void> {
-    return this.run("ping", undefined, () => {
-      this.stmts.ping.get();
-    });
+  /** Both connections answer: the reading one, and the writer's (on its thread). */
+  async ping(): Promise<void> {
+    await this.run("ping", undefined, () => this.db.ping());
+    await this.writer.write({ op: "ping" });
+  }
+
+  /** Resolves once the writer thread has opened the file. */
+  whenReady(): Promise<void> {
+    return this.writer.ready;
+  }
+
+  /** Commits the writes already handed to the store (none is dropped), then closes. */
+  async close(): Promise<void> {
+    try {
+      await this.writer.close();
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+/** An append waiting for the next inline group commit. */
+interface PendingAppend extends AppendRequest {
+  readonly resolve: (seqs: number[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Writes on the event loop. Appends of one turn share one transaction, flushed at
+ * the end of the turn (`setImmediate`); while its fsync blocks the loop, the next
+ * turn's frames pile up and form the next group.
+ */
+class InlineWriter implements Writer {
+  readonly ready = Promise.resolve();
+  private pending: PendingAppend[] = [];
+  private flushScheduled = false;
+
+  constructor(private readonly db: SqliteDatabase) {}
+
+  write<T>(call: WriterCall, docId?: string): Promise<T> {
+    if (call.op === "append") {
+      return new Promise<number[]>((resolve, reject) => {
+        this.pending.push({ ...call, resolve, reject });
+        if (this.flushScheduled) return;
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }) as Promise<T>;
+    }
+    this.flush(); // writes keep the order in which they were asked
+    try {
+      return Promise.resolve(this.run(call) as T);
+    } catch (error) {
+      return Promise.reject(storageError(call.op, docId, error));
+    }
   }
 
   close(): Promise<void> {
-    return this.run("close", undefined, () => {
-      // Appends already handed to the store are committed, not dropped.
-      if (this.db.open) this.flush();
-      if (this.db.open) this.db.close();
+    if (this.db.open) this.flush();
+    return Promise.resolve();
+  }
+
+  private run(call: Exclude<WriterCall, { op: "append" }>): unknown {
+    switch (call.op) {
+      case "claimEpoch":
+        return this.db.claimEpoch(call.docId, call.atLeast);
+      case "saveSnapshot":
+        return this.db.saveSnapshot(call.docId, call.epoch, call.state, call.uptoSeq, call.trimThrough);
+      case "commitOffset":
+        return this.db.commitOffset(call.docId, call.epoch, call.consumer, call.seq);
+      case "delete":
+        return this.db.delete(call.docId);
+      case "ping":
+        return this.db.ping();
+      case "close":
+        return undefined;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const group = this.pending;
+    if (group.length === 0) return;
+    this.pending = [];
+    let outcomes: AppendOutcome[];
+    try {
+      outcomes = this.db.appendGroup(group);
+    } catch (error) {
+      for (const entry of group) entry.reject(storageError("append", entry.docId, error));
+      return;
+    }
+    group.forEach((entry, i) => {
+      const outcome = outcomes[i];
+      if (outcome && "seqs" in outcome) entry.resolve(outcome.seqs);
+      else entry.reject(outcome?.error ?? new Error("group commit lost an outcome"));
     });
   }
 }
 
-/** A driver failure as STORAGE_UNAVAILABLE; FENCED and other coded errors pass as they are. */
-function storageError(operation: string, docId: string | undefined, error: unknown): Error {
-  if (isOpStreamError(error)) return error;
-  return new OpStreamError(
-    ErrorCodes.STORAGE_UNAVAILABLE,
-    `SQLite ${operation} failed${docId === undefined ? "" : ` for document "${docId}"`}: ${String(error)}`,
-    { operation, docId },
-    error,
-  );
+interface ThreadCall {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+  readonly operation: string;
+  readonly docId: string | undefined;
+}
+
+/**
+ * Writes through `sqlite-writer.ts` on a worker thread. The thread keeps the
+ * process alive only while a write is in flight; if it dies, every write in
+ * flight and after fails with STORAGE_UNAVAILABLE.
+ */
+class ThreadWriter implements Writer {
+  readonly ready: Promise<void>;
+  private readonly worker: Worker;
+  private readonly calls = new Map<number, ThreadCall>();
+  private nextId = READY_ID + 1;
+  private failure: Error | undefined;
+  private opening: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+
+  constructor(path: string, synchronous: "full" | "normal") {
+    // Under tsx (the specs) this module is TypeScript, and so is the writer's, which
+    // a worker can only import once tsx's loader is registered in that thread.
+    const typescript = import.meta.url.endsWith(".ts");
+    const entry = new URL(typescript ? "./sqlite-writer.ts" : "./sqlite-writer.js", import.meta.url);
+    const workerData = { path, synchronous };
+    this.worker = typescript
+      ? new Worker(
+          `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); });`,
+          { eval: true, workerData },
+        )
+      : new Worker(entry, { workerData });
+    this.worker.unref();
+    this.ready = new Promise((resolve, reject) => (this.opening = { resolve, reject }));
+    this.ready.catch(() => undefined); // a failure is also every later write's
+    this.worker.on("message", (reply: WriterReply) => this.settle(reply));
+    this.worker.on("error", (error) => this.fail(error));
+    this.worker.on("exit", (code) => this.fail(new Error(`the SQLite writer thread exited (code ${code})`)));
+  }
+
+  write<T>(call: WriterCall, docId?: string): Promise<T> {
+    if (this.failure) return Promise.reject(storageError(call.op, docId, this.failure));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.calls.set(id, { resolve: resolve as (value: unknown) => void, reject, operation: call.op, docId });
+      if (this.calls.size === 1) this.worker.ref();
+      this.worker.postMessage({ ...call, id });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.failure) return;
+    try {
+      await this.write({ op: "close" });
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+
+  private settle(reply: WriterReply): void {
+    if (reply.id === READY_ID) {
+      this.opening?.resolve();
+      this.opening = undefined;
+      return;
+    }
+    const call = this.calls.get(reply.id);
+    if (!call) return;
+    this.calls.delete(reply.id);
+    if (this.calls.size === 0) this.worker.unref();
+    if ("error" in reply) call.reject(fromWire(reply.error, call.operation, call.docId));
+    else call.resolve(reply.value);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.opening?.reject(storageError("open", undefined, error));
+    this.opening = undefined;
+    for (const call of this.calls.values()) call.reject(storageError(call.operation, call.docId, error));
+    this.calls.clear();
+  }
 }
