@@ -11,6 +11,9 @@ const USAGE = `Usage: opstream serve [options]
   --host <addr>     address to bind              (env OPSTREAM_HOST, default all)
   --storage <path>  SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage
                                                  (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
+  --sqlite-synchronous <full|normal>  SQLite storage: full fsyncs every commit (survives power
+                    loss); normal survives a crash of the process, not of the machine
+                                                 (env OPSTREAM_SQLITE_SYNCHRONOUS, default full)
   --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
   --hocuspocus-path <path>  Hocuspocus endpoint  (env OPSTREAM_HOCUSPOCUS_PATH, default /hocuspocus)
   --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
@@ -44,6 +47,7 @@ async function serve(argv: string[]): Promise<void> {
       port: { type: "string", default: process.env.OPSTREAM_PORT ?? "1234" },
       host: { type: "string", default: process.env.OPSTREAM_HOST },
       storage: { type: "string", default: process.env.OPSTREAM_STORAGE ?? "./data/opstream.sqlite" },
+      "sqlite-synchronous": { type: "string", default: process.env.OPSTREAM_SQLITE_SYNCHRONOUS ?? "full" },
       prefix: { type: "string", default: process.env.OPSTREAM_PREFIX ?? "/" },
       "hocuspocus-path": { type: "string", default: process.env.OPSTREAM_HOCUSPOCUS_PATH ?? "/hocuspocus" },
       "idle-ms": { type: "string", default: process.env.OPSTREAM_IDLE_MS ?? "300000" },
@@ -94,7 +98,10 @@ async function serve(argv: string[]): Promise<void> {
   } else if (/^postgres(ql)?:\/\//.test(storage)) {
     builder.usePostgresStorage(storage);
   } else {
-    builder.useSqliteStorage(storage);
+    const synchronous = values["sqlite-synchronous"];
+    if (synchronous !== "full" && synchronous !== "normal")
+      throw new Error(`--sqlite-synchronous wants full or normal, got ${synchronous}`);
+    builder.useSqliteStorage({ path: storage, synchronous });
   }
   if (values.redis !== undefined) {
     builder.useRedisBackplane({

@@ -80,6 +80,17 @@ export const TARGETS: readonly Target[] = [
     },
   },
   {
+    // The same with SQLite's synchronous = NORMAL: commits reach the OS before a
+    // broadcast (a process crash loses nothing) but are not fsynced each time.
+    name: "opstream-normal",
+    nodes: 1,
+    canPersist: true,
+    start() {
+      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+      return cluster("y-websocket", 1, () => startOpstream(storage, ["--sqlite-synchronous", "normal"]));
+    },
+  },
+  {
     name: "opstream-2n",
     nodes: 2,
     canPersist: true,

@@ -25,11 +25,18 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
     server = undefined;
   });
 
-  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-    const kind = signal === "SIGTERM" ? "a graceful restart" : "kill -9";
+  const cases = [
+    { signal: "SIGTERM", args: [] },
+    { signal: "SIGKILL", args: [] },
+    // NORMAL skips the fsync of each commit; the commit still reaches the OS first.
+    { signal: "SIGKILL", args: ["--sqlite-synchronous", "normal"] },
+  ] as const;
+  for (const { signal, args } of cases) {
+    const kind =
+      (signal === "SIGTERM" ? "a graceful restart" : "kill -9") + (args.length ? ` (${args.join(" ")})` : "");
     it(`after ${kind}, a new client sees every update any other client had received`, async () => {
       const storage = join(tempDir(), "opstream.sqlite");
-      server = await spawnServer({ storage });
+      server = await spawnServer({ storage, args: [...args] });
       const { port, url } = server;
       const writers = [connect(url, "durable"), connect(url, "durable")];
       const reader = connect(url, "durable");
@@ -55,7 +62,7 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
       // The old clients must not resend their documents: only storage may answer.
       clients.splice(0).forEach((c) => c.destroy());
 
-      server = await spawnServer({ storage, port });
+      server = await spawnServer({ storage, port, args: [...args] });
       const fresh = connect(server.url, "durable");
       await synced(fresh, 10_000);
       const recovered = tokensIn(fresh.text.toString());
@@ -64,4 +71,12 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
       assert.ok(recovered.size >= seenByReader.size);
     });
   }
+
+  it("refuses an unknown --sqlite-synchronous value, naming the flag", async () => {
+    const storage = join(tempDir(), "opstream.sqlite");
+    await assert.rejects(
+      spawnServer({ storage, args: ["--sqlite-synchronous", "sometimes"] }),
+      /--sqlite-synchronous wants full or normal, got sometimes/,
+    );
+  });
 });
