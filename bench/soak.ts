@@ -18,33 +18,44 @@
  *    than documents that grow by design (appending text grows them ~30 MB/h).
  *    Every 2 minutes 10 random documents are audited for divergence; every ~3
  *    minutes (first after 2) one fault is injected and healed: node-3 killed,
- *    stopped or cut off from Redis, or every node's Redis links reset, or Postgres
- *    cut off from everyone. Every node's
+ *    stopped, cut off from Redis or cut off from Postgres, or every node's Redis
+ *    links reset. Every node's
  *    /metrics is sampled every 5 s; once a minute node-1 (never faulted) is made to
- *    collect garbage through its inspector and its retained heap is read: the heap
- *    slope is fitted through those, without V8's code spaces (JIT-compiled code
- *    grows as faults warm up new paths; it is bounded by the program, not by time or
- *    data). The slope with code is printed next to it.
+ *    collect garbage through its inspector and its retained heap is read; every 5
+ *    minutes from minute 5 (and 30 s before the end) a heap snapshot of node-1 is
+ *    taken. The verdict's heap slope is fitted through the snapshots' data: their
+ *    size without what the JIT holds (code, bytecode, their metadata, feedback, and
+ *    the dependent-code lists), which grows as faults warm up new paths and
+ *    optimized code is replaced and is bounded by the program, not by time or data.
+ *    The per-minute slopes (without code and bytecode, without the code spaces,
+ *    with everything) are printed next to it. Latencies around a snapshot's pause
+ *    (~3.5 s) are left out of "steady", as are faults'.
  * 3. Writers stop, everything is healed, and all 200 documents are audited.
  *
  * Prints one line per minute and a summary, writes bench/results/soak-<time>.json,
  * and exits 0 when the verdict passes: zero divergence, steady p99 <= 2 x S1 p99,
  * and (runs of 30 minutes or more) node-1's heap slope < 1 %/h.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as Y from "yjs";
 import { startCluster, type Cluster } from "../spec/support/cluster.js";
 import { eventually } from "../spec/support/eventually.js";
 import { stopSharedPostgres } from "../spec/support/postgres.js";
 import { HeapProbe } from "./support/heap-probe.js";
+import { summarizeHeapSnapshot, type HeapSummary } from "./support/heap-snapshot.js";
 import { ReconnectingClient, REMOTE } from "./support/reconnecting-client.js";
 import { heapSlope, summarize, type Percentiles } from "./support/soak-stats.js";
 import { connect } from "./support/y-websocket-client.js";
 
 const NODES = 3;
-const LEASE_TTL_MS = 5000;
+/**
+ * 10 s, not the 5 s of runs 1-3: a heap snapshot pauses node-1 for about 3.5 s,
+ * which must not outlast the time left on its leases (renewed every TTL / 3).
+ */
+const LEASE_TTL_MS = 10_000;
 const SOAK = { docs: 200, clients: 500, intervalMs: 2000 } as const;
 const S1 = { docs: 50, clients: 500, intervalMs: 500, seconds: 60 } as const;
 const AUDIT = { everyMs: 120_000, docs: 10, limitMs: 15_000, finalLimitMs: 30_000 } as const;
@@ -53,6 +64,10 @@ const FAULT = { firstMs: 120_000, everyMs: 180_000, jitterMs: 30_000, linkCutMs:
 const STEADY_GAP_MS = 30_000;
 const METRICS_EVERY_MS = 5000;
 const RETAINED_EVERY_MS = 60_000;
+/** A snapshot pauses node-1 (~3.5 s); latencies this long after it are not "steady". */
+const SNAPSHOT_GAP_MS = 5000;
+/** Constructors counted in each snapshot: placement (sessions) and per-client state. */
+const COUNTED = ["DocumentSession", "RelayDocument", "RemoteClient", "Doc"] as const;
 /** Probe documents per fault whose recovery is timed. */
 const PROBE_DOCS = 5;
 const PROBE_LIMIT_MS = 60_000;
@@ -66,6 +81,11 @@ const { values: args } = parseArgs({ options: { minutes: { type: "string", defau
 const MINUTES = Number(args.minutes);
 if (!Number.isFinite(MINUTES) || MINUTES < 1)
   throw new Error(`--minutes wants a number >= 1, got ${args.minutes}`);
+/**
+ * node-1's heap snapshots, the heap verdict's points: every 5 minutes from minute 5
+ * and 30 s before the end (every minute in runs under 30 minutes).
+ */
+const SNAPSHOT_EVERY_MS = MINUTES >= 30 ? 300_000 : 60_000;
 
 /** Wall-clock milliseconds with sub-ms precision, comparable between sender and receivers. */
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -267,14 +287,16 @@ class Fleet {
  * | 1     | node-2 | node-1, node-3   | relay         |
  * | 2     | node-3 | node-2 (x2)      | none          |
  *
- * Only node-3 is killed, stopped or cut off on its own (node-1 is measured; the
- * all-node faults hit everyone), and node-1 has no clients of node-3's documents.
+ * Only node-3 is killed, stopped or cut off (node-1 is measured; the Redis reset
+ * hits everyone), and node-1 has no clients of node-3's documents.
  * So no fault moves a document to or from node-1: its owned and relayed documents
  * stay the same for the whole run, and its heap measures leaks, not placement.
  * With every document's clients round-robin over the nodes (the first runs), each
  * kill or stop of another node handed node-1 more documents for good (ownership
  * does not move back; 59 -> 146 owned sessions in the second half hour of a run),
- * which grew its heap by design.
+ * which grew its heap by design. A Postgres cut for every node did the same (every
+ * session closes; each document lands where a client reconnects first): node-1
+ * owned 53 to 78 documents in run 3, so the cut is node-3's alone.
  */
 const SEATING: readonly (readonly [number, number, number])[] = [
   [0, 1, 2],
@@ -457,7 +479,7 @@ async function injectFault(
 ): Promise<FaultRecord> {
   const kind = FAULT_KINDS[Math.floor(Math.random() * FAULT_KINDS.length)] ?? "kill";
   const node = FAULTED_NODE; // see SEATING
-  const target = kind === "redis-reset-all" || kind === "postgres-cut" ? "all" : `node-${node + 1}`;
+  const target = kind === "redis-reset-all" ? "all" : `node-${node + 1}`;
   const window: FaultWindow = { from: wallNow(), to: Infinity };
   windows.push(window);
   const startedAtS = (window.from - soakStart) / 1000;
@@ -477,20 +499,25 @@ async function injectFault(
       break;
     }
     case "redis-cut": {
+      // Longer than the TTL, so that node-3's documents change owner.
       const link = cluster.redisLinks[node];
       link?.cut();
-      await sleep(FAULT.linkCutMs);
+      await sleep(1.5 * LEASE_TTL_MS);
       link?.heal();
       break;
     }
     case "redis-reset-all":
       for (const link of cluster.redisLinks) link.reset();
       break;
-    case "postgres-cut":
-      cluster.storageLink?.cut();
+    case "postgres-cut": {
+      // node-3's link only: a cut for everyone closes every session, and the
+      // documents land wherever a client reconnects first (run 3: node-1 owned 53-78).
+      const link = cluster.storageLinks[node];
+      link?.cut();
       await sleep(FAULT.linkCutMs);
-      cluster.storageLink?.heal();
+      link?.heal();
       break;
+    }
   }
   const healedAt = wallNow();
   window.to = healedAt + STEADY_GAP_MS;
@@ -540,7 +567,7 @@ async function probeRecovery(
 
 function healEverything(cluster: Cluster): void {
   for (const link of cluster.redisLinks) link.heal();
-  cluster.storageLink?.heal();
+  for (const link of cluster.storageLinks) link.heal();
   for (const node of stoppedNodes) cluster.nodes[node]?.child.kill("SIGCONT");
   stoppedNodes.clear();
 }
@@ -751,7 +778,7 @@ async function main(): Promise<number> {
   fleet.start();
 
   const memory: MemorySample[] = [];
-  const retained: { atMs: number; bytes: number; withoutCodeBytes: number }[] = [];
+  const retained: { atMs: number; bytes: number; withoutCodeBytes: number; dataBytes: number }[] = [];
   const sampleRetained = (): void => {
     const atMs = wallNow() - soakStart;
     heapProbe?.retained().then(
@@ -786,7 +813,7 @@ async function main(): Promise<number> {
   const reportMinute = (): void => {
     const stats = summarize(latencies.byMinute[minute] ?? []);
     const node1 = memory.filter((m) => m.node === 0).at(-1);
-    const node1Retained = retained.at(-1)?.bytes ?? null;
+    const node1Retained = retained.at(-1)?.dataBytes ?? null;
     const cpuPct = cpuShare(minuteCpu);
     minuteCpu = cpuMark();
     const sent = fleet.sent - lastSent;
@@ -809,7 +836,7 @@ async function main(): Promise<number> {
     console.log(
       `[soak] min ${minute + 1}/${MINUTES}  sent ${sent}  deliveries ${stats.samples}  ` +
         `p50 ${fmt(stats.p50)} p95 ${fmt(stats.p95)} p99 ${fmt(stats.p99)} ms  ` +
-        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB (after GC ${fmt((node1Retained ?? NaN) / 2 ** 20)}) rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB owns ${node1?.sessions ?? "-"}  ` +
+        `node-1 heap ${fmt((node1?.heapUsedBytes ?? NaN) / 2 ** 20)} MiB (data after GC ${fmt((node1Retained ?? NaN) / 2 ** 20)}) rss ${fmt((node1?.rssBytes ?? NaN) / 2 ** 20)} MiB owns ${node1?.sessions ?? "-"}  ` +
         `synced ${synced}/${fleet.members.length}  gen CPU ${cpuPct.toFixed(0)} %` +
         (faultsThisMinute.length ? `  fault: ${faultsThisMinute.join(",")}` : ""),
     );
@@ -819,19 +846,40 @@ async function main(): Promise<number> {
 
   // One sequence of audits and faults, so an audit never runs during a fault.
   const endMs = MINUTES * 60_000;
-  const events: { atMs: number; what: "audit" | "fault" }[] = [];
+  const events: { atMs: number; what: "audit" | "fault" | "snapshot" }[] = [];
   for (let at = AUDIT.everyMs; at < endMs; at += AUDIT.everyMs) events.push({ atMs: at, what: "audit" });
-  // A fault takes at most ~15 s (restart, 2 x TTL stop, 5 s cut) plus its probe.
+  // A fault takes at most ~20 s (2 x TTL stop, 1.5 x TTL Redis cut) plus its probe.
   for (let at = FAULT.firstMs; at + FAULT.jitterMs + 20_000 < endMs; at += FAULT.everyMs) {
     events.push({ atMs: at + Math.random() * FAULT.jitterMs, what: "fault" });
   }
+  for (let at = SNAPSHOT_EVERY_MS; at < endMs - 60_000; at += SNAPSHOT_EVERY_MS) {
+    events.push({ atMs: at, what: "snapshot" });
+  }
+  events.push({ atMs: endMs - 30_000, what: "snapshot" });
   events.sort((a, b) => a.atMs - b.atMs);
   const audits: { atS: number; results: AuditResult[] }[] = [];
+  const snapshotDir = mkdtempSync(join(tmpdir(), "opstream-soak-heap-"));
+  const snapshots: { atMs: number; path: string; pauseMs: number }[] = [];
   for (const event of events) {
     const wait = event.atMs - (wallNow() - soakStart);
     if (wait > 0) await sleep(wait);
     if (event.what === "fault") {
       faults.push(await injectFault(c, fleet, windows, soakStart));
+    } else if (event.what === "snapshot") {
+      const window: FaultWindow = { from: wallNow(), to: Infinity };
+      windows.push(window);
+      const atMs = window.from - soakStart;
+      const path = join(
+        snapshotDir,
+        `node-1-${String(Math.round(atMs / 1000)).padStart(4, "0")}s.heapsnapshot`,
+      );
+      try {
+        await heapProbe?.snapshot(path);
+        snapshots.push({ atMs, path, pauseMs: Math.round(wallNow() - window.from) });
+      } catch (error) {
+        console.log(`[soak] heap snapshot failed: ${String(error)}`);
+      }
+      window.to = wallNow() + SNAPSHOT_GAP_MS;
     } else {
       const atS = (wallNow() - soakStart) / 1000;
       const results = await auditDocs(fleet, c, shuffle(fleet.docIds).slice(0, AUDIT.docs), AUDIT.limitMs);
@@ -864,14 +912,30 @@ async function main(): Promise<number> {
   const node1Heap = memory.filter((m) => m.node === 0).map((m) => ({ atMs: m.atMs, bytes: m.heapUsedBytes }));
   const node1Rss = memory.filter((m) => m.node === 0).map((m) => ({ atMs: m.atMs, bytes: m.rssBytes }));
   const heapWithCode = heapSlope(retained, MINUTES);
-  const heap = heapSlope(
+  const heapWithoutCodeSpaces = heapSlope(
     retained.map((r) => ({ atMs: r.atMs, bytes: r.withoutCodeBytes })),
     MINUTES,
   );
+  const heapGcData = heapSlope(
+    retained.map((r) => ({ atMs: r.atMs, bytes: r.dataBytes })),
+    MINUTES,
+  );
+  // The verdict's points: node-1's heap snapshots, without what the JIT holds. The
+  // first and last files are kept for a diff by constructor; the others go.
+  const snapshotSummaries: ({ atMs: number; pauseMs: number; path: string } & HeapSummary)[] = [];
+  for (const [i, snap] of snapshots.entries()) {
+    snapshotSummaries.push({ ...snap, ...summarizeHeapSnapshot(snap.path, COUNTED) });
+    if (i > 0 && i < snapshots.length - 1) rmSync(snap.path);
+  }
+  const heap = heapSlope(
+    snapshotSummaries.map((snap) => ({ atMs: snap.atMs, bytes: snap.data })),
+    MINUTES,
+  );
+  const sessionsInSnapshots = snapshotSummaries.map((snap) => snap.instances.DocumentSession ?? 0);
   const heapSampled = heapSlope(node1Heap, MINUTES);
   const rss = heapSlope(node1Rss, MINUTES);
   const heapMeaningful = MINUTES >= 30;
-  const node1Owned = memory.filter((m) => m.node === 0 && m.atMs >= 0).map((m) => m.sessions);
+  const node1Owned = memory.filter((m) => m.node === 0 && m.atMs >= 300_000).map((m) => m.sessions);
   const owned = node1Owned.length
     ? { min: Math.min(...node1Owned), max: Math.max(...node1Owned) }
     : { min: null, max: null };
@@ -900,19 +964,22 @@ async function main(): Promise<number> {
       `${fmt(overall.p50)} / ${fmt(overall.p95)} / ${fmt(overall.p99)} ms (max ${fmt(overall.max)})`,
     ],
     [
-      "soak p99 steady (30 s after faults excluded)",
+      "soak p99 steady (faults + 30 s, snapshots + 5 s excluded)",
       `${fmt(steady.p99)} ms (bound 2 x S1 p99 = ${fmt(p99Bound)} ms)`,
     ],
     ["updates sent / deliveries", `${fleet.sent} / ${overall.samples} (steady ${steady.samples})`],
     [
       "node-1 heap slope",
-      `${fmt(heap.slopePctPerHour, 2)} %/h of mean, after a full GC each minute, code spaces excluded ` +
-        `(with code ${fmt(heapWithCode.slopePctPerHour, 2)} %/h; /metrics heap used ${fmt(heapSampled.slopePctPerHour, 2)} %/h, rss ${fmt(rss.slopePctPerHour, 2)} %/h)` +
+      `${fmt(heap.slopePctPerHour, 2)} %/h of mean, through ${snapshotSummaries.length} heap snapshots ` +
+        `(${fmt((snapshotSummaries[0]?.data ?? NaN) / 2 ** 20, 2)} -> ${fmt((snapshotSummaries.at(-1)?.data ?? NaN) / 2 ** 20, 2)} MiB of data; ` +
+        `the JIT's code, metadata and dependent-code lists excluded: ${fmt((snapshotSummaries[0]?.code ?? NaN) / 2 ** 20, 2)} -> ${fmt((snapshotSummaries.at(-1)?.code ?? NaN) / 2 ** 20, 2)} MiB). ` +
+        `After a full GC each minute: ${fmt(heapGcData.slopePctPerHour, 2)} %/h without code and bytecode, ` +
+        `${fmt(heapWithoutCodeSpaces.slopePctPerHour, 2)} %/h without the code spaces, with code ${fmt(heapWithCode.slopePctPerHour, 2)} %/h; /metrics heap used ${fmt(heapSampled.slopePctPerHour, 2)} %/h, rss ${fmt(rss.slopePctPerHour, 2)} %/h)` +
         (heapMeaningful ? "" : " - not meaningful: run < 30 min"),
     ],
     [
       "node-1 owned documents",
-      `${owned.min ?? "-"}..${owned.max ?? "-"} during the soak (placement held still: see SEATING in bench/soak.ts)`,
+      `${owned.min ?? "-"}..${owned.max ?? "-"} from minute 5 (/metrics); DocumentSessions in the snapshots: ${sessionsInSnapshots.join(", ") || "-"} (placement held still: see SEATING in bench/soak.ts)`,
     ],
     [
       "divergences",
@@ -945,7 +1012,7 @@ async function main(): Promise<number> {
   console.log(
     `\nSoak summary: ${MINUTES} min, ${SOAK.clients} clients / ${SOAK.docs} documents on ${NODES} nodes`,
   );
-  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB  after GC MiB  owns");
+  console.log("minute  sent  deliveries  p50 ms  p95 ms  p99 ms  node-1 heap MiB  data after GC MiB  owns");
   for (const row of perMinute) {
     const r = row as {
       minute: number;
@@ -962,7 +1029,7 @@ async function main(): Promise<number> {
       `${String(r.minute).padStart(6)}  ${String(r.sent).padStart(4)}  ${String(r.samples).padStart(10)}  ` +
         `${fmt(r.p50).padStart(6)}  ${fmt(r.p95).padStart(6)}  ${fmt(r.p99).padStart(6)}  ` +
         `${fmt(r.node1HeapUsedBytes === null ? null : r.node1HeapUsedBytes / 2 ** 20).padStart(15)}  ` +
-        `${fmt(r.node1RetainedHeapBytes === null ? null : r.node1RetainedHeapBytes / 2 ** 20).padStart(12)}  ` +
+        `${fmt(r.node1RetainedHeapBytes === null ? null : r.node1RetainedHeapBytes / 2 ** 20).padStart(17)}  ` +
         `${String(r.node1Sessions ?? "-").padStart(4)}`,
     );
   }
@@ -1000,6 +1067,10 @@ async function main(): Promise<number> {
     },
     heap: {
       node1: heap,
+      node1GcData: heapGcData,
+      node1WithoutCodeSpaces: heapWithoutCodeSpaces,
+      snapshots: snapshotSummaries,
+      keptSnapshots: [snapshotSummaries[0]?.path, snapshotSummaries.at(-1)?.path].filter(Boolean),
       node1WithCode: heapWithCode,
       node1Sampled: heapSampled,
       node1Rss: rss,

@@ -225,7 +225,7 @@ describe("faults: processes and storage", function () {
       (await fetch(`${owner.httpUrl}/readyz`, { signal: AbortSignal.timeout(3000) })).status;
     assert.equal(await readyz(), 200);
 
-    cluster.storageLink!.cut();
+    for (const link of cluster.storageLinks) link.cut();
     const cutAt = performance.now();
     const markers = clients.map((client, i) => {
       const marker = `cut${i};`;
@@ -249,7 +249,7 @@ describe("faults: processes and storage", function () {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.equal(await readyz(), 503, "still not ready at the end of the cut");
-    cluster.storageLink!.heal();
+    for (const link of cluster.storageLinks) link.heal();
     const healedAt = performance.now();
     const converged = await assertConverged({
       clients: clients.map((c) => c.doc),

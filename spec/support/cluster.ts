@@ -34,8 +34,8 @@ export interface ClusterOptions {
   /** More CLI arguments for every node (e.g. `--management-token`). @default none */
   extraArgs?: readonly string[];
   /**
-   * Put a {@link FaultProxy} between each node and Redis (one per node), and one
-   * between all nodes and a server store, so specs can break those links. @default false
+   * Put a {@link FaultProxy} between each node and Redis, and between each node and
+   * a server store (one per node and link), so specs can break those links. @default false
    */
   faults?: boolean;
 }
@@ -54,8 +54,8 @@ export interface Cluster {
   openStore(): DocumentStore;
   /** With `faults`: node i's link to Redis. */
   readonly redisLinks: readonly FaultProxy[];
-  /** With `faults` and a server store: every node's link to storage. */
-  readonly storageLink: FaultProxy | undefined;
+  /** With `faults` and a server store: node i's link to storage (one per node); empty otherwise. */
+  readonly storageLinks: readonly FaultProxy[];
   /** Starts node `index` again (after a stop or kill) on its old port. */
   restart(index: number): Promise<ServerProcess>;
   /** Stops every node (SIGKILL) and the redis-server it started. */
@@ -76,11 +76,16 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
   const redisLinks = options.faults
     ? await Promise.all(Array.from({ length: n }, () => FaultProxy.start({ port: redis.port })))
     : [];
-  const storageLink =
+  const storageLinks =
     options.faults && kind !== "sqlite"
-      ? await FaultProxy.start({ port: Number(new URL(storage).port) })
-      : undefined;
-  const nodeStorage = storageLink ? viaPort(storage, storageLink.port) : storage;
+      ? await Promise.all(
+          Array.from({ length: n }, () => FaultProxy.start({ port: Number(new URL(storage).port) })),
+        )
+      : [];
+  const nodeStorage = (index: number): string => {
+    const link = storageLinks[index];
+    return link ? viaPort(storage, link.port) : storage;
+  };
   const args = (index: number) => [
     "--redis",
     redisLinks[index] ? viaPort(redis.url, redisLinks[index].port) : redis.url,
@@ -96,13 +101,13 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     ...(options.extraArgs ?? []),
   ];
   const spawned = await Promise.allSettled(
-    Array.from({ length: n }, (_, i) => spawnServer({ storage: nodeStorage, args: args(i) })),
+    Array.from({ length: n }, (_, i) => spawnServer({ storage: nodeStorage(i), args: args(i) })),
   );
   const nodes = spawned.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
   const failed = spawned.find((result) => result.status === "rejected");
   const stop = async (): Promise<void> => {
     await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
-    await Promise.all([...redisLinks, ...(storageLink ? [storageLink] : [])].map((link) => link.close()));
+    await Promise.all([...redisLinks, ...storageLinks].map((link) => link.close()));
     if (!options.redis) await redis.stop();
     await backing.stop();
   };
@@ -117,7 +122,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     keyPrefix,
     storage,
     redisLinks,
-    storageLink,
+    storageLinks,
     openStore() {
       if (kind === "redis") return new RedisDocumentStore({ connectionString: storage, keyPrefix });
       if (kind === "postgres") return new PostgresDocumentStore(storage);
@@ -127,7 +132,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
       const old = nodes[index];
       if (!old) throw new Error(`no node ${index}`);
       await old.stop("SIGKILL");
-      const node = await spawnServer({ storage: nodeStorage, port: old.port, args: args(index) });
+      const node = await spawnServer({ storage: nodeStorage(index), port: old.port, args: args(index) });
       nodes[index] = node;
       return node;
     },
