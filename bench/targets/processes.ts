@@ -22,8 +22,19 @@ const START_TIMEOUT_MS = 30_000;
 /** Limits that would measure the limiter, not the server: all load comes from 127.0.0.1, S2 floods. */
 const OPSTREAM_BENCH_ARGS = ["--no-sample", "--message-rate", "0", "--max-connections-per-ip", "0"];
 
+/**
+ * Node options for opstream's processes, space-separated, e.g.
+ * `BENCH_OPSTREAM_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` to profile them
+ * (node refuses `--cpu-prof` in NODE_OPTIONS).
+ */
+const OPSTREAM_NODE_ARGS = (process.env.BENCH_OPSTREAM_NODE_ARGS ?? "").split(" ").filter(Boolean);
+
 export async function startOpstream(storage: string, args: readonly string[] = []): Promise<NodeProcess> {
-  const server = await spawnServer({ storage, args: [...OPSTREAM_BENCH_ARGS, ...args] });
+  const server = await spawnServer({
+    storage,
+    args: [...OPSTREAM_BENCH_ARGS, ...args],
+    nodeArgs: OPSTREAM_NODE_ARGS,
+  });
   const pid = server.child.pid;
   if (pid === undefined) throw new Error("opstream serve has no pid");
   return { pid, port: server.port, stop: (signal) => server.stop(signal) };

@@ -25,10 +25,13 @@ export async function spawnServer(options: {
   storage: string;
   port?: number;
   args?: string[];
+  /** Options for node itself, before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: readonly string[];
 }): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
     [
+      ...(options.nodeArgs ?? []),
       CLI,
       "serve",
       "--host",
