@@ -28,7 +28,9 @@ describe("AwarenessGuard", () => {
   let guard: AwarenessGuard;
   beforeEach(() => {
     refused = [];
-    guard = new AwarenessGuard(64, (reason, clientId) => refused.push([reason, clientId]));
+    guard = new AwarenessGuard(64, {
+      awarenessRefused: (reason, clientId) => void refused.push([reason, clientId]),
+    });
   });
 
   it("the first id a connection sets is its own; newer states for other ids are refused and counted", () => {

@@ -5,7 +5,7 @@ import type { SessionPeer } from "../engine/peer.js";
 import type { SessionServices } from "../engine/session-services.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { LocalDocumentHandle } from "./local-handle.js";
+import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { manageSession, registerOwnerEndpoint } from "./owner-endpoint.js";
 import { OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
 import { RelayDocument } from "./relay-document.js";
@@ -38,7 +38,7 @@ interface Entry {
  * {@link RelayDocument} that proxies to the owner. Peers only ever see a
  * {@link DocumentHandle}, so they cannot tell the two apart.
  */
-export class DocumentRouter {
+export class DocumentRouter implements LeaveListener {
   private readonly entries = new Map<string, Entry>();
   private readonly unregister: () => void;
   private readonly offResubscribed: () => void;
@@ -49,7 +49,7 @@ export class DocumentRouter {
       deps.backplane,
       {
         owned: (docId) => this.owned(docId),
-        detach: (session, peerId) => this.leave(session, peerId),
+        detach: (session, peerId) => this.peerLeft(session, peerId),
         idle: (session) => this.armIdle(session),
       },
       {
@@ -190,7 +190,7 @@ export class DocumentRouter {
       clearTimeout(entry.idleTimer);
       entry.idleTimer = undefined;
     }
-    return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), () => this.leave(session, peer.id));
+    return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), this);
   }
 
   /** The session of a document this node owns, for requests from relays. */
@@ -282,7 +282,8 @@ export class DocumentRouter {
     }
   }
 
-  private leave(session: DocumentSession, peerId: string): void {
+  /** A client of a session owned here left (its {@link LocalDocumentHandle}'s leave). */
+  peerLeft(session: DocumentSession, peerId: string): void {
     session.removePeer(peerId);
     this.armIdle(session);
   }

@@ -3,6 +3,11 @@ import type { Origin } from "../engine/origin.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { sessionContains } from "./owner-endpoint.js";
 
+/** Told when a handle leaves: the router, which unloads a session nobody uses. */
+export interface LeaveListener {
+  peerLeft(session: DocumentSession, peerId: string): void;
+}
+
 /** A handle onto a session owned by this node. */
 export class LocalDocumentHandle implements DocumentHandle {
   private left = false;
@@ -11,7 +16,8 @@ export class LocalDocumentHandle implements DocumentHandle {
     private readonly session: DocumentSession,
     private readonly peerId: string,
     private readonly origin: Origin,
-    private readonly onLeave: () => void,
+    // An object rather than a callback: a closure per client would also keep its scope.
+    private readonly listener: LeaveListener,
   ) {}
 
   get docId(): string {
@@ -45,6 +51,6 @@ export class LocalDocumentHandle implements DocumentHandle {
   leave(): void {
     if (this.left) return;
     this.left = true;
-    this.onLeave();
+    this.listener.peerLeft(this.session, this.peerId);
   }
 }

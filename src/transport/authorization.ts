@@ -66,11 +66,16 @@ export function toGrant(answer: Access | AccessGrant, now = Date.now()): Require
 /** The longest delay `setTimeout` takes (about 24.8 days); longer ones fire at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/** The cancel function of an expiry that never comes: one for every such connection. */
+const NEVER_EXPIRES = (): void => undefined;
+
 /**
  * Calls `onExpiry` at `expiresAt` (ms since the epoch; never for Infinity), in
  * steps when it is further away than a timer can wait. Returns the cancel function.
+ * For Infinity nothing is kept: not `onExpired`, no timer.
  */
 export function onExpiry(expiresAt: number, onExpired: () => void): () => void {
+  if (!Number.isFinite(expiresAt)) return NEVER_EXPIRES;
   let timer: NodeJS.Timeout | undefined;
   const arm = (): void => {
     const delay = expiresAt - Date.now();
@@ -78,6 +83,6 @@ export function onExpiry(expiresAt: number, onExpired: () => void): () => void {
     timer = setTimeout(arm, Math.min(delay, MAX_TIMEOUT_MS));
     timer.unref();
   };
-  if (Number.isFinite(expiresAt)) arm();
+  arm();
   return () => clearTimeout(timer);
 }

@@ -39,6 +39,11 @@ function isJson(text: string): boolean {
  * dropped rather than the socket closed, so a stock client caught by a race
  * (a state that changed while its echo was on the way) keeps editing.
  */
+/** Who hears of a dropped entry: the connection, which counts and logs it. */
+export interface AwarenessRefusalListener {
+  awarenessRefused(reason: AwarenessRefusal, clientId: number): void;
+}
+
 export class AwarenessGuard {
   private ownId: number | undefined;
   /** Client ids the server sent this connection, with the highest clock sent. */
@@ -46,7 +51,9 @@ export class AwarenessGuard {
 
   constructor(
     private readonly maxStateBytes: number,
-    private readonly refused: (reason: AwarenessRefusal, clientId: number) => void,
+    // An object rather than a callback: a closure per connection would also keep
+    // the scope it was made in.
+    private readonly listener: AwarenessRefusalListener,
   ) {}
 
   /** Records an awareness update the server sends this connection. */
@@ -82,7 +89,7 @@ export class AwarenessGuard {
   }
 
   private refuse(reason: AwarenessRefusal, clientId: number): false {
-    this.refused(reason, clientId);
+    this.listener.awarenessRefused(reason, clientId);
     return false;
   }
 }

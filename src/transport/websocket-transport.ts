@@ -12,7 +12,12 @@ import { toGrant, type Authorizer } from "./authorization.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
 import { HocuspocusConnection } from "./hocuspocus/connection.js";
 import type { StatelessHandler } from "./hocuspocus/stateless.js";
-import { ConnectionCounter, MessageRateLimiter } from "./limits.js";
+import {
+  ConnectionCounter,
+  MessageRateLimiter,
+  type RateLimitEvents,
+  type RateLimitOptions,
+} from "./limits.js";
 import { TRANSPORT_DEFAULTS, type TransportOptions } from "./transport-options.js";
 import { YWebsocketConnection, type ConnectionGrant } from "./y-websocket/connection.js";
 
@@ -27,10 +32,102 @@ interface DialectConnection {
   ping(): void;
   close(code: CloseCode, reason: string, badInput?: string): void;
   detach(): void;
-  onClosing: () => void;
+  /** Set by the transport: stopped as the server starts closing the socket. */
+  rateLimiter: { stop(): void } | undefined;
 }
 
 type Dialect = "y-websocket" | "hocuspocus";
+
+/** What the socket events of every connection share: the transport's parts. */
+interface WiringContext {
+  readonly options: RateLimitOptions;
+  readonly metrics: OpStreamMetrics;
+  readonly logger: Logger;
+  readonly connections: Set<DialectConnection>;
+}
+
+/**
+ * One connection's socket events: binary frames in through its rate limiter,
+ * pongs, errors counted, close. The socket's listeners are shared functions that
+ * find the wiring by socket, so a connection costs this one object rather than a
+ * closure (and its scope) per event: idle connections are most of a server's
+ * memory.
+ */
+class SocketWiring implements RateLimitEvents {
+  readonly limiter: MessageRateLimiter;
+
+  constructor(
+    private readonly ctx: WiringContext,
+    ws: WebSocket,
+    private readonly connection: DialectConnection,
+    private readonly dialect: Dialect,
+    private readonly docId: string | undefined,
+  ) {
+    this.limiter = new MessageRateLimiter(ctx.options, ws, this);
+  }
+
+  deliver(frame: Uint8Array): void {
+    this.connection.receive(frame);
+  }
+
+  throttled(): void {
+    this.ctx.metrics.messagesThrottled.inc({ dialect: this.dialect });
+  }
+
+  flooded(): void {
+    this.ctx.logger.warn(
+      { docId: this.docId, peerId: this.connection.id },
+      "message flood; closing the connection",
+    );
+    this.connection.close(CloseCodes.RATE_LIMITED, "message rate exceeded", "rate-limit");
+  }
+
+  message(data: RawData, isBinary: boolean): void {
+    if (!isBinary) {
+      this.connection.close(CloseCodes.UNSUPPORTED_DATA, "text frames are not supported", "text-frame");
+      return;
+    }
+    this.limiter.push(toUint8Array(data));
+  }
+
+  pong(): void {
+    this.connection.alive = true;
+  }
+
+  error(error: Error & { code?: string }): void {
+    // ws closes the socket itself (e.g. 1009 for an oversized frame); count why.
+    this.ctx.metrics.badFrames.inc({ dialect: this.dialect, reason: error.code ?? "socket-error" });
+    this.ctx.logger.warn({ err: error, docId: this.docId, peerId: this.connection.id }, "websocket error");
+  }
+
+  closed(): void {
+    this.limiter.stop();
+    this.ctx.connections.delete(this.connection);
+    this.ctx.metrics.connections.dec({ dialect: this.dialect });
+    this.connection.detach();
+  }
+}
+
+/** Each open socket's wiring, for the shared listeners below (`this` is the socket). */
+const wirings = new WeakMap<WebSocket, SocketWiring>();
+
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  wirings.get(this)?.message(data, isBinary);
+}
+
+function onSocketPong(this: WebSocket): void {
+  wirings.get(this)?.pong();
+}
+
+function onSocketError(this: WebSocket, error: Error & { code?: string }): void {
+  wirings.get(this)?.error(error);
+}
+
+function onSocketClose(this: WebSocket): void {
+  const wiring = wirings.get(this);
+  wirings.delete(this);
+  wiring?.closed();
+}
 
 /** Why an upgrade is refused (`opstream_upgrades_refused_total{reason}`), with its HTTP answer. */
 const REFUSALS = Object.freeze({
@@ -60,6 +157,7 @@ export class WebSocketTransport {
   private readonly keepAliveTimer: NodeJS.Timeout;
   private readonly pingTimer: NodeJS.Timeout;
   private accepting = true;
+  private readonly wiringContext: WiringContext;
   private readonly onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     this.upgrade(request, socket, head).catch((error: unknown) => {
       this.logger.error({ err: error, url: redactUrl(request.url) }, "upgrade failed");
@@ -78,6 +176,7 @@ export class WebSocketTransport {
     private readonly tenantResolver: TenantResolver | undefined = undefined,
   ) {
     this.options = { ...TRANSPORT_DEFAULTS, ...options };
+    this.wiringContext = { options: this.options, metrics, logger, connections: this.connections };
     const prefix = this.options.prefix;
     this.options.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
     this.options.hocuspocusPath = hocuspocusPathOf(this.options.hocuspocusPath);
@@ -92,6 +191,8 @@ export class WebSocketTransport {
     }
     this.wss = new WebSocketServer({
       noServer: true,
+      // `connections` tracks them; ws's own set would add a listener per socket.
+      clientTracking: false,
       maxPayload: this.options.maxPayloadBytes,
       handleProtocols: selectProtocol,
     });
@@ -131,8 +232,13 @@ export class WebSocketTransport {
     this.wss.close();
   }
 
+  // Made once: a listener created inside upgrade() would share that call's closure
+  // context, and so keep the request (headers and all) for the connection's life.
+  private readonly onUpgradeSocketError = (error: Error): void =>
+    this.logger.debug({ err: error }, "socket error during upgrade");
+
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on("error", (error) => this.logger.debug({ err: error }, "socket error during upgrade"));
+    socket.on("error", this.onUpgradeSocketError);
     const hocuspocus = this.isHocuspocusPath(request.url ?? "/");
     const dialect: Dialect = hocuspocus ? "hocuspocus" : "y-websocket";
     const docId = hocuspocus ? undefined : this.documentName(request.url ?? "/");
@@ -150,7 +256,7 @@ export class WebSocketTransport {
     const full = this.counter.acquire(address);
     if (full) return refuse(full);
     // The slot is held from here until the socket closes, whatever happens to the upgrade.
-    socket.once("close", () => this.counter.release(address));
+    releaseOnClose(socket, this.counter, address);
     const scope = await this.tenantScope(request);
     if (!scope) return refuse("unauthenticated");
     if (docId === undefined) {
@@ -212,7 +318,7 @@ export class WebSocketTransport {
 
   private accept(ws: WebSocket, docId: string, grant: ConnectionGrant, router: DocumentJoiner): void {
     const connection = new YWebsocketConnection(
-      randomUUID(),
+      newConnectionId(),
       ws,
       docId,
       grant,
@@ -220,7 +326,7 @@ export class WebSocketTransport {
       this.metrics,
       this.logger,
     );
-    this.wire(ws, connection, "y-websocket", { docId });
+    this.wire(ws, connection, "y-websocket", docId);
     router
       .join(docId, connection)
       .then((handle) => connection.attach(handle))
@@ -240,7 +346,7 @@ export class WebSocketTransport {
     request: IncomingMessage,
     scope: { router: DocumentJoiner; tenant: string | undefined },
   ): void {
-    const connection = new HocuspocusConnection(randomUUID(), ws, request, {
+    const connection = new HocuspocusConnection(newConnectionId(), ws, request, {
       router: scope.router,
       ...(scope.tenant === undefined ? {} : { tenant: scope.tenant }),
       authorizer: this.authorizer,
@@ -253,42 +359,26 @@ export class WebSocketTransport {
       maxDocumentNameLength: this.options.maxDocumentNameLength,
       maxAwarenessStateBytes: this.options.maxAwarenessStateBytes,
     });
-    this.wire(ws, connection, "hocuspocus", {});
+    this.wire(ws, connection, "hocuspocus", undefined);
   }
 
   /** Socket events of either dialect: binary frames in (rate-limited), pongs, errors counted, close. */
-  private wire(ws: WebSocket, connection: DialectConnection, dialect: Dialect, log: object): void {
+  private wire(
+    ws: WebSocket,
+    connection: DialectConnection,
+    dialect: Dialect,
+    docId: string | undefined,
+  ): void {
     this.connections.add(connection);
     this.metrics.connections.inc({ dialect });
-    const limiter = new MessageRateLimiter(this.options, ws, {
-      deliver: (frame) => connection.receive(frame),
-      throttled: () => this.metrics.messagesThrottled.inc({ dialect }),
-      flooded: () => {
-        this.logger.warn({ ...log, peerId: connection.id }, "message flood; closing the connection");
-        connection.close(CloseCodes.RATE_LIMITED, "message rate exceeded", "rate-limit");
-      },
-    });
+    const wiring = new SocketWiring(this.wiringContext, ws, connection, dialect, docId);
     // A socket the limiter paused must be read again, or its close handshake would wait for ws's timeout.
-    connection.onClosing = () => limiter.stop();
-    ws.on("message", (data: RawData, isBinary: boolean) => {
-      if (!isBinary) {
-        connection.close(CloseCodes.UNSUPPORTED_DATA, "text frames are not supported", "text-frame");
-        return;
-      }
-      limiter.push(toUint8Array(data));
-    });
-    ws.on("pong", () => (connection.alive = true));
-    ws.on("error", (error: Error & { code?: string }) => {
-      // ws closes the socket itself (e.g. 1009 for an oversized frame); count why.
-      this.metrics.badFrames.inc({ dialect, reason: error.code ?? "socket-error" });
-      this.logger.warn({ err: error, ...log, peerId: connection.id }, "websocket error");
-    });
-    ws.on("close", () => {
-      limiter.stop();
-      this.connections.delete(connection);
-      this.metrics.connections.dec({ dialect });
-      connection.detach();
-    });
+    connection.rateLimiter = wiring.limiter;
+    wirings.set(ws, wiring);
+    ws.on("message", onSocketMessage);
+    ws.on("pong", onSocketPong);
+    ws.on("error", onSocketError);
+    ws.on("close", onSocketClose);
   }
 
   private keepAlive(idleMs: number): void {
@@ -305,6 +395,20 @@ function toUint8Array(data: RawData): Uint8Array {
   if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * A connection's id: a random UUID as one flat string. Node builds `randomUUID()`
+ * by concatenation, and V8 keeps such a string as a chain of about 14 pieces
+ * (some 800 bytes) for as long as it lives; the copy through a Buffer is 36 bytes.
+ */
+function newConnectionId(): string {
+  return Buffer.from(randomUUID(), "latin1").toString("latin1");
+}
+
+/** Frees `address`'s connection slot when `socket` closes; a function of its own so the listener holds only these. */
+function releaseOnClose(socket: Duplex, counter: ConnectionCounter, address: string): void {
+  socket.once("close", () => counter.release(address));
 }
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {

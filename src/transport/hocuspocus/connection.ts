@@ -51,8 +51,8 @@ export class HocuspocusConnection {
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
-  /** Called as the server starts closing the socket (the transport's rate limiter lets it be read again). */
-  onClosing: () => void = () => undefined;
+  /** The transport's rate limiter, stopped as the server starts closing the socket (so it is read again). */
+  rateLimiter: { stop(): void } | undefined;
   private readonly documents = new Map<string, HocuspocusDocumentPeer>();
   /** Keys the server refused (denied) or closed (deleted): their frames are dropped until a new Auth. Oldest first. */
   private readonly refused = new Set<string>();
@@ -159,7 +159,7 @@ export class HocuspocusConnection {
     if (badInput) this.deps.metrics.badFrames.inc({ dialect: DIALECT, reason: badInput });
     this.deps.metrics.closes.inc({ dialect: DIALECT, code: String(code) });
     this.closed = true;
-    this.onClosing();
+    this.rateLimiter?.stop();
     this.ws.close(code, reason.slice(0, 120));
     this.detach();
   }

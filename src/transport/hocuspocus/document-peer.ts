@@ -6,7 +6,7 @@ import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
 import type { DocumentJoiner } from "../tenancy.js";
 import { onExpiry, toGrant, type Authorizer } from "../authorization.js";
-import { AwarenessGuard } from "../awareness-guard.js";
+import { AwarenessGuard, type AwarenessRefusal, type AwarenessRefusalListener } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import { closeForHandleError } from "../handle-errors.js";
 import { EMPTY_AWARENESS_UPDATE, documentNameOf, encode, type HocuspocusMessage } from "./messages.js";
@@ -50,7 +50,7 @@ const MAX_SESSION_ID_LENGTH = 128;
  * arrive before it is open are queued in order (counted against the socket's
  * `maxPendingFrames`). It is the session's {@link SessionPeer}.
  */
-export class HocuspocusDocumentPeer implements SessionPeer {
+export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalListener {
   readonly docId: string;
   private state: "waiting" | "authorizing" | "joining" | "open" | "gone" = "waiting";
   private readonly queue: { message: HocuspocusMessage; bytes: number }[] = [];
@@ -66,10 +66,16 @@ export class HocuspocusDocumentPeer implements SessionPeer {
     private readonly ctx: DocumentPeerContext,
   ) {
     this.docId = documentNameOf(key);
-    this.awareness = new AwarenessGuard(ctx.maxAwarenessStateBytes, (reason, clientId) => {
-      ctx.metrics.awarenessRefused.inc({ reason });
-      ctx.logger.debug({ docId: this.docId, peerId: id, clientId, reason }, "awareness entry refused");
-    });
+    this.awareness = new AwarenessGuard(ctx.maxAwarenessStateBytes, this);
+  }
+
+  /** Counts and logs an awareness entry the guard dropped. */
+  awarenessRefused(reason: AwarenessRefusal, clientId: number): void {
+    this.ctx.metrics.awarenessRefused.inc({ reason });
+    this.ctx.logger.debug(
+      { docId: this.docId, peerId: this.id, clientId, reason },
+      "awareness entry refused",
+    );
   }
 
   /** Handles one message addressed to this document's key (`bytes`: its frame's size). */

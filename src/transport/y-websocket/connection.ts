@@ -5,7 +5,7 @@ import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
 import { onExpiry, type Access } from "../authorization.js";
-import { AwarenessGuard } from "../awareness-guard.js";
+import { AwarenessGuard, type AwarenessRefusal, type AwarenessRefusalListener } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import { closeForHandleError } from "../handle-errors.js";
 import {
@@ -44,20 +44,20 @@ export interface ConnectionGrant {
  * One y-websocket client: decodes its frames into handle calls and encodes what the
  * session sends it. It is the session's {@link SessionPeer}.
  */
-export class YWebsocketConnection implements SessionPeer {
+export class YWebsocketConnection implements SessionPeer, AwarenessRefusalListener {
   /** `performance.now()` of the last frame sent (for keep-alive). */
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
-  /** Called as the server starts closing the socket (the transport's rate limiter lets it be read again). */
-  onClosing: () => void = () => undefined;
+  /** The transport's rate limiter, stopped as the server starts closing the socket (so it is read again). */
+  rateLimiter: { stop(): void } | undefined;
   private handle: DocumentHandle | undefined;
   private pending: Uint8Array[] | undefined = [];
   private pendingBytes = 0;
   private closed = false;
   private readonly access: ConnectionGrant["access"];
   private readonly awareness: AwarenessGuard;
-  private cancelExpiry: () => void = () => undefined;
+  private readonly cancelExpiry: () => void;
 
   constructor(
     readonly id: string,
@@ -69,14 +69,17 @@ export class YWebsocketConnection implements SessionPeer {
     private readonly logger: Logger,
   ) {
     this.access = grant.access;
-    this.awareness = new AwarenessGuard(limits.maxAwarenessStateBytes, (reason, clientId) => {
-      metrics.awarenessRefused.inc({ reason });
-      logger.debug({ docId, peerId: id, clientId, reason }, "awareness entry refused");
-    });
+    this.awareness = new AwarenessGuard(limits.maxAwarenessStateBytes, this);
     // The decision holds for the connection's life, up to the grant's end (a token's exp).
     this.cancelExpiry = onExpiry(grant.expiresAt, () =>
       this.close(CloseCodes.ACCESS_EXPIRED, "access expired: reconnect with a fresh token"),
     );
+  }
+
+  /** Counts and logs an awareness entry the guard dropped. */
+  awarenessRefused(reason: AwarenessRefusal, clientId: number): void {
+    this.metrics.awarenessRefused.inc({ reason });
+    this.logger.debug({ docId: this.docId, peerId: this.id, clientId, reason }, "awareness entry refused");
   }
 
   /** Called once the router has attached this peer: sends the opening sync step 1 and awareness. */
@@ -216,7 +219,7 @@ export class YWebsocketConnection implements SessionPeer {
     if (badInput) this.metrics.badFrames.inc({ dialect: "y-websocket", reason: badInput });
     this.metrics.closes.inc({ dialect: "y-websocket", code: String(code) });
     this.closed = true;
-    this.onClosing();
+    this.rateLimiter?.stop();
     this.ws.close(code, reason.slice(0, 120));
     this.detach();
   }
