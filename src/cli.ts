@@ -22,13 +22,27 @@ const USAGE = `Usage: opstream serve [options]
   --management-token <t>  bearer token of the /api/documents management API, >= 16 chars
                           (env OPSTREAM_MANAGEMENT_TOKEN, default none: the API answers 403)
   --jwt-secret <s>        authorize clients with HS256/384/512 JWTs signed with this secret
+                          (scopes opstream.write:<doc> / opstream.read:<doc>, see README)
                           (env OPSTREAM_JWT_SECRET, default none: everyone may edit everything)
   --allowed-origins <list>  comma-separated origins whose pages may connect, e.g.
                           https://app.example.com (env OPSTREAM_ALLOWED_ORIGINS, default *)
   --max-connections-per-ip <n>  connections from one address; 0 = no limit
                           (env OPSTREAM_MAX_CONNECTIONS_PER_IP, default 100)
+  --ipv6-prefix-length <n>  IPv6 clients count per prefix of n bits for the limit above;
+                          128 = per address (env OPSTREAM_IPV6_PREFIX_LENGTH, default 64)
+  --auth-timeout-ms <n>   close a Hocuspocus socket on which no document was authorized
+                          within n ms (4010); 0 = off (env OPSTREAM_AUTH_TIMEOUT_MS, default 10000)
   --message-rate <n>      frames per second per connection (token bucket); 0 = no limit
                           (env OPSTREAM_MESSAGE_RATE, default 100)
+  --max-documents <n>     documents this node holds open; past it new ones get 1013; 0 = no limit
+                          (env OPSTREAM_MAX_DOCUMENTS, default 10000)
+  --max-documents-per-socket <n>  documents open on one Hocuspocus socket; 0 = no limit
+                          (env OPSTREAM_MAX_DOCUMENTS_PER_SOCKET, default 100)
+  --max-documents-per-principal <n>  documents one principal (JWT sub, else address) has open
+                          on this node; 0 = no limit (env OPSTREAM_MAX_DOCUMENTS_PER_PRINCIPAL, default 1000)
+  --max-pending-update-bytes <n>  bytes of updates waiting for missing dependencies per
+                          document; past it the sender is closed (4009)
+                          (env OPSTREAM_MAX_PENDING_UPDATE_BYTES, default 4194304)
 
 Cluster (all nodes share one Redis and one store):
   --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
@@ -67,6 +81,15 @@ async function serve(argv: string[]): Promise<void> {
       "drain-timeout-ms": { type: "string", default: process.env.OPSTREAM_DRAIN_TIMEOUT_MS ?? "10000" },
       "max-connections-per-ip": { type: "string", default: process.env.OPSTREAM_MAX_CONNECTIONS_PER_IP },
       "message-rate": { type: "string", default: process.env.OPSTREAM_MESSAGE_RATE },
+      "max-documents": { type: "string", default: process.env.OPSTREAM_MAX_DOCUMENTS },
+      "max-documents-per-socket": { type: "string", default: process.env.OPSTREAM_MAX_DOCUMENTS_PER_SOCKET },
+      "max-documents-per-principal": {
+        type: "string",
+        default: process.env.OPSTREAM_MAX_DOCUMENTS_PER_PRINCIPAL,
+      },
+      "ipv6-prefix-length": { type: "string", default: process.env.OPSTREAM_IPV6_PREFIX_LENGTH },
+      "auth-timeout-ms": { type: "string", default: process.env.OPSTREAM_AUTH_TIMEOUT_MS },
+      "max-pending-update-bytes": { type: "string", default: process.env.OPSTREAM_MAX_PENDING_UPDATE_BYTES },
       help: { type: "boolean", default: false },
     },
   });
@@ -77,7 +100,13 @@ async function serve(argv: string[]): Promise<void> {
   const services = new ServiceCollection();
   const builder = services.addOpStream({
     ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
-    sessions: { idleTimeoutMs: Number(values["idle-ms"]) },
+    sessions: {
+      idleTimeoutMs: Number(values["idle-ms"]),
+      ...(values["max-documents"] === undefined ? {} : { maxDocuments: Number(values["max-documents"]) }),
+      ...(values["max-pending-update-bytes"] === undefined
+        ? {}
+        : { maxPendingBytes: Number(values["max-pending-update-bytes"]) }),
+    },
     transport: {
       prefix: values.prefix,
       hocuspocusPath: values["hocuspocus-path"],
@@ -90,6 +119,18 @@ async function serve(argv: string[]): Promise<void> {
         ? {}
         : { maxConnectionsPerIp: Number(values["max-connections-per-ip"]) }),
       ...(values["message-rate"] === undefined ? {} : { messageRate: Number(values["message-rate"]) }),
+      ...(values["max-documents-per-socket"] === undefined
+        ? {}
+        : { maxDocumentsPerSocket: Number(values["max-documents-per-socket"]) }),
+      ...(values["max-documents-per-principal"] === undefined
+        ? {}
+        : { maxDocumentsPerPrincipal: Number(values["max-documents-per-principal"]) }),
+      ...(values["ipv6-prefix-length"] === undefined
+        ? {}
+        : { ipv6PrefixLength: Number(values["ipv6-prefix-length"]) }),
+      ...(values["auth-timeout-ms"] === undefined
+        ? {}
+        : { authTimeoutMs: Number(values["auth-timeout-ms"]) }),
     },
   });
   const storage = values.storage;

@@ -34,6 +34,18 @@ export const ErrorCodes = {
   DOCUMENT_NOT_FOUND: "OPS_ERR_DOCUMENT_NOT_FOUND",
   /** The host is shutting down and accepts no new work. */
   SHUTTING_DOWN: "OPS_ERR_SHUTTING_DOWN",
+  /** A document name is longer than `transport.maxDocumentNameLength`. */
+  INVALID_DOCUMENT_NAME: "OPS_ERR_INVALID_DOCUMENT_NAME",
+  /** An HTTP request could not be read: a malformed URL escape, an unparsable or oversized body (HTTP 4xx). */
+  BAD_REQUEST: "OPS_ERR_BAD_REQUEST",
+  /** No HTTP route answers this method and path (HTTP 404). */
+  ROUTE_NOT_FOUND: "OPS_ERR_ROUTE_NOT_FOUND",
+  /** An unexpected failure while answering an HTTP request (HTTP 500; the log has the cause). */
+  INTERNAL: "OPS_ERR_INTERNAL",
+  /** A per-socket, per-principal or per-node limit on open documents was reached. */
+  LIMIT_REACHED: "OPS_ERR_LIMIT_REACHED",
+  /** Updates waiting for missing dependencies passed the session's pending budget. */
+  PENDING_BUDGET_EXCEEDED: "OPS_ERR_PENDING_BUDGET_EXCEEDED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

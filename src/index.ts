@@ -51,7 +51,7 @@ export {
   type RequestOptions,
   type Subscription,
 } from "./backplane/backplane.js";
-export type { IOwnership, Lease } from "./backplane/ownership.js";
+export type { AcquireOptions, IOwnership, Lease } from "./backplane/ownership.js";
 export { LocalBackplane } from "./backplane/local/local-backplane.js";
 export {
   LocalBus,
@@ -70,7 +70,7 @@ export { RedisBackplane } from "./backplane/redis/redis-backplane.js";
 export { RedisOwnership, type RedisOwnershipOptions } from "./backplane/redis/redis-ownership.js";
 export { REDIS_BACKPLANE_DEFAULTS, type RedisBackplaneOptions } from "./backplane/redis/options.js";
 
-export { DocumentRouter } from "./router/document-router.js";
+export { DocumentRouter, type JoinOptions } from "./router/document-router.js";
 export type { DocumentHandle } from "./router/document-handle.js";
 
 export {
@@ -88,12 +88,13 @@ export {
   type AuthorizationRequest,
   type DenialReason,
 } from "./transport/authorization.js";
+export { jwtAuthorizer, type JwtAuthorizerOptions, type JwtGrant } from "./transport/jwt-authorizer.js";
 export {
   accessFromScopes,
-  jwtAuthorizer,
-  type JwtAuthorizerOptions,
-  type JwtGrant,
-} from "./transport/jwt-authorizer.js";
+  documentScope,
+  type DocumentScopeOptions,
+  type ScopeAccess,
+} from "./transport/scopes.js";
 export { TOKEN_SUBPROTOCOL } from "./transport/admission.js";
 
 export type {

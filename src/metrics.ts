@@ -40,7 +40,7 @@ export class OpStreamMetrics {
   });
   readonly updatesRejected = new Counter({
     name: "opstream_updates_rejected_total",
-    help: "Updates refused by a validator or by Yjs, or sent by a read-only connection.",
+    help: "Updates refused by a validator, by Yjs or by the pending budget, or sent by a read-only connection.",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
@@ -206,8 +206,14 @@ export class OpStreamMetrics {
   // Transport admission and limits: refused upgrades, throttled frames, refused awareness.
   readonly upgradesRefused = new Counter({
     name: "opstream_upgrades_refused_total",
-    help: "WebSocket upgrades refused before any document work (reason: unauthenticated, forbidden, origin, node-limit, ip-limit, draining, error).",
+    help: "WebSocket upgrades refused before any document work (reason: unauthenticated, forbidden, origin, node-limit, ip-limit, principal-limit, draining, error).",
     labelNames: ["dialect", "reason"] as const,
+    registers: [this.registry],
+  });
+  readonly joinsRefused = new Counter({
+    name: "opstream_joins_refused_total",
+    help: "Joins of a document refused after authorization (reason: document-not-found for a reader, socket-limit, principal-limit, node-limit).",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   readonly messagesThrottled = new Counter({
@@ -218,8 +224,14 @@ export class OpStreamMetrics {
   });
   readonly awarenessRefused = new Counter({
     name: "opstream_awareness_refused_total",
-    help: "Awareness entries the transport dropped (reason: too-large, invalid-json, foreign-client).",
+    help: "Awareness entries dropped by the transport or the document (reason: too-large, invalid-json, foreign-client).",
     labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly httpErrors = new Counter({
+    name: "opstream_http_errors_total",
+    help: "HTTP requests answered with an error or refused, by status and error code (/healthz?doc without the management credential: status 200, OPS_ERR_FORBIDDEN).",
+    labelNames: ["status", "code"] as const,
     registers: [this.registry],
   });
 

@@ -3,14 +3,20 @@ import * as Y from "yjs";
 import { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
 import { connectClient, type Client } from "../support/clients.js";
 import type { Cluster } from "../support/cluster.js";
+import { MANAGEMENT_TOKEN } from "../support/management.js";
 import type { ServerProcess } from "../support/process.js";
 
-/** Indexes of the nodes whose /healthz says they own `doc` (nodes that do not answer are skipped). */
+/**
+ * Indexes of the nodes whose /healthz says they own `doc` (nodes that do not answer
+ * are skipped). `owns` needs the management credential, which startCluster gives
+ * every node.
+ */
 export async function ownersOf(nodes: readonly ServerProcess[], doc: string): Promise<number[]> {
   const answers = await Promise.all(
     nodes.map(async (node, index) => {
       try {
         const response = await fetch(`${node.httpUrl}/healthz?doc=${encodeURIComponent(doc)}`, {
+          headers: { authorization: `Bearer ${MANAGEMENT_TOKEN}` },
           signal: AbortSignal.timeout(1000),
         });
         return ((await response.json()) as { owns?: boolean }).owns ? index : -1;

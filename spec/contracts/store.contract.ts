@@ -23,6 +23,10 @@ async function assertFenced(promise: Promise<unknown>): Promise<void> {
   await assert.rejects(promise, (error: unknown) => isOpStreamError(error, ErrorCodes.FENCED));
 }
 
+async function assertNotFound(promise: Promise<unknown>): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => isOpStreamError(error, ErrorCodes.DOCUMENT_NOT_FOUND));
+}
+
 function rebuild(snapshot: Uint8Array | undefined, ops: readonly { update: Uint8Array }[]): string {
   const doc = new Y.Doc();
   if (snapshot) Y.applyUpdate(doc, snapshot);
@@ -206,6 +210,33 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const epochA2 = await store.claimEpoch("a");
       assert.ok(epochA2 > epochA, "epochs keep increasing after a delete");
       await assertFenced(store.append("a", epochA, [new Uint8Array([0, 0])]));
+    });
+
+    it("a mustExist claim of a document never created throws DOCUMENT_NOT_FOUND and writes nothing", async () => {
+      await assertNotFound(store.claimEpoch("ghost", { mustExist: true }));
+      await assertNotFound(store.claimEpoch("ghost", { mustExist: true, atLeast: 5 }));
+      assert.deepEqual(await store.list(), [], "no record was created");
+      assert.deepEqual(await store.load("ghost"), { snapshot: null, ops: [] });
+      assert.equal(await store.claimEpoch("ghost"), 1, "the refused claims took no epoch");
+    });
+
+    it("a mustExist claim of an existing document (even one without ops) claims the next epoch", async () => {
+      const created = await store.claimEpoch("empty");
+      assert.equal(await store.claimEpoch("empty", { mustExist: true }), created + 1);
+      assert.equal(await store.claimEpoch("empty", { mustExist: true, atLeast: created + 10 }), created + 10);
+      await assertFenced(store.append("empty", created, [new Uint8Array([0, 0])]));
+      assert.deepEqual(await store.list(), ["empty"]);
+    });
+
+    it("a mustExist claim does not resurrect a deleted document, nor move its epoch", async () => {
+      const epoch = await store.claimEpoch("gone");
+      await store.append("gone", epoch, [textUpdate(new Y.Doc(), 0, "content")]);
+      await store.delete("gone");
+      await assertNotFound(store.claimEpoch("gone", { mustExist: true }));
+      assert.deepEqual(await store.list(), [], "still deleted");
+      assert.deepEqual(await store.load("gone"), { snapshot: null, ops: [] });
+      assert.equal(await store.claimEpoch("gone"), epoch + 1, "a writer re-creates it with the next epoch");
+      assert.deepEqual(await store.list(), ["gone"]);
     });
 
     it("answers ping", async () => {

@@ -53,6 +53,37 @@ describe("AwarenessRegistry", () => {
     assert.equal(registry.size, 2);
   });
 
+  it("binds a client id to the peer that first set it: another peer's entries are refused (issue #23)", () => {
+    const registry = new AwarenessRegistry();
+    assert.ok(registry.apply("victim", update(7, 1, { n: "victim" }), 0).forward);
+    const spoof = registry.apply("mallory", update(7, 1000, { n: "mallory" }), 10);
+    assert.deepEqual([spoof.forward, spoof.foreign], [null, [7]], "a newer clock from another peer");
+    const removal = registry.apply("mallory", update(7, 1001, null), 20);
+    assert.deepEqual([removal.forward, removal.foreign], [null, [7]], "nor may it remove the state");
+    const stale = registry.apply("mallory", update(7, 1, { n: "mallory" }), 20);
+    assert.deepEqual(
+      [stale.forward, stale.foreign],
+      [null, []],
+      "a stale entry changes nothing: not counted",
+    );
+    assert.ok(registry.apply("victim", update(7, 2, { n: "victim, renewed" }), 30).forward);
+    assert.deepEqual(decodeAwarenessUpdate(registry.encodeAll()!), [
+      { clientId: 7, clock: 2, json: '{"n":"victim, renewed"}' },
+    ]);
+  });
+
+  it("frees a client id when its peer leaves, removes its state, or lets it expire", () => {
+    const registry = new AwarenessRegistry({ timeoutMs: 1000 });
+    registry.apply("a", update(1, 1, {}), 0);
+    registry.removePeer("a");
+    assert.deepEqual(registry.apply("b", update(1, 3, {}), 0).foreign, [], "after its peer left");
+    registry.apply("b", update(1, 4, null), 0);
+    assert.deepEqual(registry.apply("c", update(1, 5, {}), 0).foreign, [], "after a removal");
+    registry.expire(1000);
+    const taken = registry.apply("d", update(1, 6, {}), 1000);
+    assert.deepEqual([taken.foreign, registry.size], [[], 1], "after it expired");
+  });
+
   it("throws on a malformed update and applies none of it", () => {
     const registry = new AwarenessRegistry();
     assert.throws(() => registry.apply("p", new Uint8Array([5, 1]), 0));

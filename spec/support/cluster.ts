@@ -8,6 +8,7 @@ import {
   type DocumentStore,
 } from "../../src/index.js";
 import { FaultProxy } from "./fault-proxy.js";
+import { MANAGEMENT_TOKEN } from "./management.js";
 import { sharedPostgres } from "./postgres.js";
 import { spawnServer, type ServerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
@@ -31,7 +32,11 @@ export interface ClusterOptions {
    * browser specs; other specs leave it off (`--no-sample`). @default false
    */
   sample?: boolean;
-  /** More CLI arguments for every node (e.g. `--management-token`). @default none */
+  /**
+   * More CLI arguments for every node. Nodes get `--management-token
+   * MANAGEMENT_TOKEN` unless these name one (ownersOf reads `/healthz?doc`, which
+   * needs it). @default none
+   */
   extraArgs?: readonly string[];
   /**
    * Put a {@link FaultProxy} between each node and Redis, and between each node and
@@ -98,6 +103,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     "--request-timeout-ms",
     String(options.requestTimeoutMs ?? 2000),
     ...(options.sample ? [] : ["--no-sample"]),
+    ...(options.extraArgs?.includes("--management-token") ? [] : ["--management-token", MANAGEMENT_TOKEN]),
     ...(options.extraArgs ?? []),
   ];
   const spawned = await Promise.allSettled(

@@ -1,4 +1,4 @@
-import { MemoryDocumentStore, type StoredDocument } from "../../src/index.js";
+import { MemoryDocumentStore, type ClaimEpochOptions, type StoredDocument } from "../../src/index.js";
 
 /**
  * A real memory store that counts what the engine asked of it, per document, and
@@ -22,9 +22,9 @@ export class CountingStore extends MemoryDocumentStore {
   touched(docId: string): boolean {
     return this.claims.includes(docId) || this.loads.includes(docId);
   }
-  override async claimEpoch(docId: string): Promise<number> {
+  override async claimEpoch(docId: string, options?: ClaimEpochOptions): Promise<number> {
     this.claims.push(docId);
-    return super.claimEpoch(docId);
+    return super.claimEpoch(docId, options);
   }
   override async load(docId: string): Promise<StoredDocument> {
     this.loads.push(docId);

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import type { WebSocket } from "ws";
-import { CloseCodes, type Access, type AuthorizationRequest } from "../../src/index.js";
+import { CloseCodes, documentScope, type Access, type AuthorizationRequest } from "../../src/index.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { CountingStore } from "../support/counting-store.js";
 import { eventually } from "../support/eventually.js";
@@ -11,6 +11,9 @@ import { JWT_SECRET, signToken } from "../support/tokens.js";
 import { refusedWith } from "../support/upgrade.js";
 
 const inSeconds = (seconds: number) => Math.floor(Date.now() / 1000) + seconds;
+const writeScope = (docId: string) => documentScope({ access: "read-write", docId });
+const WRITE_ALL = documentScope({ access: "read-write", allDocuments: true });
+const READ_ALL = documentScope({ access: "readonly", allDocuments: true });
 
 async function refusals(server: TestServer, reason: string): Promise<number> {
   const metric = await server.host.metrics.upgradesRefused.get();
@@ -44,8 +47,8 @@ describe("authorization with useJwtAuthorization, end to end", () => {
 
   describe("y-websocket", () => {
     it("refuses no, invalid and expired tokens with 401, another document's token with 403, before any load", async () => {
-      const forA = await signToken("opstream:doc-a");
-      const expired = await signToken("opstream:*", inSeconds(-60));
+      const forA = await signToken(writeScope("doc-a"));
+      const expired = await signToken(WRITE_ALL, inSeconds(-60));
       const [unauthenticated, forbidden] = [
         await refusals(server, "unauthenticated"),
         await refusals(server, "forbidden"),
@@ -63,13 +66,17 @@ describe("authorization with useJwtAuthorization, end to end", () => {
 
     it("takes the token from the subprotocol (answering `opstream`) or the query; scopes decide the access", async () => {
       const writer = track(
-        connectClient(server.url, "scoped", { protocols: ["opstream", await signToken("opstream:scoped")] }),
+        connectClient(server.url, "scoped", {
+          protocols: ["opstream", await signToken(writeScope("scoped"))],
+        }),
       );
       const viewer = track(
-        connectClient(server.url, "scoped", { params: { token: await signToken("opstream:scoped:read") } }),
+        connectClient(server.url, "scoped", {
+          params: { token: await signToken(documentScope({ access: "readonly", docId: "scoped" })) },
+        }),
       );
       const everything = track(
-        connectClient(server.url, "scoped", { params: { token: await signToken("opstream:*") } }),
+        connectClient(server.url, "scoped", { params: { token: await signToken(WRITE_ALL) } }),
       );
       await Promise.all([synced(writer), synced(viewer), synced(everything)]);
       assert.equal((writer.provider.ws as unknown as WebSocket).protocol, "opstream");
@@ -87,7 +94,7 @@ describe("authorization with useJwtAuthorization, end to end", () => {
       this.timeout(10_000);
       const client = track(
         connectClient(server.url, "expiring", {
-          params: { token: await signToken("opstream:expiring", inSeconds(2)) },
+          params: { token: await signToken(writeScope("expiring"), inSeconds(2)) },
         }),
       );
       const codes: number[] = [];
@@ -107,8 +114,8 @@ describe("authorization with useJwtAuthorization, end to end", () => {
       const url = () => `${server.url}/hocuspocus`;
 
       it("denies no, invalid and expired tokens as unauthenticated, another document's as permission-denied, before any load", async () => {
-        const forA = await signToken(`opstream:${version.name}-a`);
-        const expired = await signToken("opstream:*", inSeconds(-60));
+        const forA = await signToken(writeScope(`${version.name}-a`));
+        const expired = await signToken(WRITE_ALL, inSeconds(-60));
         const docB = `${version.name}-b`;
         const none = track(connectHocuspocus(version, url(), docB));
         const invalid = track(connectHocuspocus(version, url(), docB, { token: "not.a.jwt" }));
@@ -125,12 +132,11 @@ describe("authorization with useJwtAuthorization, end to end", () => {
       it("honours read and read-write scopes", async () => {
         const doc = `${version.name}-scoped`;
         const writer = track(
-          connectHocuspocus(version, url(), doc, { token: await signToken(`opstream:${doc}`) }),
+          connectHocuspocus(version, url(), doc, { token: await signToken(writeScope(doc)) }),
         );
-        const reader = track(
-          connectHocuspocus(version, url(), doc, { token: await signToken("opstream:*:read") }),
-        );
-        await Promise.all([hpSynced(writer), hpSynced(reader)]);
+        await hpSynced(writer); // readers never create a document: the writer opens it first
+        const reader = track(connectHocuspocus(version, url(), doc, { token: await signToken(READ_ALL) }));
+        await hpSynced(reader);
         assert.deepEqual(writer.events.authenticated, ["read-write"]);
         assert.deepEqual(reader.events.authenticated, ["readonly"]);
         writer.text.insert(0, "written");
@@ -145,7 +151,7 @@ describe("authorization with useJwtAuthorization, end to end", () => {
       it("closes the socket with 4003 when a token expires; a token function then reconnects with a fresh one", async function () {
         this.timeout(10_000);
         const doc = `${version.name}-expiring`;
-        const tokens = [await signToken(`opstream:${doc}`, inSeconds(2)), await signToken(`opstream:${doc}`)];
+        const tokens = [await signToken(writeScope(doc), inSeconds(2)), await signToken(writeScope(doc))];
         let calls = 0;
         const token = () => tokens[Math.min(calls++, 1)]!;
         const client = track(connectHocuspocus(version, url(), doc, { provider: { token } }));

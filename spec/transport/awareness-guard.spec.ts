@@ -52,11 +52,27 @@ describe("AwarenessGuard", () => {
     assert.deepEqual(refused, [["foreign-client", 7]]);
   });
 
-  it("a reconnecting client reclaims its id from the stale state the server sent it", () => {
+  it("never binds an id the server sent it, whatever the clock (issue #23, finding 5)", () => {
+    guard.sent(update([7, 4, { victim: true }]));
+    assert.equal(guard.filter(update([7, 1000, { spoofed: true }])), null, "a first entry cannot claim it");
+    assert.deepEqual(refused, [["foreign-client", 7]]);
+    assert.deepEqual(ids(guard.filter(update([1, 1, { me: 1 }]))), [1], "its own id still binds");
+    assert.equal(guard.filter(update([7, 1001, { spoofed: true }])), null);
+    assert.deepEqual(refused, [
+      ["foreign-client", 7],
+      ["foreign-client", 7],
+    ]);
+  });
+
+  it("a reconnecting client reclaims its id once the server removed the stale state it sent", () => {
     guard.sent(update([3, 10, { me: "old" }]));
-    assert.equal(guard.filter(update([3, 10, { me: "old" }])), null);
-    assert.deepEqual(ids(guard.filter(update([3, 11, { me: "again" }]))), [3]);
-    assert.deepEqual(refused, []);
+    assert.equal(guard.filter(update([3, 10, { me: "old" }])), null, "its re-announcement is an echo");
+    assert.equal(guard.filter(update([3, 11, { me: "again" }])), null, "the old connection still owns it");
+    assert.deepEqual(refused, [["foreign-client", 3]]);
+    guard.sent(update([3, 11, null])); // the old connection is gone
+    assert.deepEqual(ids(guard.filter(update([3, 12, { me: "again" }]))), [3]);
+    assert.deepEqual(ids(guard.filter(update([3, 13, { me: "later" }]))), [3]);
+    assert.equal(refused.length, 1);
   });
 
   it("refuses states larger than the limit and states that are not JSON", () => {

@@ -3,8 +3,9 @@ import type { IncomingMessage } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from "jose";
-import { ErrorCodes, isOpStreamError } from "../../src/index.js";
-import { accessFromScopes, jwtAuthorizer } from "../../src/transport/jwt-authorizer.js";
+import { ErrorCodes, documentScope, isOpStreamError } from "../../src/index.js";
+import { jwtAuthorizer } from "../../src/transport/jwt-authorizer.js";
+import { accessFromScopes } from "../../src/transport/scopes.js";
 
 const SECRET = "a-shared-secret-of-at-least-32-bytes!";
 const request = {} as IncomingMessage;
@@ -19,18 +20,78 @@ async function hsToken(claims: Record<string, unknown>, expiresIn: string | numb
 
 describe("jwtAuthorizer", () => {
   it("maps scopes to access per document", () => {
-    assert.equal(accessFromScopes(["opstream:*"], "a"), "read-write");
-    assert.equal(accessFromScopes(["opstream:a"], "a"), "read-write");
-    assert.equal(accessFromScopes(["opstream:a"], "b"), "deny");
-    assert.equal(accessFromScopes(["opstream:a:read"], "a"), "readonly");
-    assert.equal(accessFromScopes(["opstream:*:read"], "z"), "readonly");
-    assert.equal(accessFromScopes(["opstream:a:read", "opstream:a"], "a"), "read-write");
+    assert.equal(accessFromScopes(["opstream.write:*"], "a"), "read-write");
+    assert.equal(accessFromScopes(["opstream.write:a"], "a"), "read-write");
+    assert.equal(accessFromScopes(["opstream.write:a"], "b"), "deny");
+    assert.equal(accessFromScopes(["opstream.read:a"], "a"), "readonly");
+    assert.equal(accessFromScopes(["opstream.read:*"], "z"), "readonly");
+    assert.equal(accessFromScopes(["opstream.read:a", "opstream.write:a"], "a"), "read-write");
     assert.equal(accessFromScopes(["other:*"], "a"), "deny");
+  });
+
+  it("grants the 0.x grammar nothing: `opstream:*`, `opstream:<doc>`, `opstream:<doc>:read`", () => {
+    for (const [scope, docId] of [
+      ["opstream:*", "a"],
+      ["opstream:a", "a"],
+      ["opstream:*:read", "*:read"],
+      ["opstream:foo:read", "foo:read"],
+      ["opstream:foo:read", "foo"],
+    ] as const) {
+      assert.equal(accessFromScopes([scope], docId), "deny", `${scope} on ${docId}`);
+    }
+  });
+
+  it("honours only scopes of the connection's tenant, and only tenanted ones when there is a tenant", () => {
+    const acmeNotes = documentScope({ access: "read-write", tenant: "acme", docId: "notes" });
+    assert.equal(acmeNotes, "opstream.write:acme/notes");
+    assert.equal(accessFromScopes([acmeNotes], "notes", "acme"), "read-write");
+    assert.equal(accessFromScopes([acmeNotes], "notes", "globex"), "deny");
+    assert.equal(accessFromScopes([acmeNotes], "notes"), "deny", "without a tenant resolver");
+    assert.equal(accessFromScopes([acmeNotes], "acme/notes"), "deny", "the full id is no way around it");
+    const everything = documentScope({ access: "read-write", allDocuments: true });
+    assert.equal(
+      accessFromScopes([everything], "notes", "acme"),
+      "deny",
+      "an untenanted * is not every tenant's",
+    );
+    const acmeReader = documentScope({ access: "readonly", tenant: "acme", allDocuments: true });
+    assert.equal(acmeReader, "opstream.read:acme/*");
+    assert.equal(accessFromScopes([acmeReader], "anything", "acme"), "readonly");
+    assert.equal(accessFromScopes([acmeReader], "anything", "acme2"), "deny");
+  });
+
+  it("builds scopes with an encoded document name, and refuses to build ambiguous ones", () => {
+    assert.equal(documentScope({ access: "readonly", docId: "foo:read" }), "opstream.read:foo%3Aread");
+    assert.equal(documentScope({ access: "read-write", docId: "*" }), "opstream.write:%2A");
+    assert.equal(documentScope({ access: "read-write", docId: "a b/c%d" }), "opstream.write:a%20b%2Fc%25d");
+    assert.equal(
+      documentScope({ access: "read-write", docId: "!'()~é" }),
+      "opstream.write:%21%27%28%29%7E%C3%A9",
+    );
+    const invalid = (error: unknown) => isOpStreamError(error, ErrorCodes.INVALID_OPTION);
+    assert.throws(() => documentScope({ access: "readonly", docId: "" }), invalid);
+    assert.throws(() => documentScope({ access: "readonly", docId: "\uD800" }), invalid);
+    assert.throws(() => documentScope({ access: "readonly", tenant: "a/b", docId: "x" }), invalid);
+    assert.throws(() => documentScope({ access: "deny" as "readonly", docId: "x" }), invalid);
+    assert.throws(
+      () =>
+        documentScope({ access: "readonly", docId: "x", allDocuments: true } as unknown as {
+          access: "readonly";
+          docId: string;
+        }),
+      invalid,
+    );
+    assert.equal(accessFromScopes(["opstream.write:%2a"], "*"), "deny", "lower-case hex is not canonical");
+    assert.equal(
+      accessFromScopes(["opstream.write:%61"], "a"),
+      "deny",
+      "an escaped kept character is not canonical",
+    );
   });
 
   it("verifies HS256 tokens: scopes honoured, expiry reported, bad/expired/missing tokens denied", async () => {
     const authorize = jwtAuthorizer({ secret: SECRET });
-    const token = await hsToken({ scope: "opstream:doc-a opstream:doc-b:read" });
+    const token = await hsToken({ scope: "opstream.write:doc-a opstream.read:doc-b" });
     const a = await authorize({ docId: "doc-a", token, request });
     assert.equal(a.access, "read-write");
     assert.ok(a.expiresAt !== undefined && a.expiresAt > Date.now() + 3_500_000);
@@ -43,9 +104,9 @@ describe("jwtAuthorizer", () => {
     assert.equal((await authorize({ docId: "doc-a", token: undefined, request })).reason, "unauthenticated");
     assert.equal((await authorize({ docId: "doc-a", token: undefined, request })).access, "deny");
     assert.equal((await authorize({ docId: "doc-a", token: "not.a.jwt", request })).access, "deny");
-    const expired = await hsToken({ scope: "opstream:*" }, Math.floor(Date.now() / 1000) - 60);
+    const expired = await hsToken({ scope: "opstream.write:*" }, Math.floor(Date.now() / 1000) - 60);
     assert.equal((await authorize({ docId: "doc-a", token: expired, request })).access, "deny");
-    const forged = await new SignJWT({ scope: "opstream:*" })
+    const forged = await new SignJWT({ scope: "opstream.write:*" })
       .setProtectedHeader({ alg: "HS256" })
       .setExpirationTime("1h")
       .sign(new TextEncoder().encode("another-secret-of-at-least-32-bytes!!"));
@@ -55,9 +116,21 @@ describe("jwtAuthorizer", () => {
     });
   });
 
+  it("takes the tenant from the request, and reports the token's sub as the grant's principal", async () => {
+    const authorize = jwtAuthorizer({ secret: SECRET });
+    const token = await hsToken({ sub: "user-7", scope: "opstream.write:acme/notes" });
+    const grant = await authorize({ docId: "notes", tenant: "acme", token, request });
+    assert.equal(grant.access, "read-write");
+    assert.equal(grant.principal, "user-7");
+    assert.equal((await authorize({ docId: "notes", tenant: "globex", token, request })).access, "deny");
+    assert.equal((await authorize({ docId: "notes", token, request })).access, "deny");
+    const anonymous = await hsToken({ scope: "opstream.write:*" });
+    assert.equal("principal" in (await authorize({ docId: "notes", token: anonymous, request })), false);
+  });
+
   it("reports expiresAt as exp plus the clock tolerance: the moment the token stops being accepted", async () => {
     const exp = Math.floor(Date.now() / 1000) + 60;
-    const token = await hsToken({ scope: "opstream:*" }, exp);
+    const token = await hsToken({ scope: "opstream.write:*" }, exp);
     assert.equal(
       (await jwtAuthorizer({ secret: SECRET })({ docId: "d", token, request })).expiresAt,
       exp * 1000 + 5000,
@@ -73,14 +146,14 @@ describe("jwtAuthorizer", () => {
       audience: "opstream",
       scopeClaim: "scp",
     });
-    const good = await new SignJWT({ scp: ["opstream:*"] })
+    const good = await new SignJWT({ scp: ["opstream.write:*"] })
       .setProtectedHeader({ alg: "HS256" })
       .setIssuer("https://auth")
       .setAudience("opstream")
       .setExpirationTime("1h")
       .sign(new TextEncoder().encode(SECRET));
     assert.equal((await authorize({ docId: "x", token: good, request })).access, "read-write");
-    const wrongAudience = await new SignJWT({ scp: ["opstream:*"] })
+    const wrongAudience = await new SignJWT({ scp: ["opstream.write:*"] })
       .setProtectedHeader({ alg: "HS256" })
       .setIssuer("https://auth")
       .setAudience("someone-else")
@@ -92,7 +165,7 @@ describe("jwtAuthorizer", () => {
   it("verifies ES256 with a PEM public key, and RS256 from a JWKS URL", async () => {
     const es = await generateKeyPair("ES256");
     const byPem = jwtAuthorizer({ publicKey: await exportSPKI(es.publicKey), algorithms: ["ES256"] });
-    const esToken = await new SignJWT({ scope: "opstream:doc" })
+    const esToken = await new SignJWT({ scope: "opstream.write:doc" })
       .setProtectedHeader({ alg: "ES256" })
       .setExpirationTime("1h")
       .sign(es.privateKey);
@@ -108,7 +181,7 @@ describe("jwtAuthorizer", () => {
       const byJwks = jwtAuthorizer({
         jwksUrl: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
       });
-      const rsToken = await new SignJWT({ scope: "opstream:doc:read" })
+      const rsToken = await new SignJWT({ scope: "opstream.read:doc" })
         .setProtectedHeader({ alg: "RS256", kid: "k1" })
         .setExpirationTime("1h")
         .sign(rs.privateKey);

@@ -65,8 +65,11 @@ describe("read-only connections", () => {
         return participant;
       };
       const opening = await rejectedReadonly(server);
-      const [writer, viewer, observer] = [join("writer"), join("viewer"), join(null)];
-      await Promise.all([writer.ready(), viewer.ready(), observer.ready()]);
+      // Readers never create a document (PROTOCOL.md): the writer opens it first.
+      const writer = join("writer");
+      await writer.ready();
+      const [viewer, observer] = [join("viewer"), join(null)];
+      await Promise.all([viewer.ready(), observer.ready()]);
       writer.text.insert(0, "base;");
       await eventually(() => assert.equal(viewer.text.toString(), "base;"));
       await eventually(() => assert.equal(observer.text.toString(), "base;"));
@@ -97,6 +100,7 @@ describe("read-only connections", () => {
   for (const version of PROVIDER_VERSIONS) {
     it(`Hocuspocus ${version.name}: the refusal is SyncStatus 0, so the edit stays unsynced`, async () => {
       const url = `${server.url}/hocuspocus`;
+      await (await server.host.documents.open("read-only-ack")).close(); // readers never create it
       const viewer = connectHocuspocus(version, url, "read-only-ack", { token: "viewer" });
       participants.push({ ...viewer, awareness: viewer.provider.awareness!, ready: () => hpSynced(viewer) });
       await hpSynced(viewer);

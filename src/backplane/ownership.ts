@@ -29,13 +29,24 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/** Options of {@link IOwnership.acquire}. */
+export interface AcquireOptions {
+  /**
+   * Claim the epoch with `ClaimEpochOptions.mustExist`: when storage has no such
+   * document, acquire rejects with `OpStreamError(DOCUMENT_NOT_FOUND)`, releases
+   * the lease it took, and nothing is created. For read-only joins.
+   * @default false
+   */
+  mustExist?: boolean;
+}
+
 /** Who owns which document. */
 export interface IOwnership {
   /**
    * Acquires the lease for `docId` and claims the next storage epoch, or resolves
-   * null when another node holds it.
+   * null when another node holds it. A failed claim releases the lease and rejects.
    */
-  acquire(docId: string): Promise<Lease | null>;
+  acquire(docId: string, options?: AcquireOptions): Promise<Lease | null>;
   /** The node id of `docId`'s current owner, or null when nobody owns it. */
   ownerOf(docId: string): Promise<string | null>;
 }

@@ -42,6 +42,8 @@ export interface AwarenessApplyResult {
   readonly forward: Uint8Array | null;
   /** Entries dropped because the document is at `maxStates`. */
   readonly dropped: number;
+  /** Client ids of entries refused because another peer owns that client id (spoofing). */
+  readonly foreign: readonly number[];
 }
 
 export function decodeAwarenessUpdate(update: Uint8Array): AwarenessRecord[] {
@@ -72,6 +74,13 @@ export function encodeAwarenessUpdate(records: readonly AwarenessRecord[]): Uint
  * Awareness (cursors, presence) of one document, in the y-protocols wire format.
  * Ephemeral: never stored. Applies the y-protocols clock rules, coalesces repeated
  * payloads, expires silent clients, and removes a peer's clients when it leaves.
+ *
+ * A client id belongs to the peer that first set a state for it, until that peer
+ * leaves, removes the state or lets it expire. Entries for it from any other peer
+ * are refused: each connection's guard already refuses ids the server sent it, but
+ * only the document sees every connection (and every node's clients, which relays
+ * forward under their own peer ids), so a spoofer whose copy of the victim's id
+ * had not reached its connection yet is stopped here.
  */
 export class AwarenessRegistry {
   private readonly options: Required<AwarenessOptions>;
@@ -89,6 +98,7 @@ export class AwarenessRegistry {
   apply(peerId: string, update: Uint8Array, now: number): AwarenessApplyResult {
     const records = decodeAwarenessUpdate(update);
     const forward: AwarenessRecord[] = [];
+    const foreign: number[] = [];
     let dropped = 0;
     for (const record of records) {
       const entry = this.states.get(record.clientId);
@@ -96,13 +106,19 @@ export class AwarenessRegistry {
       if (entry) {
         // y-protocols rule: newer clock wins; an equal clock only counts for a removal.
         if (record.clock < entry.clock || (record.clock === entry.clock && !removal)) continue;
+        // Only an entry that would have taken effect is a takeover attempt: a stale
+        // one changes nothing whoever sends it.
+        if (entry.peerId !== peerId) {
+          foreign.push(record.clientId);
+          continue;
+        }
         if (removal) {
           this.states.delete(record.clientId);
           forward.push(record);
           continue;
         }
         const same = record.json === entry.json;
-        Object.assign(entry, { clock: record.clock, json: record.json, peerId, lastUpdated: now });
+        Object.assign(entry, { clock: record.clock, json: record.json, lastUpdated: now });
         if (same && now - entry.lastForwarded < this.options.coalesceWindowMs) continue;
         entry.lastForwarded = now;
         forward.push(record);
@@ -115,7 +131,7 @@ export class AwarenessRegistry {
         forward.push(record);
       }
     }
-    return { forward: forward.length > 0 ? encodeAwarenessUpdate(forward) : null, dropped };
+    return { forward: forward.length > 0 ? encodeAwarenessUpdate(forward) : null, dropped, foreign };
   }
 
   /** Removes every state set through `peerId`; returns the removal update to fan out, or null. */

@@ -4,6 +4,7 @@ import { codeOf, invalidUpdate, rejection } from "./session-errors.js";
 import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
 import { AwarenessRegistry } from "./awareness.js";
 import { ConsumerGroup } from "./consumers.js";
+import { DEFAULT_MAX_PENDING_BYTES, PendingBudget, pendingBytes } from "./pending-budget.js";
 import { checkUpdate } from "./update-check.js";
 import { FanOut } from "./fan-out.js";
 import { isProducer, SEED_ORIGIN, STORAGE_ORIGIN, type Origin } from "./origin.js";
@@ -41,6 +42,7 @@ export class DocumentSession {
   private readonly snapshots: SnapshotScheduler;
   private readonly awareness: AwarenessRegistry;
   private readonly queue: ApplyQueue;
+  private readonly pendingBudget: PendingBudget;
   private consumers: ConsumerGroup | undefined;
   private closing = false;
   private captured: Captured[] | null = null;
@@ -69,6 +71,7 @@ export class DocumentSession {
     this.lastSeqValue = lastSeq;
     this.snapshotSeq = snapshotSeq;
     this.awareness = new AwarenessRegistry(deps.awareness);
+    this.pendingBudget = new PendingBudget(doc, deps.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES);
     this.peers = new FanOut(docId, deps.backplane, deps.metrics, deps.logger);
     this.snapshots = new SnapshotScheduler(docId, deps.snapshotPolicy, () => this.queueSnapshot());
     this.queue = new ApplyQueue(
@@ -143,6 +146,11 @@ export class DocumentSession {
     return this.peers.size;
   }
 
+  /** Bytes of updates Yjs holds back for missing dependencies (at most `maxPendingBytes` between batches). */
+  get pendingBytes(): number {
+    return pendingBytes(this.doc);
+  }
+
   /** True once close() has begun or the session has failed: it takes no new work. */
   get closed(): boolean {
     return this.closing || this.closedReason !== undefined;
@@ -186,7 +194,8 @@ export class DocumentSession {
   /**
    * Applies an update. Resolves with its sequence number once durable and fanned
    * out, or null when it changed nothing. Rejects with UPDATE_REJECTED,
-   * INVALID_UPDATE, FENCED, STORAGE_UNAVAILABLE or SESSION_CLOSED.
+   * INVALID_UPDATE, PENDING_BUDGET_EXCEEDED, FENCED, STORAGE_UNAVAILABLE or
+   * SESSION_CLOSED.
    */
   apply(update: Uint8Array, origin: Origin): Promise<number | null> {
     const stop = this.deps.metrics.applySeconds.startTimer();
@@ -198,11 +207,21 @@ export class DocumentSession {
     return applied;
   }
 
-  /** Applies an awareness update from `peerId` and fans out what changed. Throws on malformed input. */
+  /**
+   * Applies an awareness update from `peerId` and fans out what changed; entries for
+   * a client id another peer owns are refused and counted. Throws on malformed input.
+   */
   applyAwareness(peerId: string, update: Uint8Array): void {
     this.assertOpen();
-    const { forward, dropped } = this.awareness.apply(peerId, update, Date.now());
+    const { forward, dropped, foreign } = this.awareness.apply(peerId, update, Date.now());
     if (dropped > 0) this.deps.metrics.awarenessDropped.inc(dropped);
+    if (foreign.length > 0) {
+      this.deps.metrics.awarenessRefused.inc({ reason: "foreign-client" }, foreign.length);
+      this.deps.logger.debug(
+        { docId: this.docId, peerId, clientIds: foreign },
+        "awareness entries for another peer's client refused",
+      );
+    }
     if (forward) this.peers.awareness(forward, peerId);
   }
 
@@ -310,6 +329,11 @@ export class DocumentSession {
       } finally {
         this.captured = null;
         this.currentTask = undefined;
+      }
+      const overBudget = this.pendingBudget.enforce(this.docId);
+      if (overBudget && !failures.has(task)) {
+        failures.set(task, overBudget);
+        this.deps.metrics.updatesRejected.inc({ reason: "pending-budget" });
       }
     }
 

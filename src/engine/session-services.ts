@@ -23,6 +23,12 @@ export interface SessionServices {
   readonly consumers?: readonly ConsumerRegistration[];
   /** Most queued updates merged into one op and appended as one batch. @default 256 */
   readonly maxBatch?: number;
+  /**
+   * Most bytes of updates held back for missing dependencies per document; the
+   * update that passes it is refused with PENDING_BUDGET_EXCEEDED and the pending
+   * updates are dropped. @default 4194304 (4 MiB)
+   */
+  readonly maxPendingBytes?: number;
   /** How often expired awareness states are swept. @default 5000 */
   readonly awarenessSweepMs?: number;
   /**

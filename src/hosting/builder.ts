@@ -208,7 +208,8 @@ export class OpStreamBuilder {
 
   /**
    * Authorizes with JSON Web Tokens: `useAuthorization(jwtAuthorizer(options))`.
-   * Scopes `opstream:*`, `opstream:*:read`, `opstream:<docId>`, `opstream:<docId>:read`;
+   * Scopes `opstream.write:<resource>` / `opstream.read:<resource>` (resource `*`,
+   * an encoded name, `<tenant>/*` or `<tenant>/<name>`: build them with `documentScope`);
    * a connection is closed when its token expires (4003). Throws INVALID_OPTION
    * unless exactly one of `secret`, `publicKey`, `jwksUrl` is given.
    */

@@ -5,6 +5,7 @@ import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentHandle } from "../router/document-handle.js";
 import type { DocumentRouter } from "../router/document-router.js";
+import { assertDocumentName } from "./document-name.js";
 
 /** Options of {@link ServerDocuments.open}. */
 export interface OpenDocumentOptions {
@@ -40,14 +41,18 @@ export class ServerDocuments {
   constructor(
     private readonly router: DocumentRouter,
     private readonly logger: Logger,
+    private readonly maxDocumentNameLength: number,
   ) {}
 
   /**
    * Opens `docId` (creating it if it does not exist) and resolves once the local
    * replica `doc` holds the owner's durable state. Keep the handle while you use
    * it (it counts as a client, so the document stays loaded) and `close()` it after.
+   * Rejects with INVALID_DOCUMENT_NAME, before any document work, when `docId` is
+   * longer than `transport.maxDocumentNameLength`.
    */
   async open(docId: string, options: OpenDocumentOptions = {}): Promise<ServerDocument> {
+    assertDocumentName(docId, this.maxDocumentNameLength);
     const handle = new ServerDocument(docId, this.router, this.logger, options.timeoutMs ?? 30_000, () =>
       this.open_.delete(handle),
     );

@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { IBackplane } from "../backplane/backplane.js";
 import { healthRouter } from "../http/health.js";
+import { httpErrorHandler, routeNotFound } from "../http/http-errors.js";
 import { managementRouter, type ManagementAuthorizer } from "../http/management.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
@@ -63,9 +64,15 @@ export class OpStreamHost {
       maxBatch: this.options.sessions.maxBatch,
       heartbeatIntervalMs: this.options.sessions.heartbeatIntervalMs,
       remotePeerRenewalMs: this.options.sessions.remotePeerRenewalMs,
+      maxPendingBytes: this.options.sessions.maxPendingBytes,
+      maxDocuments: this.options.sessions.maxDocuments,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
-    this.documents = new ServerDocuments(this.router, this.logger);
+    this.documents = new ServerDocuments(
+      this.router,
+      this.logger,
+      this.options.transport.maxDocumentNameLength,
+    );
     this.transport = new WebSocketTransport(
       this.options.transport,
       this.router,
@@ -90,6 +97,7 @@ export class OpStreamHost {
   /**
    * An express router with `/livez`, `/healthz`, `/readyz`, `/metrics` and the
    * management API `/api/documents` (403 until `useManagementAuthorization()`).
+   * Its errors answer JSON `{ "error": { code, message } }`, never a stack.
    */
   http(): Router {
     const isDraining = () => this.draining;
@@ -100,9 +108,11 @@ export class OpStreamHost {
         router: this.router,
         authorize: this.managementAuthorizer,
         logger: this.logger,
+        metrics: this.metrics,
+        maxDocumentNameLength: this.options.transport.maxDocumentNameLength,
       }),
     );
-    return router.use(
+    router.use(
       healthRouter({
         nodeId: this.nodeId,
         get draining() {
@@ -111,11 +121,14 @@ export class OpStreamHost {
         store: this.store,
         checks: this.backplane.ping ? [{ name: "backplane", check: () => this.backplane.ping!() }] : [],
         metrics: this.metrics,
+        logger: this.logger,
+        authorize: this.managementAuthorizer,
         sessionCount: () => this.router.sessionCount,
         owns: (docId) => this.router.localSession(docId) !== undefined,
         connectionCount: () => this.transport.connectionCount,
       }),
     );
+    return router.use(httpErrorHandler(this));
   }
 
   /** Serves WebSocket upgrades on `server`. */
@@ -128,12 +141,14 @@ export class OpStreamHost {
   /**
    * Starts an http server on `port` (0 picks a free port) serving `http()` and the
    * WebSocket endpoint, plus `app` routes if given, once the store is ready (see
-   * `DocumentStore.whenReady`). Resolves once listening.
+   * `DocumentStore.whenReady`). Resolves once listening. The app then ends with a
+   * JSON 404 and a JSON error handler: add `app` routes before calling this.
    */
   async listen(port: number, options: { host?: string; app?: express.Express } = {}): Promise<Server> {
     await this.store.whenReady?.();
     const app = options.app ?? express();
-    app.use(this.http());
+    // express's own final handler answers HTML, with the stack unless NODE_ENV=production.
+    app.use(this.http(), routeNotFound(this), httpErrorHandler(this));
     const server = createServer(app);
     this.attach(server);
     await new Promise<void>((resolve, reject) => {

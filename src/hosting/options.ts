@@ -1,6 +1,8 @@
 import type { AwarenessOptions } from "../engine/awareness.js";
 import { AWARENESS_DEFAULTS } from "../engine/awareness.js";
+import { DEFAULT_MAX_PENDING_BYTES } from "../engine/pending-budget.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
+import { checkAdmissionOptions } from "../transport/limits.js";
 import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/transport-options.js";
 
 /** Options of document sessions. */
@@ -23,6 +25,25 @@ export interface SessionOptions {
    * @default 10000
    */
   remotePeerRenewalMs?: number;
+  /**
+   * Most documents this node holds at once: sessions it owns, relays to other
+   * nodes' sessions, and documents opening. When full, an idle session (no
+   * clients, waiting for `idleTimeoutMs`) is unloaded to make room; if none is
+   * idle, a join that would open another document fails with LIMIT_REACHED
+   * (close 1013, retryable: room frees up as clients leave, and another node may
+   * have it). Joining a document already open always works. 0 = no limit.
+   * @default 10000
+   */
+  maxDocuments?: number;
+  /**
+   * Most bytes of updates a document holds back because their dependencies never
+   * arrived (Yjs's pending store: in memory, in no op). The update that
+   * passes it is refused, its sender closed with 4009 PENDING_BUDGET_EXCEEDED, and
+   * the document's pending updates dropped (their senders still hold them and
+   * resend them when they sync). 0 = no pending updates at all; there is no
+   * "unlimited". @default 4194304 (4 MiB)
+   */
+  maxPendingBytes?: number;
 }
 
 /** Options of `services.addOpStream(options)`. */
@@ -41,6 +62,8 @@ export const SESSION_DEFAULTS = Object.freeze({
   maxBatch: 256,
   heartbeatIntervalMs: 1000,
   remotePeerRenewalMs: 10_000,
+  maxDocuments: 10_000,
+  maxPendingBytes: DEFAULT_MAX_PENDING_BYTES,
 } satisfies Required<SessionOptions>);
 
 /** Options with every default filled in. */
@@ -97,6 +120,7 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
       { option: "sessions.remotePeerRenewalMs", value: resolved.sessions.remotePeerRenewalMs },
     );
   }
+  checkAdmissionOptions(resolved.transport);
   if (resolved.transport.keepAliveIntervalMs <= 0 || resolved.transport.keepAliveIntervalMs >= 30_000) {
     throw new OpStreamError(
       ErrorCodes.INVALID_OPTION,

@@ -1,6 +1,9 @@
 import { Router, type Request, type Response } from "express";
+import { ErrorCodes } from "../errors.js";
+import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import type { ManagementAuthorizer } from "./management.js";
 
 /** What the health endpoints read from the host. */
 export interface HealthSource {
@@ -10,6 +13,9 @@ export interface HealthSource {
   /** Extra readiness checks (the backplane's ping); each rejects when not ready. */
   readonly checks: readonly { name: string; check: () => Promise<void> }[];
   readonly metrics: OpStreamMetrics;
+  readonly logger: Logger;
+  /** The management API's authorizer: `/healthz?doc` answers `owns` only when it allows the request. */
+  readonly authorize: ManagementAuthorizer;
   sessionCount(): number;
   /** Whether this node owns (has loaded) `docId`. */
   owns(docId: string): boolean;
@@ -26,16 +32,38 @@ export function healthRouter(source: HealthSource): Router {
     res.type("text/plain").send("ok");
   });
   router.get("/healthz", (req: Request, res: Response) => {
-    const doc = typeof req.query.doc === "string" ? req.query.doc : undefined;
-    res.json({
+    // Counts are for operators and say nothing about any one document: answered to anyone.
+    const health = () => ({
       status: source.draining ? "draining" : "ok",
       nodeId: source.nodeId,
       storage: source.store.kind,
       sessions: source.sessionCount(),
       connections: source.connectionCount(),
-      // `?doc=<id>`: whether this node owns that document (cluster checks).
-      ...(doc === undefined ? {} : { owns: source.owns(doc) }),
     });
+    const doc = typeof req.query.doc === "string" ? req.query.doc : undefined;
+    if (doc === undefined) {
+      res.json(health());
+      return;
+    }
+    // `?doc=<id>`: whether this node owns that document (cluster checks). That tells
+    // whether a document is in use, so only the management credential gets it; a
+    // probe without it still gets its answer, just without `owns`.
+    const withoutDoc = (): void => {
+      source.metrics.httpErrors.inc({ status: "200", code: ErrorCodes.FORBIDDEN });
+      res.json(health());
+    };
+    Promise.resolve()
+      .then(() => source.authorize(req))
+      .then(
+        (allowed) => {
+          if (allowed) res.json({ ...health(), owns: source.owns(doc) });
+          else withoutDoc();
+        },
+        (error: unknown) => {
+          source.logger.warn({ err: error }, "management authorizer failed; /healthz answered without owns");
+          withoutDoc();
+        },
+      );
   });
   router.get("/readyz", (_req: Request, res: Response) => {
     if (source.draining) {

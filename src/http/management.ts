@@ -1,11 +1,14 @@
 import { timingSafeEqual } from "node:crypto";
 import { Router, type NextFunction, type Request, type Response } from "express";
 import * as Y from "yjs";
-import { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "../errors.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
+import { assertDocumentName } from "../hosting/document-name.js";
 import type { Logger } from "../logging/logger.js";
+import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
 import { OwnerRequests } from "../router/rpc.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import { httpErrorHandler, routeNotFound, sendHttpError } from "./http-errors.js";
 
 /**
  * Decides whether an HTTP request may use the management API (`/api/documents`).
@@ -36,49 +39,48 @@ export interface ManagementSource {
   readonly router: DocumentRouter;
   readonly authorize: ManagementAuthorizer;
   readonly logger: Logger;
+  readonly metrics: OpStreamMetrics;
+  /** `transport.maxDocumentNameLength`: longer names answer 400 before any storage work. */
+  readonly maxDocumentNameLength: number;
 }
-
-/** HTTP status of each error code the API can answer with. */
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  [ErrorCodes.FORBIDDEN]: 403,
-  [ErrorCodes.DOCUMENT_NOT_FOUND]: 404,
-  [ErrorCodes.NOT_OWNER]: 503,
-  [ErrorCodes.REQUEST_TIMEOUT]: 503,
-  [ErrorCodes.SHUTTING_DOWN]: 503,
-  [ErrorCodes.STORAGE_UNAVAILABLE]: 503,
-  [ErrorCodes.SESSION_CLOSED]: 503,
-};
 
 /**
  * `/api/documents`: list, get (JSON of the shared types, or the Yjs binary state),
  * delete, compact now. Works on any node: requests run on the document's owner.
- * Every route first asks the management authorizer (403 when it says no).
+ * Every route first asks the management authorizer (403 when it says no); every
+ * error, an unknown route under `/api/documents` included, answers
+ * `{ "error": { code, message } }` (see http-errors.ts).
  */
 export function managementRouter(source: ManagementSource): Router {
   const router = Router();
   router.use("/api/documents", (req: Request, res: Response, next: NextFunction) => {
-    Promise.resolve(source.authorize(req)).then(
-      (allowed) => {
-        if (allowed) next();
-        else fail(res, new OpStreamError(ErrorCodes.FORBIDDEN, "The management API needs authorization."));
-      },
-      (error: unknown) => fail(res, error),
-    );
+    // A synchronous throw of the authorizer is a rejection here, answered like one.
+    Promise.resolve()
+      .then(() => source.authorize(req))
+      .then(
+        (allowed) => {
+          if (allowed) next();
+          else
+            sendHttpError(
+              source,
+              req,
+              res,
+              new OpStreamError(ErrorCodes.FORBIDDEN, "The management API needs authorization."),
+            );
+        },
+        (error: unknown) => next(error),
+      );
   });
 
   const route =
     (work: (req: Request, res: Response) => Promise<void>) =>
-    (req: Request, res: Response): void => {
-      work(req, res).catch((error: unknown) => {
-        if (!isOpStreamError(error) || STATUS[error.code] === undefined) {
-          source.logger.error({ err: error, path: req.path }, "management request failed");
-        }
-        fail(res, error);
-      });
+    (req: Request, res: Response, next: NextFunction): void => {
+      work(req, res).catch(next);
     };
 
   const existing = async (req: Request): Promise<string> => {
     const docId = String(req.params.id);
+    assertDocumentName(docId, source.maxDocumentNameLength);
     // Opening a document creates it: check first, so a GET never creates anything.
     if (!(await source.store.list()).includes(docId)) {
       throw new OpStreamError(ErrorCodes.DOCUMENT_NOT_FOUND, `No document "${docId}".`, { docId });
@@ -126,15 +128,11 @@ export function managementRouter(source: ManagementSource): Router {
       res.json({ id: docId, snapshotSeq: seq });
     }),
   );
+  router.use("/api/documents", routeNotFound(source));
+  // Errors of these routes (a path parameter express cannot decode, a failed
+  // request to the owner) are answered here, so an embedder's app needs no handler.
+  router.use(httpErrorHandler(source));
   return router;
-}
-
-function fail(res: Response, error: unknown): void {
-  const coded = isOpStreamError(error) ? error : undefined;
-  const status = (coded && STATUS[coded.code]) ?? 500;
-  res.status(status).json({
-    error: { code: coded?.code ?? "OPS_ERR_INTERNAL", message: coded?.message ?? "Internal error." },
-  });
 }
 
 /**

@@ -4,6 +4,7 @@ import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
 import type { SessionServices } from "../engine/session-services.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { manageSession, registerOwnerEndpoint } from "./owner-endpoint.js";
@@ -21,6 +22,29 @@ export interface RouterDependencies extends SessionServices {
   readonly maxJoinAttempts?: number;
   /** Period of relays' renewals of their clients; owners expire others' clients after 3. @default 10000 */
   readonly remotePeerRenewalMs?: number;
+  /**
+   * Most documents this node holds at once (owned sessions, relays, and documents
+   * opening); a join that would open another fails with LIMIT_REACHED once no idle
+   * session can be unloaded to make room. 0 = no limit. @default 0
+   */
+  readonly maxDocuments?: number;
+}
+
+/** Options of {@link DocumentRouter.join}. */
+export interface JoinOptions {
+  /**
+   * Whether the join may create the document. Readers join with false: a document
+   * storage does not hold (never created, or deleted) is refused with
+   * DOCUMENT_NOT_FOUND and nothing is created; one open on any node is joined.
+   * @default true (server-side callers and writers)
+   */
+  readonly create?: boolean;
+}
+
+/** How a document is opened: whether storage must already hold it, and whether the node cap applies. */
+interface OpenOptions {
+  readonly mustExist: boolean;
+  readonly capped: boolean;
 }
 
 /** This node's hold on a document: the session it owns, or a relay to the owner. */
@@ -43,8 +67,10 @@ export class DocumentRouter implements LeaveListener {
   private readonly unregister: () => void;
   private readonly offResubscribed: () => void;
   private shuttingDown = false;
+  private readonly cap: DocumentCap;
 
   constructor(private readonly deps: RouterDependencies) {
+    this.cap = new DocumentCap(deps.maxDocuments);
     this.unregister = registerOwnerEndpoint(
       deps.backplane,
       {
@@ -80,9 +106,15 @@ export class DocumentRouter implements LeaveListener {
     return target instanceof DocumentSession && !target.closed ? target : undefined;
   }
 
-  /** Attaches `peer` to `docId`: to the local session, or through a relay to its owner. */
-  async join(docId: string, peer: SessionPeer): Promise<DocumentHandle> {
+  /**
+   * Attaches `peer` to `docId`: to the local session, or through a relay to its
+   * owner. Rejects with DOCUMENT_NOT_FOUND for a reader (`create: false`) of a
+   * document storage does not hold, and with LIMIT_REACHED when the document is
+   * not open and this node holds `maxDocuments` already.
+   */
+  async join(docId: string, peer: SessionPeer, options: JoinOptions = {}): Promise<DocumentHandle> {
     const maxAttempts = this.deps.maxJoinAttempts ?? 8;
+    const create = options.create ?? true;
     for (let attempt = 1; ; attempt++) {
       if (this.shuttingDown) {
         throw new OpStreamError(
@@ -90,7 +122,17 @@ export class DocumentRouter implements LeaveListener {
           "This node is shutting down; reconnect to another node.",
         );
       }
-      const target = await this.targetFor(docId);
+      let target: Target;
+      try {
+        target = await this.targetFor(docId, { mustExist: !create, capped: true });
+      } catch (error) {
+        // A reader's open of the same document was under way and failed: a writer opens it itself.
+        if (create && isOpStreamError(error, ErrorCodes.DOCUMENT_NOT_FOUND) && attempt < maxAttempts)
+          continue;
+        const refused = joinRefusal(error);
+        if (refused) this.deps.metrics.joinsRefused.inc({ reason: refused });
+        throw error;
+      }
       if (target.closed) continue; // closed between load and join: open a fresh one
       if (target instanceof DocumentSession) return this.joinLocal(target, peer);
       try {
@@ -134,7 +176,9 @@ export class DocumentRouter implements LeaveListener {
    * Runs a management request (state, compact, delete) on `docId`'s owner: this
    * node when it owns the document or can acquire it, else the owner through a
    * relay. A document loaded only for this is unloaded after the idle timeout.
-   * The caller checks that the document exists (opening one creates it).
+   * It never creates the document: a missing one rejects with DOCUMENT_NOT_FOUND
+   * (checked in storage in one step with the claim, so a delete in between cannot
+   * be undone by it). Operators' requests are not held to `maxDocuments`.
    */
   async manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
     const maxAttempts = this.deps.maxJoinAttempts ?? 8;
@@ -142,7 +186,7 @@ export class DocumentRouter implements LeaveListener {
       if (this.shuttingDown) {
         throw new OpStreamError(ErrorCodes.SHUTTING_DOWN, "This node is shutting down; ask another node.");
       }
-      const target = await this.targetFor(docId);
+      const target = await this.targetFor(docId, { mustExist: true, capped: false });
       if (target.closed) continue;
       try {
         if (target instanceof DocumentSession) {
@@ -212,7 +256,7 @@ export class DocumentRouter implements LeaveListener {
     );
   }
 
-  private async targetFor(docId: string): Promise<Target> {
+  private async targetFor(docId: string, options: OpenOptions): Promise<Target> {
     for (;;) {
       const entry = this.entries.get(docId);
       if (entry?.target) {
@@ -227,15 +271,38 @@ export class DocumentRouter implements LeaveListener {
         continue;
       }
       if (entry?.opening) return entry.opening;
-      const opening = this.open(docId);
+      if (options.capped && this.cap.reached(this.entries.size)) {
+        await this.makeRoom(docId);
+        continue;
+      }
+      const opening = this.open(docId, options.mustExist);
       this.entries.set(docId, { opening });
       return opening;
     }
   }
 
-  private async open(docId: string): Promise<Target> {
+  /**
+   * Unloads one idle session (no clients, waiting for its idle timeout) and waits
+   * until it is gone, or throws LIMIT_REACHED when every document held is in use.
+   * Idle sessions are the cheapest to give up: a reader cycling through documents
+   * would otherwise keep the node full for `idleTimeoutMs` after it left.
+   */
+  private async makeRoom(docId: string): Promise<void> {
+    for (const entry of this.entries.values()) {
+      const target = entry.target;
+      if (!(target instanceof DocumentSession) || target.peerCount > 0 || target.closed) continue;
+      if (entry.idleTimer === undefined) continue; // just opened for a join, or serving a management request
+      clearTimeout(entry.idleTimer);
+      entry.idleTimer = undefined;
+      await target.close("unloaded");
+      return;
+    }
+    throw this.cap.refusal(docId);
+  }
+
+  private async open(docId: string, mustExist: boolean): Promise<Target> {
     try {
-      const target = await this.acquireOrRelay(docId);
+      const target = await this.acquireOrRelay(docId, mustExist);
       if (target.closed) {
         // It failed while opening (lease lost, storage failing, owner gone) and its
         // onClosed ran before it was registered: never register a closed target.
@@ -252,9 +319,11 @@ export class DocumentRouter implements LeaveListener {
     }
   }
 
-  private async acquireOrRelay(docId: string): Promise<Target> {
+  private async acquireOrRelay(docId: string, mustExist: boolean): Promise<Target> {
     for (let attempt = 1; ; attempt++) {
-      const lease = await this.deps.ownership.acquire(docId);
+      // A reader's claim fails in storage when the document does not exist; the
+      // ownership layer then releases the lease, and nothing was created.
+      const lease = await this.deps.ownership.acquire(docId, { mustExist });
       if (lease) {
         try {
           return await DocumentSession.open(docId, {

@@ -1,3 +1,5 @@
+import { ErrorCodes, OpStreamError } from "../errors.js";
+
 /** One entry of a document's op log. */
 export interface StoredOp {
   /** Position in the document's log; strictly increasing, never reused. */
@@ -45,6 +47,25 @@ export interface ClaimEpochOptions {
    * @default 0 (no floor: the next epoch)
    */
   atLeast?: number;
+  /**
+   * Claim only if the document exists (it was created and not deleted since):
+   * otherwise throw `OpStreamError(DOCUMENT_NOT_FOUND)` and create or change
+   * nothing. Read-only joins claim this way, in one step with the existence check,
+   * so a reader can neither create a document nor resurrect one deleted meanwhile.
+   * @default false (create the record when missing)
+   */
+  mustExist?: boolean;
+}
+
+/** The error of a `mustExist` claim of a document that does not exist. */
+export function documentNotFound(docId: string): OpStreamError {
+  return new OpStreamError(
+    ErrorCodes.DOCUMENT_NOT_FOUND,
+    `No document "${docId}" (readers never create one).`,
+    {
+      docId,
+    },
+  );
 }
 
 /** How far a snapshot up to `uptoSeq` trims: `options.trimThrough`, never past `uptoSeq`. */
@@ -68,8 +89,9 @@ export interface DocumentStore {
   /** A short name for logs and metrics, e.g. `"sqlite"`. */
   readonly kind: string;
   /**
-   * Claims the next epoch for `docId` (creating the document record if needed), or
-   * `options.atLeast` when that is higher, and returns it.
+   * Claims the next epoch for `docId` (creating the document record if needed,
+   * unless `options.mustExist`), or `options.atLeast` when that is higher, and
+   * returns it.
    */
   claimEpoch(docId: string, options?: ClaimEpochOptions): Promise<number>;
   /**

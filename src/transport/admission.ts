@@ -30,6 +30,33 @@ export function selectProtocol(offered: Set<string>): string | false {
   return offered.has(TOKEN_SUBPROTOCOL) ? TOKEN_SUBPROTOCOL : false;
 }
 
+/** Why a y-websocket upgrade URL names no document (`opstream_upgrades_refused_total{reason}`). */
+export type PathRefusal = "not-found" | "no-document" | "name-too-long";
+
+/**
+ * The document named by a y-websocket upgrade URL: the path after `prefix`,
+ * percent-decoded, at most `maxDocumentNameLength` characters (as the Hocuspocus
+ * dialect counts them); else why not: outside the prefix or malformed
+ * percent-encoding (`not-found`), nothing after the prefix, or too long.
+ */
+export function documentPath(
+  url: string,
+  prefix: string,
+  maxDocumentNameLength: number,
+): { name: string } | { refusal: PathRefusal } {
+  const pathname = new URL(url, "http://localhost").pathname;
+  if (!pathname.startsWith(prefix)) return { refusal: "not-found" };
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname.slice(prefix.length));
+  } catch {
+    return { refusal: "not-found" }; // malformed percent-encoding: like any unknown path
+  }
+  if (name === "") return { refusal: "no-document" };
+  if (name.length > maxDocumentNameLength) return { refusal: "name-too-long" };
+  return { name };
+}
+
 /** The socket's remote address: the default `transport.clientAddress`. */
 export function remoteAddress(request: IncomingMessage): string {
   return request.socket.remoteAddress ?? "unknown";

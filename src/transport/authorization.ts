@@ -21,6 +21,11 @@ export interface AccessGrant {
    * `permission-denied`. @default "forbidden"
    */
   readonly reason?: DenialReason | undefined;
+  /**
+   * Who the grant is for (a JWT's `sub`, a user id), so per-principal limits can
+   * count one user's documents across sockets. @default the client address
+   */
+  readonly principal?: string | undefined;
 }
 
 /** What an authorizer is told: before the upgrade completes (y-websocket), or on a document's Auth message (Hocuspocus). */
@@ -53,18 +58,21 @@ export type Authorizer = (
 /** The default: everyone may read and write every document (logged as unsafe at startup). */
 export const allowAll: Authorizer = () => "read-write";
 
+/** A grant as the transport keeps it: every field set but the principal. */
+export type NormalizedGrant = Required<Omit<AccessGrant, "principal">> & Pick<AccessGrant, "principal">;
+
 /** A grant normalized from either answer of an authorizer; a grant already expired is an unauthenticated denial. */
-export function toGrant(answer: Access | AccessGrant, now = Date.now()): Required<AccessGrant> {
+export function toGrant(answer: Access | AccessGrant, now = Date.now()): NormalizedGrant {
   const grant = typeof answer === "string" ? { access: answer } : answer;
   const expiresAt = grant.expiresAt ?? Number.POSITIVE_INFINITY;
   if (grant.access !== "deny" && expiresAt <= now) {
-    return { access: "deny", expiresAt, reason: "unauthenticated" };
+    return { access: "deny", expiresAt, reason: "unauthenticated", principal: grant.principal };
   }
-  return { access: grant.access, expiresAt, reason: grant.reason ?? "forbidden" };
+  return { access: grant.access, expiresAt, reason: grant.reason ?? "forbidden", principal: grant.principal };
 }
 
 /** The longest delay `setTimeout` takes (about 24.8 days); longer ones fire at once. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** The cancel function of an expiry that never comes: one for every such connection. */
 const NEVER_EXPIRES = (): void => undefined;

@@ -31,13 +31,21 @@ function isJson(text: string): boolean {
  * states of at most `maxStateBytes` of valid JSON, for its own client id only.
  *
  * Its own id is the first one it sets a state for that the server had not sent
- * it. Stock providers pass on every awareness change they receive (y-websocket
- * and Hocuspocus alike send their Awareness `update` events, remote ones
- * included), so an entry for another client that carries nothing newer than what
- * the server sent — or removes a state — is such an echo: dropped, not counted.
- * Anything else for another id is spoofing: dropped and counted. Entries are
- * dropped rather than the socket closed, so a stock client caught by a race
- * (a state that changed while its echo was on the way) keeps editing.
+ * it: an id the server sent is another connection's (the document's registry
+ * knows it), so claiming it, whatever the clock, is spoofing. Stock providers pass
+ * on every awareness change they receive (y-websocket and Hocuspocus alike send
+ * their Awareness `update` events, remote ones included), so an entry for another
+ * client that carries nothing newer than what the server sent — or removes a
+ * state — is such an echo: dropped, not counted. Anything else for another id is
+ * spoofing: dropped and counted. Entries are dropped rather than the socket
+ * closed, so a stock client caught by a race (a state that changed while its echo
+ * was on the way) keeps editing.
+ *
+ * A client that reconnects before the server noticed its old connection is gone
+ * is sent its own stale state: its renewals are refused (and counted) until that
+ * state is removed — when the old connection is detected dead, or after the
+ * registry's timeout at the latest — and the removal frees the id: the stock
+ * client answers it by re-announcing its state, which then binds.
  */
 /** Who hears of a dropped entry: the connection, which counts and logs it. */
 export interface AwarenessRefusalListener {
@@ -81,10 +89,10 @@ export class AwarenessGuard {
     if (!removal && Buffer.byteLength(json) > this.maxStateBytes) return this.refuse("too-large", clientId);
     if (!removal && !isJson(json)) return this.refuse("invalid-json", clientId);
     if (clientId === this.ownId) return true;
-    if (removal || clock <= (this.sentClocks.get(clientId) ?? -1)) return false; // an echo
-    if (this.ownId !== undefined) return this.refuse("foreign-client", clientId);
+    const sentClock = this.sentClocks.get(clientId);
+    if (removal || (sentClock !== undefined && clock <= sentClock)) return false; // an echo
+    if (this.ownId !== undefined || sentClock !== undefined) return this.refuse("foreign-client", clientId);
     this.ownId = clientId;
-    this.sentClocks.delete(clientId);
     return true;
   }
 

@@ -31,6 +31,12 @@ export const CloseCodes = Object.freeze({
   RATE_LIMITED: 4008,
   /** The document was deleted. */
   DOCUMENT_DELETED: 4004,
+  /** A read-only connection asked for a document that does not exist (readers never create one). Retryable: it may be created later. */
+  DOCUMENT_NOT_FOUND: 4005,
+  /** Updates waiting for missing dependencies passed the document's pending budget (`sessions.maxPendingBytes`). */
+  PENDING_BUDGET_EXCEEDED: 4009,
+  /** No document of the socket was authorized within `authTimeoutMs` (Hocuspocus). */
+  AUTH_TIMEOUT: 4010,
 });
 
 export type CloseCode = (typeof CloseCodes)[keyof typeof CloseCodes];

@@ -8,7 +8,8 @@ import {
   type CryptoKey,
 } from "jose";
 import { ErrorCodes, OpStreamError } from "../errors.js";
-import type { Access, AccessGrant, AuthorizationRequest } from "./authorization.js";
+import type { AccessGrant, AuthorizationRequest } from "./authorization.js";
+import { accessFromScopes } from "./scopes.js";
 
 /** Options of {@link jwtAuthorizer}: exactly one of `secret`, `publicKey` or `jwksUrl`. */
 export interface JwtAuthorizerOptions {
@@ -29,33 +30,27 @@ export interface JwtAuthorizerOptions {
   audience?: string;
   /** Leeway for `exp` and `nbf`, in seconds. @default 5 */
   clockToleranceSec?: number;
-  /** The claim holding the scopes: a space-separated string or an array. @default "scope" */
+  /**
+   * The claim holding the scopes (`opstream.read:…`, `opstream.write:…`; build them
+   * with `documentScope`): a space-separated string or an array. @default "scope"
+   */
   scopeClaim?: string;
 }
 
 /**
  * What a token grants on one document: `expiresAt` is the token's `exp` plus the
  * clock tolerance (the moment the token stops being accepted), when a live
- * connection is closed; a missing, malformed, expired or wrongly signed token is
- * an `unauthenticated` denial, a valid one without a matching scope `forbidden`.
+ * connection is closed; `principal` is its `sub`. A missing, malformed, expired or
+ * wrongly signed token is an `unauthenticated` denial, a valid one without a
+ * matching scope `forbidden`.
  */
 export type JwtGrant = AccessGrant;
 
 /**
- * Scopes a token may carry: `opstream:*` (every document, read-write),
- * `opstream:*:read` (every document, read-only), `opstream:<docId>` (one document,
- * read-write), `opstream:<docId>:read` (one document, read-only).
- */
-export function accessFromScopes(scopes: readonly string[], docId: string): Access {
-  const has = (scope: string): boolean => scopes.includes(scope);
-  if (has("opstream:*") || has(`opstream:${docId}`)) return "read-write";
-  if (has("opstream:*:read") || has(`opstream:${docId}:read`)) return "readonly";
-  return "deny";
-}
-
-/**
  * An authorizer for JSON Web Tokens (jose): the signature, `exp`/`nbf` (and
- * `iss`/`aud` when configured) are verified, then the scopes decide the access.
+ * `iss`/`aud` when configured) are verified, then the scopes decide the access
+ * (see {@link accessFromScopes}): with a tenant resolver only scopes naming the
+ * connection's tenant count, so a token for one tenant opens nothing of another.
  * A missing, malformed, expired or wrongly signed token is denied as
  * `unauthenticated` (y-websocket: HTTP 401), a valid token without a scope for the
  * document as `forbidden` (403). Use it as `useAuthorization(jwtAuthorizer(options))`
@@ -84,7 +79,7 @@ export function jwtAuthorizer(
   };
   const toleranceMs = verifyOptions.clockTolerance * 1000;
   const unauthenticated: JwtGrant = Object.freeze({ access: "deny", reason: "unauthenticated" });
-  return async ({ token, docId }) => {
+  return async ({ token, docId, tenant }) => {
     if (!token) return unauthenticated;
     let payload: JWTPayload;
     try {
@@ -97,11 +92,12 @@ export function jwtAuthorizer(
       if (error instanceof joseErrors.JOSEError) return unauthenticated;
       throw error;
     }
-    const access = accessFromScopes(scopesOf(payload[scopeClaim]), docId);
+    const access = accessFromScopes(scopesOf(payload[scopeClaim]), docId, tenant);
     return {
       access,
       expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 + toleranceMs : undefined,
       ...(access === "deny" ? { reason: "forbidden" as const } : {}),
+      ...(typeof payload.sub === "string" && payload.sub !== "" ? { principal: payload.sub } : {}),
     };
   };
 }
@@ -123,6 +119,11 @@ function keySource(
   return Promise.resolve(createRemoteJWKSet(new URL(String(options.jwksUrl))));
 }
 
+/**
+ * The scopes of a claim. No valid scope contains a space (document names are
+ * percent-encoded), so splitting a string claim cannot cut one in two; anything
+ * else odd (tabs, other grammars) stays one unmatched string rather than a guess.
+ */
 function scopesOf(claim: unknown): string[] {
   if (typeof claim === "string") return claim.split(" ").filter(Boolean);
   if (Array.isArray(claim)) return claim.filter((scope): scope is string => typeof scope === "string");

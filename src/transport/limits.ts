@@ -1,3 +1,8 @@
+import { ErrorCodes, OpStreamError } from "../errors.js";
+import { addressKey } from "./address-key.js";
+import { MAX_TIMEOUT_MS } from "./authorization.js";
+import type { TransportOptions } from "./transport-options.js";
+
 /** The rate limit of one connection (the transport options of the same names). */
 export interface RateLimitOptions {
   /** Frames per second on average; 0 turns the limit off. */
@@ -110,6 +115,8 @@ export class MessageRateLimiter {
 /**
  * Open connections per node and per client address, counted from the start of
  * the upgrade (so authorizers still running count too) until the socket closes.
+ * An address is counted under its {@link addressKey}: an IPv6 address by its
+ * `ipv6PrefixLength` prefix (one /64 is one host in practice).
  */
 export class ConnectionCounter {
   private total = 0;
@@ -118,22 +125,55 @@ export class ConnectionCounter {
   constructor(
     private readonly maxConnections: number,
     private readonly maxPerAddress: number,
+    private readonly ipv6PrefixLength: number,
   ) {}
+
+  /** The key `address` is counted under (what acquire and release use; passing it again changes nothing). */
+  keyOf(address: string): string {
+    return addressKey(address, this.ipv6PrefixLength);
+  }
 
   /** Takes a slot for `address`, or says which limit is reached (0 = no limit). */
   acquire(address: string): "node-limit" | "ip-limit" | undefined {
+    const key = this.keyOf(address);
     if (this.maxConnections > 0 && this.total >= this.maxConnections) return "node-limit";
-    const count = this.perAddress.get(address) ?? 0;
+    const count = this.perAddress.get(key) ?? 0;
     if (this.maxPerAddress > 0 && count >= this.maxPerAddress) return "ip-limit";
     this.total += 1;
-    this.perAddress.set(address, count + 1);
+    this.perAddress.set(key, count + 1);
     return undefined;
   }
 
   release(address: string): void {
+    const key = this.keyOf(address);
     this.total -= 1;
-    const count = (this.perAddress.get(address) ?? 1) - 1;
-    if (count > 0) this.perAddress.set(address, count);
-    else this.perAddress.delete(address);
+    const count = (this.perAddress.get(key) ?? 1) - 1;
+    if (count > 0) this.perAddress.set(key, count);
+    else this.perAddress.delete(key);
   }
+}
+
+/**
+ * Checks the admission limits beyond "a non-negative number" (which every
+ * numeric option is checked for): throws OpStreamError(INVALID_OPTION).
+ */
+export function checkAdmissionOptions(
+  options: Pick<Required<TransportOptions>, "ipv6PrefixLength" | "authTimeoutMs" | "maxRefusedKeyBytes">,
+): void {
+  const invalid = (option: keyof typeof options, want: string): OpStreamError =>
+    new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      `transport.${option} must be ${want}; got ${options[option]}.`,
+      { option: `transport.${option}`, value: options[option] },
+    );
+  const { ipv6PrefixLength, authTimeoutMs, maxRefusedKeyBytes } = options;
+  if (!Number.isInteger(ipv6PrefixLength) || ipv6PrefixLength < 1 || ipv6PrefixLength > 128)
+    throw invalid(
+      "ipv6PrefixLength",
+      "an integer from 1 to 128 (64: one /64 counts as one host; 128: per address)",
+    );
+  if (!Number.isInteger(authTimeoutMs) || authTimeoutMs < 0 || authTimeoutMs > MAX_TIMEOUT_MS)
+    throw invalid("authTimeoutMs", `an integer number of milliseconds from 0 (off) to ${MAX_TIMEOUT_MS}`);
+  if (!Number.isInteger(maxRefusedKeyBytes) || maxRefusedKeyBytes < 0)
+    throw invalid("maxRefusedKeyBytes", "a non-negative integer number of bytes");
 }

@@ -1,4 +1,6 @@
 import type { IncomingMessage } from "node:http";
+import type { SessionPeer } from "../engine/peer.js";
+import type { DocumentHandle } from "../router/document-handle.js";
 import type { DocumentRouter } from "../router/document-router.js";
 
 /**
@@ -11,8 +13,19 @@ export type TenantResolver = (request: IncomingMessage) => string | undefined | 
 /** Valid tenant ids: no "/", so `<tenant>/<name>` can never be read two ways. */
 export const TENANT_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/** What a connection uses of the router: joining documents and broadcasting to them. */
-export type DocumentJoiner = Pick<DocumentRouter, "join" | "broadcastStateless">;
+/** How a connection joins a document. */
+export interface ConnectionJoinOptions {
+  /** Whether the grant lets the connection create the document: only writers do (`JoinOptions.create`). */
+  readonly create: boolean;
+  /** Whom the grant is for (`AccessGrant.principal`), counted by `maxDocumentsPerPrincipal`; the client address when absent. */
+  readonly principal?: string | undefined;
+}
+
+/** What a connection uses of the router: joining documents (saying whether it may create them) and broadcasting to them. */
+export interface DocumentJoiner {
+  join(docId: string, peer: SessionPeer, options: ConnectionJoinOptions): Promise<DocumentHandle>;
+  broadcastStateless: DocumentRouter["broadcastStateless"];
+}
 
 /** The id a tenant's document has in storage, channels and leases. */
 export function tenantDocId(tenant: string, name: string): string {
@@ -25,7 +38,7 @@ export function tenantDocId(tenant: string, name: string): string {
  */
 export function tenantScoped(router: DocumentRouter, tenant: string): DocumentJoiner {
   return {
-    join: (docId, peer) => router.join(tenantDocId(tenant, docId), peer),
+    join: (docId, peer, options) => router.join(tenantDocId(tenant, docId), peer, options),
     broadcastStateless: (docId, payload) => router.broadcastStateless(tenantDocId(tenant, docId), payload),
   };
 }

@@ -25,11 +25,30 @@ export interface TransportOptions {
   maxPendingFrames?: number;
   /** Bytes of those frames, all together (code 4002 beyond). @default 1048576 (1 MiB) */
   maxPendingBytes?: number;
+  /**
+   * Bytes (UTF-8) of the routing keys a Hocuspocus socket remembers as refused
+   * (denied, or closed by a delete), whose frames it drops until a new Auth; past
+   * this (or `maxPendingFrames` keys) the oldest are forgotten, and their frames
+   * wait for an Auth like a new key's. @default 65536 (64 KiB)
+   */
+  maxRefusedKeyBytes?: number;
+  /**
+   * A Hocuspocus socket on which no document was authorized this long after it
+   * opened is closed with 4010 (AUTH_TIMEOUT), so sockets that never authenticate
+   * cannot hold the connection caps. Once one document was authorized the socket
+   * has no such deadline. 0 = off. @default 10000
+   */
+  authTimeoutMs?: number;
   /** Longest silence towards a client before a keep-alive frame (must stay under the clients' 30 s). @default 15000 */
   keepAliveIntervalMs?: number;
   /** ws ping period; a client that missed the previous pong is terminated. @default 30000 */
   pingIntervalMs?: number;
-  /** Longest document name, in characters. @default 512 */
+  /**
+   * Longest document name, in characters (UTF-16 code units, after
+   * percent-decoding), in both dialects: a longer y-websocket name gets HTTP 400; a
+   * longer Hocuspocus name is denied, and a routing key longer than this plus 129
+   * (`\0` and a session id) closes the socket with 1007. @default 512
+   */
   maxDocumentNameLength?: number;
   /** Most connections on this node (a Hocuspocus socket counts once); beyond, upgrades get HTTP 503. 0 = no limit. @default 10000 */
   maxConnections?: number;
@@ -40,11 +59,32 @@ export interface TransportOptions {
    */
   maxConnectionsPerIp?: number;
   /**
+   * How `maxConnectionsPerIp` counts IPv6 clients: every address of one prefix of
+   * this many bits is one client (a host usually holds a whole /64). 1 to 128;
+   * 128 counts each address. IPv4-mapped IPv6 addresses count as the IPv4 address.
+   * @default 64
+   */
+  ipv6PrefixLength?: number;
+  /**
    * The client address that `maxConnectionsPerIp` counts. Behind a proxy you
    * trust, return the address it forwards (e.g. the last `X-Forwarded-For` entry
    * it appends). @default the socket's remote address
    */
   clientAddress?: (request: IncomingMessage) => string;
+  /**
+   * Most documents one Hocuspocus socket may have open (or opening) at once; the
+   * Auth of one more gets PermissionDenied `too-many-documents` (the socket's
+   * other documents carry on). 0 = no limit. @default 100
+   */
+  maxDocumentsPerSocket?: number;
+  /**
+   * Most distinct documents one principal may have open on this node at once,
+   * over all its connections: the authorizer's `AccessGrant.principal` (the JWT
+   * authorizer's `sub`), else the client address (`clientAddress`). Beyond, a
+   * y-websocket upgrade gets HTTP 429 and a Hocuspocus Auth PermissionDenied
+   * `too-many-documents`. 0 = no limit. @default 1000
+   */
+  maxDocumentsPerPrincipal?: number;
   /**
    * Origins whose pages may connect (the `Origin` header browsers send), like
    * `["https://app.example.com"]`; others get HTTP 403. Upgrades without an Origin
@@ -75,12 +115,17 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   maxBufferedBytes: 32 * 1024 * 1024,
   maxPendingFrames: 1000,
   maxPendingBytes: 1024 * 1024,
+  maxRefusedKeyBytes: 64 * 1024,
+  authTimeoutMs: 10_000,
   keepAliveIntervalMs: 15_000,
   pingIntervalMs: 30_000,
   maxDocumentNameLength: 512,
   maxConnections: 10_000,
   maxConnectionsPerIp: 100,
+  ipv6PrefixLength: 64,
   clientAddress: remoteAddress,
+  maxDocumentsPerSocket: 100,
+  maxDocumentsPerPrincipal: 1000,
   allowedOrigins: Object.freeze<string[]>(["*"]),
   messageRate: 100,
   messageBurst: 300,

@@ -2,14 +2,15 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
 import { redactUrl, type Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
 import { TENANT_ID, tenantScoped, type DocumentJoiner, type TenantResolver } from "./tenancy.js";
-import { OriginCheck, selectProtocol, upgradeToken } from "./admission.js";
+import { OriginCheck, documentPath, selectProtocol, upgradeToken } from "./admission.js";
 import { toGrant, type Authorizer } from "./authorization.js";
 import { CloseCodes } from "./close-codes.js";
+import { DocumentQuota, joinFailureCloseCode } from "./document-quota.js";
 import { HocuspocusConnection } from "./hocuspocus/connection.js";
 import type { StatelessHandler } from "./hocuspocus/stateless.js";
 import { ConnectionCounter } from "./limits.js";
@@ -25,8 +26,12 @@ const REFUSALS = Object.freeze({
   origin: [403, "Forbidden: origin not allowed"],
   "node-limit": [503, "Service Unavailable: too many connections"],
   "ip-limit": [429, "Too Many Requests: too many connections from this address"],
+  "principal-limit": [429, "Too Many Requests: too many documents open"],
   unauthenticated: [401, "Unauthorized"],
   forbidden: [403, "Forbidden"],
+  "not-found": [404, "Not Found"],
+  "no-document": [400, "Bad Request: missing document name"],
+  "name-too-long": [400, "Bad Request: document name too long"],
 } as const satisfies Record<string, readonly [number, string]>);
 type Refusal = keyof typeof REFUSALS;
 
@@ -43,6 +48,7 @@ export class WebSocketTransport {
   private readonly connections = new Set<DialectConnection>();
   private readonly origins: OriginCheck;
   private readonly counter: ConnectionCounter;
+  private readonly quota: DocumentQuota;
   private readonly servers = new Set<Server>();
   private readonly keepAliveTimer: NodeJS.Timeout;
   private readonly pingTimer: NodeJS.Timeout;
@@ -71,7 +77,12 @@ export class WebSocketTransport {
     this.options.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
     this.options.hocuspocusPath = hocuspocusPathOf(this.options.hocuspocusPath);
     this.origins = new OriginCheck(this.options.allowedOrigins);
-    this.counter = new ConnectionCounter(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.counter = new ConnectionCounter(
+      this.options.maxConnections,
+      this.options.maxConnectionsPerIp,
+      this.options.ipv6PrefixLength,
+    );
+    this.quota = new DocumentQuota(this.options, metrics);
     if (this.options.messageRate > 0 && this.options.messageBurst < 1) {
       throw new OpStreamError(
         ErrorCodes.INVALID_OPTION,
@@ -131,18 +142,21 @@ export class WebSocketTransport {
     socket.on("error", this.onUpgradeSocketError);
     const hocuspocus = this.isHocuspocusPath(request.url ?? "/");
     const dialect: Dialect = hocuspocus ? "hocuspocus" : "y-websocket";
-    const docId = hocuspocus ? undefined : this.documentName(request.url ?? "/");
-    if (!hocuspocus && docId === undefined) return rejectUpgrade(socket, 404, "Not Found");
-    if (docId === "") return rejectUpgrade(socket, 400, "Bad Request: missing document name");
     const refuse = (reason: Refusal): void => {
       this.metrics.upgradesRefused.inc({ dialect, reason });
       this.logger.debug({ dialect, reason, url: redactUrl(request.url) }, "upgrade refused");
       const [status, message] = REFUSALS[reason];
       rejectUpgrade(socket, status, message);
     };
+    const path = hocuspocus
+      ? undefined
+      : documentPath(request.url ?? "/", this.options.prefix, this.options.maxDocumentNameLength);
+    if (path && "refusal" in path) return refuse(path.refusal);
+    const docId = path?.name;
     if (!this.accepting) return refuse("draining");
     if (!this.origins.allows(request)) return refuse("origin");
-    const address = this.options.clientAddress(request);
+    // Counted (and told to the document quota) by its key: an IPv6 client by its prefix.
+    const address = this.counter.keyOf(this.options.clientAddress(request));
     const full = this.counter.acquire(address);
     if (full) return refuse(full);
     // The slot is held from here until the socket closes, whatever happens to the upgrade.
@@ -151,7 +165,9 @@ export class WebSocketTransport {
     if (!scope) return refuse("unauthenticated");
     if (docId === undefined) {
       // Documents are named in the frames: each is authorized on its own Auth message.
-      this.wss.handleUpgrade(request, socket, head, (ws) => this.acceptHocuspocus(ws, request, scope));
+      this.wss.handleUpgrade(request, socket, head, (ws) =>
+        this.acceptHocuspocus(ws, request, scope, address),
+      );
       return;
     }
     // Decided once for the connection, before the upgrade completes and before any load.
@@ -159,6 +175,9 @@ export class WebSocketTransport {
       await this.authorizer({ docId, request, token: upgradeToken(request), tenant: scope.tenant }),
     );
     if (grant.access === "deny") return refuse(grant.reason);
+    // Counted before the upgrade completes, like the per-address cap, and held until the socket closes.
+    const principal = DocumentQuota.principalOf(grant.principal, address, scope.tenant);
+    if (!this.quota.holdUntilClose(socket, principal, docId)) return refuse("principal-limit");
     const { access, expiresAt } = grant;
     this.wss.handleUpgrade(request, socket, head, (ws) =>
       this.accept(ws, docId, { access, expiresAt }, scope.router),
@@ -194,18 +213,6 @@ export class WebSocketTransport {
     return pathname === this.options.hocuspocusPath || pathname === `${this.options.hocuspocusPath}/`;
   }
 
-  /** The document name of an upgrade URL, "" when missing, undefined when outside the prefix or malformed. */
-  private documentName(url: string): string | undefined {
-    const pathname = new URL(url, "http://localhost").pathname;
-    if (!pathname.startsWith(this.options.prefix)) return undefined;
-    try {
-      const name = decodeURIComponent(pathname.slice(this.options.prefix.length));
-      return name.length <= this.options.maxDocumentNameLength ? name : undefined;
-    } catch {
-      return undefined; // malformed percent-encoding: answered 404 like any unknown path
-    }
-  }
-
   private accept(ws: WebSocket, docId: string, grant: ConnectionGrant, router: DocumentJoiner): void {
     const connection = new YWebsocketConnection(
       newConnectionId(),
@@ -217,17 +224,16 @@ export class WebSocketTransport {
       this.logger,
     );
     this.wire(ws, connection, "y-websocket", docId);
+    // Only writers may create the document: a reader of a missing one is closed with 4005.
     router
-      .join(docId, connection)
+      .join(docId, connection, { create: grant.access === "read-write" })
       .then((handle) => connection.attach(handle))
       .catch((error: unknown) => {
-        // Coded errors (not owner, shutting down, storage) are worth a retry; anything else is a bug.
-        const retryable = isOpStreamError(error);
-        this.logger.warn({ err: error, docId }, "could not open the document");
-        connection.close(
-          retryable ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR,
-          "document unavailable",
-        );
+        const code = joinFailureCloseCode(error);
+        const notFound = code === CloseCodes.DOCUMENT_NOT_FOUND;
+        if (notFound) this.logger.debug({ docId }, "a reader asked for a missing document");
+        else this.logger.warn({ err: error, docId }, "could not open the document");
+        connection.close(code, notFound ? "document not found" : "document unavailable");
       });
   }
 
@@ -235,9 +241,11 @@ export class WebSocketTransport {
     ws: WebSocket,
     request: IncomingMessage,
     scope: { router: DocumentJoiner; tenant: string | undefined },
+    address: string,
   ): void {
     const connection = new HocuspocusConnection(newConnectionId(), ws, request, {
-      router: scope.router,
+      // Each socket counts its documents (and its principals') through its own joiner.
+      router: this.quota.forSocket(scope.router, address, scope.tenant),
       ...(scope.tenant === undefined ? {} : { tenant: scope.tenant }),
       authorizer: this.authorizer,
       statelessHandlers: this.statelessHandlers,
@@ -248,6 +256,9 @@ export class WebSocketTransport {
       maxPendingBytes: this.options.maxPendingBytes,
       maxDocumentNameLength: this.options.maxDocumentNameLength,
       maxAwarenessStateBytes: this.options.maxAwarenessStateBytes,
+      maxRefusedKeyBytes: this.options.maxRefusedKeyBytes,
+      maxDocumentsPerSocket: this.options.maxDocumentsPerSocket,
+      authTimeoutMs: this.options.authTimeoutMs,
     });
     this.wire(ws, connection, "hocuspocus", undefined);
   }

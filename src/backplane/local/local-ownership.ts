@@ -1,5 +1,5 @@
 import type { DocumentStore } from "../../storage/document-store.js";
-import type { IOwnership, Lease } from "../ownership.js";
+import type { AcquireOptions, IOwnership, Lease } from "../ownership.js";
 import type { LocalBus } from "./local-bus.js";
 
 /**
@@ -13,13 +13,13 @@ export class LocalOwnership implements IOwnership {
     private readonly store: DocumentStore,
   ) {}
 
-  async acquire(docId: string): Promise<Lease | null> {
+  async acquire(docId: string, options: AcquireOptions = {}): Promise<Lease | null> {
     const owner = this.bus.owners.get(docId);
     if (owner !== undefined && owner !== this.nodeId) return null;
     this.bus.owners.set(docId, this.nodeId);
     let epoch: number;
     try {
-      epoch = await this.store.claimEpoch(docId);
+      epoch = await this.store.claimEpoch(docId, { mustExist: options.mustExist ?? false });
     } catch (error) {
       if (this.bus.owners.get(docId) === this.nodeId) this.bus.owners.delete(docId);
       throw error;

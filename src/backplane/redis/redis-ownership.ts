@@ -4,7 +4,7 @@ import { createDefaultLogger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentStore } from "../../storage/document-store.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
-import type { IOwnership, Lease } from "../ownership.js";
+import type { AcquireOptions, IOwnership, Lease } from "../ownership.js";
 import { LeaseLocks, type ProgressMark } from "./lease-locks.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "./options.js";
 import { RedisLease, reportRollback, type LeaseContext } from "./redis-lease.js";
@@ -101,11 +101,12 @@ export class RedisOwnership implements IOwnership {
    * If this node already holds it, the old lease is superseded (its signal aborts)
    * and a new one with a new epoch is returned.
    */
-  acquire(docId: string): Promise<Lease | null> {
+  acquire(docId: string, options: AcquireOptions = {}): Promise<Lease | null> {
+    const mustExist = options.mustExist ?? false;
     const previous = this.acquiring.get(docId) ?? Promise.resolve();
     const attempt = previous.then(
-      () => this.acquireNow(docId),
-      () => this.acquireNow(docId),
+      () => this.acquireNow(docId, mustExist),
+      () => this.acquireNow(docId, mustExist),
     );
     this.acquiring.set(docId, attempt);
     const forget = (): void => {
@@ -119,7 +120,7 @@ export class RedisOwnership implements IOwnership {
     return this.locks.holder(this.key(docId));
   }
 
-  private async acquireNow(docId: string): Promise<Lease | null> {
+  private async acquireNow(docId: string, mustExist: boolean): Promise<Lease | null> {
     const key = this.key(docId);
     // Before the SET, so the old lease can send nothing that lands after it.
     this.current.get(docId)?.supersede();
@@ -128,8 +129,10 @@ export class RedisOwnership implements IOwnership {
     if (!lock) return null;
     let claim: { epoch: number; before: ProgressMark; rolledBack: boolean };
     try {
-      claim = await this.claimEpoch(docId);
+      claim = await this.claimEpoch(docId, mustExist);
     } catch (error) {
+      // Also a reader's claim of a missing document: the key goes at once, so a
+      // writer elsewhere need not wait for it to expire.
       await this.locks
         .release(lock)
         .catch((releaseError: unknown) =>
@@ -157,14 +160,16 @@ export class RedisOwnership implements IOwnership {
    */
   private async claimEpoch(
     docId: string,
+    mustExist: boolean,
   ): Promise<{ epoch: number; before: ProgressMark; rolledBack: boolean }> {
     const markKey = this.markKey(docId);
     const before = await this.locks.mark(markKey);
-    let epoch = await this.store.claimEpoch(docId);
+    // A missing document rejects here, before the mark is written.
+    let epoch = await this.store.claimEpoch(docId, { mustExist });
     const rolledBack = epoch <= before.epoch;
     if (rolledBack) {
       const storeEpoch = epoch;
-      epoch = await this.store.claimEpoch(docId, { atLeast: before.epoch + 1 });
+      epoch = await this.store.claimEpoch(docId, { atLeast: before.epoch + 1, mustExist });
       reportRollback(this.context, docId, { storeEpoch, markEpoch: before.epoch, epoch });
     }
     await this.locks.recordMark(markKey, { epoch, seq: 0 });

@@ -6,7 +6,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
-import { trimPoint } from "../document-store.js";
+import { documentNotFound, trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 interface MemoryDocument {
@@ -36,6 +36,7 @@ export class MemoryDocumentStore implements DocumentStore {
   }
 
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
+    if (options.mustExist && !this.docs.get(docId)?.live) return Promise.reject(documentNotFound(docId));
     const doc = this.record(docId);
     doc.epoch = Math.max(doc.epoch + 1, options.atLeast ?? 0);
     doc.live = true;

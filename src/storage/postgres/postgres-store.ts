@@ -9,7 +9,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
-import { trimPoint } from "../document-store.js";
+import { documentNotFound, trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 import { MAX_OPS_PER_INSERT, applyMigrations, insertOpsStatement, statements } from "./schema.js";
 
@@ -231,11 +231,12 @@ export class PostgresDocumentStore implements DocumentStore {
 
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
     return this.run("claimEpoch", docId, async () => {
-      const { rows } = await this.pool.query<{ epoch: string }>(this.sql.claim, [
-        docId,
-        options.atLeast ?? 0,
-      ]);
-      if (!rows[0]) throw new Error("claim returned no row");
+      const statement = options.mustExist ? this.sql.claimExisting : this.sql.claim;
+      const { rows } = await this.pool.query<{ epoch: string }>(statement, [docId, options.atLeast ?? 0]);
+      if (!rows[0]) {
+        if (options.mustExist) throw documentNotFound(docId);
+        throw new Error("claim returned no row");
+      }
       return Number(rows[0].epoch);
     });
   }

@@ -97,6 +97,9 @@ export function statements(s: string) {
             ON CONFLICT (id) DO UPDATE
             SET epoch = GREATEST(documents.epoch + 1, $2::bigint), live = true, updated_at = now()
             RETURNING epoch`,
+    // One statement: the existence check and the claim cannot be split by a delete.
+    claimExisting: `UPDATE ${s}.documents SET epoch = GREATEST(epoch + 1, $2::bigint), updated_at = now()
+                    WHERE id = $1 AND live RETURNING epoch`,
     // Every fenced write takes the document's row lock first: a concurrent claim (or
     // another write) waits for it, so the epoch checked is the epoch at commit.
     lock: `SELECT epoch, last_seq FROM ${s}.documents WHERE id = $1 FOR UPDATE`,

@@ -22,7 +22,7 @@ import type {
   StoredOp,
   StoredSnapshot,
 } from "../document-store.js";
-import { trimPoint } from "../document-store.js";
+import { documentNotFound, trimPoint } from "../document-store.js";
 import { fencedError } from "../fencing.js";
 import {
   FENCED_MARKER,
@@ -173,9 +173,17 @@ export class RedisDocumentStore implements DocumentStore {
   }
 
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
-    return this.run("claimEpoch", docId, () =>
-      this.commands.opstreamStoreClaim(this.key("meta", docId), this.docsKey, docId, options.atLeast ?? 0),
-    );
+    return this.run("claimEpoch", docId, async () => {
+      const epoch = await this.commands.opstreamStoreClaim(
+        this.key("meta", docId),
+        this.docsKey,
+        docId,
+        options.atLeast ?? 0,
+        options.mustExist ? "1" : "0",
+      );
+      if (epoch === 0) throw documentNotFound(docId);
+      return epoch;
+    });
   }
 
   append(docId: string, epoch: number, updates: readonly Uint8Array[]): Promise<number[]> {

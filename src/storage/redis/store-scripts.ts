@@ -21,10 +21,15 @@ export const OK_MARKER = "ok";
 /**
  * Claims the next epoch (or ARGV[2] when higher: see `ClaimEpochOptions.atLeast`)
  * and marks the document live.
- * KEYS: meta, docs. ARGV: docId, atLeast. Returns the new epoch.
+ * KEYS: meta, docs. ARGV: docId, atLeast, mustExist ("1" or "0").
+ * Returns the new epoch, or 0 (no epoch is 0) when ARGV[3] is "1" and the
+ * document is missing or deleted: then nothing is written (see `ClaimEpochOptions.mustExist`).
  * `docs` is a sorted set with every score 0, so ZRANGE lists ids in byte order.
  */
 export const CLAIM_SCRIPT = `
+if ARGV[3] == "1" and redis.call("HGET", KEYS[1], "live") ~= "1" then
+  return 0
+end
 local epoch = tonumber(redis.call("HGET", KEYS[1], "epoch") or "0") + 1
 local atLeast = tonumber(ARGV[2]) or 0
 if atLeast > epoch then
@@ -154,7 +159,13 @@ export type LoadReply =
 
 /** The scripts as ioredis commands (evalsha, with a fallback to eval on NOSCRIPT): keys first, then ARGV. */
 export interface StoreCommands {
-  opstreamStoreClaim(meta: string, docs: string, docId: string, atLeast: number): Promise<number>;
+  opstreamStoreClaim(
+    meta: string,
+    docs: string,
+    docId: string,
+    atLeast: number,
+    mustExist: "1" | "0",
+  ): Promise<number>;
   opstreamStoreAppend(meta: string, ops: string, epoch: number, ...updates: Buffer[]): Promise<FencedReply>;
   opstreamStoreSnapshot(
     meta: string,

@@ -2,7 +2,12 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
-import type { StoredDocument, StoredOp, StoredSnapshot } from "../document-store.js";
+import {
+  documentNotFound,
+  type StoredDocument,
+  type StoredOp,
+  type StoredSnapshot,
+} from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 
 // `documents.epoch`/`last_seq` outlive a delete (`live = 0`) so fencing holds across re-creation.
@@ -95,6 +100,10 @@ export class SqliteDatabase {
         `INSERT INTO documents (id, epoch) VALUES (?, MAX(1, ?))
          ON CONFLICT(id) DO UPDATE SET epoch = MAX(epoch + 1, ?), live = 1 RETURNING epoch`,
       ),
+      // One statement: the existence check and the claim cannot be split by a delete.
+      claimExisting: db.prepare<[number, string], { epoch: number }>(
+        "UPDATE documents SET epoch = MAX(epoch + 1, ?) WHERE id = ? AND live = 1 RETURNING epoch",
+      ),
       doc: db.prepare<[string], DocRow>("SELECT epoch, last_seq FROM documents WHERE id = ?"),
       insertOp: db.prepare<[string, number, number, Uint8Array]>(
         `INSERT INTO ops (doc_id, seq, epoch, "update") VALUES (?, ?, ?, ?)`,
@@ -176,7 +185,13 @@ export class SqliteDatabase {
     return this.db.open;
   }
 
-  claimEpoch(docId: string, atLeast: number): number {
+  /** See `ClaimEpochOptions`; `mustExist` throws DOCUMENT_NOT_FOUND and writes nothing when the document is missing or deleted. */
+  claimEpoch(docId: string, atLeast: number, mustExist = false): number {
+    if (mustExist) {
+      const row = this.stmts.claimExisting.get(atLeast, docId);
+      if (!row) throw documentNotFound(docId);
+      return row.epoch;
+    }
     const row = this.stmts.claim.get(docId, atLeast, atLeast);
     if (!row) throw new Error("claim returned no row");
     return row.epoch;

@@ -69,7 +69,10 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
-    return this.writer.write({ op: "claimEpoch", docId, atLeast: options.atLeast ?? 0 }, docId);
+    return this.writer.write(
+      { op: "claimEpoch", docId, atLeast: options.atLeast ?? 0, mustExist: options.mustExist ?? false },
+      docId,
+    );
   }
 
   /** Durable once it resolves; committed with the other appends of its group. */
@@ -183,7 +186,7 @@ class InlineWriter implements Writer {
   private run(call: Exclude<WriterCall, { op: "append" }>): unknown {
     switch (call.op) {
       case "claimEpoch":
-        return this.db.claimEpoch(call.docId, call.atLeast);
+        return this.db.claimEpoch(call.docId, call.atLeast, call.mustExist);
       case "saveSnapshot":
         return this.db.saveSnapshot(call.docId, call.epoch, call.state, call.uptoSeq, call.trimThrough);
       case "commitOffset":

@@ -48,7 +48,7 @@ function flush(): void {
 function run(request: Exclude<WriterRequest, AppendRequest>): unknown {
   switch (request.op) {
     case "claimEpoch":
-      return db.claimEpoch(request.docId, request.atLeast);
+      return db.claimEpoch(request.docId, request.atLeast, request.mustExist);
     case "saveSnapshot":
       return db.saveSnapshot(
         request.docId,

@@ -4,7 +4,7 @@ import { storageError } from "./sqlite-database.js";
 /** What the SQLite store asks of its writer thread. Every write goes through it, in order. */
 export type WriterCall =
   | { op: "append"; docId: string; epoch: number; updates: Uint8Array[] }
-  | { op: "claimEpoch"; docId: string; atLeast: number }
+  | { op: "claimEpoch"; docId: string; atLeast: number; mustExist: boolean }
   | {
       op: "saveSnapshot";
       docId: string;

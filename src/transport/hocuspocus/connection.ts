@@ -14,8 +14,10 @@ import {
   decodeFrame,
   encode,
   hocuspocusFrameErrorReason,
+  maxRoutingKeyLength,
   type HocuspocusFrame,
 } from "./messages.js";
+import { RefusedKeys } from "./refused-keys.js";
 import type { StatelessHandler } from "./stateless.js";
 
 /** What a Hocuspocus connection needs; the transport provides it. */
@@ -36,6 +38,12 @@ export interface HocuspocusConnectionDependencies {
   readonly maxDocumentNameLength: number;
   /** Largest awareness state (JSON bytes) a client may set. */
   readonly maxAwarenessStateBytes: number;
+  /** Bytes of refused routing keys the socket remembers (their frames are dropped), oldest forgotten first. */
+  readonly maxRefusedKeyBytes: number;
+  /** Documents on the socket at once, in any state (waiting for Auth, authorizing, open); 0 = no limit. */
+  readonly maxDocumentsPerSocket: number;
+  /** Close the socket with 4010 when no document was authorized this long after it opened; 0 = never. */
+  readonly authTimeoutMs: number;
 }
 
 const DIALECT = "hocuspocus";
@@ -54,8 +62,13 @@ export class HocuspocusConnection {
   /** The transport's rate limiter, stopped as the server starts closing the socket (so it is read again). */
   rateLimiter: { stop(): void } | undefined;
   private readonly documents = new Map<string, HocuspocusDocumentPeer>();
-  /** Keys the server refused (denied) or closed (deleted): their frames are dropped until a new Auth. Oldest first. */
-  private readonly refused = new Set<string>();
+  /**
+   * Keys the server refused (denied) or closed (deleted): their frames are dropped
+   * until a new Auth. Made on the first refusal: most sockets never have one.
+   */
+  private refused: RefusedKeys | undefined;
+  /** Until a document of the socket is authorized: then gone for good. */
+  private authTimer: NodeJS.Timeout | undefined;
   private pendingFrames = 0;
   private pendingBytes = 0;
   private peerCount = 0;
@@ -89,7 +102,16 @@ export class HocuspocusConnection {
       },
       close: (code, reason, badInput) => this.close(code, reason, badInput),
       forget: (peer, refused) => this.forget(peer, refused),
+      authorized: () => this.stopAuthTimer(),
     };
+    if (deps.authTimeoutMs > 0) {
+      // A socket that never authenticates would hold its connection slot (and per-IP share) forever.
+      this.authTimer = setTimeout(
+        () => this.close(CloseCodes.AUTH_TIMEOUT, "no document authorized in time", "auth-timeout"),
+        deps.authTimeoutMs,
+      );
+      this.authTimer.unref();
+    }
   }
 
   /** Handles one binary frame from the client. */
@@ -97,7 +119,7 @@ export class HocuspocusConnection {
     if (this.closed) return;
     let frame: HocuspocusFrame;
     try {
-      frame = decodeFrame(data);
+      frame = decodeFrame(data, maxRoutingKeyLength(this.deps.maxDocumentNameLength));
     } catch (error) {
       const reason = isOpStreamError(error, ErrorCodes.INVALID_FRAME)
         ? hocuspocusFrameErrorReason(error)
@@ -112,8 +134,8 @@ export class HocuspocusConnection {
     this.lastKey = key;
     if (message.type === "auth") {
       if (message.version !== undefined) this.understandsPing = true;
-      this.refused.delete(key);
-    } else if (this.refused.has(key)) {
+      this.refused?.delete(key);
+    } else if (this.refused?.has(key)) {
       // The provider keeps sending edits of a document it was refused or that was closed: drop them.
       if (message.type === "update" || message.type === "sync-step-2") {
         this.deps.metrics.updatesRejected.inc({ reason: "denied" });
@@ -123,6 +145,7 @@ export class HocuspocusConnection {
     let peer = this.documents.get(key);
     if (!peer) {
       if (message.type === "close") return;
+      if (this.atDocumentCap()) return this.refuseDocument(key, message.type === "auth");
       peer = new HocuspocusDocumentPeer(`${this.id}/${++this.peerCount}`, key, this.context);
       this.documents.set(key, peer);
     }
@@ -167,10 +190,27 @@ export class HocuspocusConnection {
   /** The socket has closed (either side): leave every document. */
   detach(): void {
     this.closed = true;
+    this.stopAuthTimer();
     const peers = [...this.documents.values()];
     this.documents.clear();
-    this.refused.clear();
+    this.refused = undefined;
     for (const peer of peers) peer.detach();
+  }
+
+  /**
+   * Counted when a document first appears on the socket, before its Auth is
+   * authorized: so the cap also bounds the authorizations one socket has in flight.
+   */
+  private atDocumentCap(): boolean {
+    const max = this.deps.maxDocumentsPerSocket;
+    return max > 0 && this.documents.size >= max;
+  }
+
+  /** One document more than the cap: its Auth is denied and counted (the socket's other documents carry on); other frames are dropped. */
+  private refuseDocument(key: string, auth: boolean): void {
+    if (!auth) return;
+    this.deps.metrics.joinsRefused.inc({ reason: "socket-limit" });
+    this.send(encode.permissionDenied(key, "too-many-documents"));
   }
 
   /** Counts a frame (of `bytes`) that waits for its document's Auth and load; closes the socket past the caps. */
@@ -199,12 +239,14 @@ export class HocuspocusConnection {
   private forget(peer: HocuspocusDocumentPeer, refused: boolean): void {
     if (this.documents.get(peer.key) === peer) this.documents.delete(peer.key);
     if (!refused || this.closed) return;
+    // Bounded by count and bytes: each entry cost an Auth frame, but a socket lives long.
+    this.refused ??= new RefusedKeys(this.deps.maxPendingFrames, this.deps.maxRefusedKeyBytes);
     this.refused.add(peer.key);
-    // Bounded: each entry cost an Auth frame, but a socket lives long.
-    if (this.refused.size > this.deps.maxPendingFrames) {
-      const oldest = this.refused.values().next().value;
-      if (oldest !== undefined) this.refused.delete(oldest);
-    }
+  }
+
+  private stopAuthTimer(): void {
+    clearTimeout(this.authTimer);
+    this.authTimer = undefined;
   }
 
   private send(frame: Uint8Array): void {

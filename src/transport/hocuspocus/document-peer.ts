@@ -1,6 +1,5 @@
 import type { IncomingMessage } from "node:http";
 import type { DisconnectReason, SessionPeer } from "../../engine/peer.js";
-import { isOpStreamError } from "../../errors.js";
 import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentHandle } from "../../router/document-handle.js";
@@ -8,8 +7,15 @@ import type { DocumentJoiner } from "../tenancy.js";
 import { onExpiry, toGrant, type Authorizer } from "../authorization.js";
 import { AwarenessGuard, type AwarenessRefusal, type AwarenessRefusalListener } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
+import { joinDenialReason, joinFailureCloseCode } from "../document-quota.js";
 import { closeForHandleError } from "../handle-errors.js";
-import { EMPTY_AWARENESS_UPDATE, documentNameOf, encode, type HocuspocusMessage } from "./messages.js";
+import {
+  EMPTY_AWARENESS_UPDATE,
+  MAX_SESSION_ID_LENGTH,
+  documentNameOf,
+  encode,
+  type HocuspocusMessage,
+} from "./messages.js";
 import { runStatelessHandlers, type StatelessHandler } from "./stateless.js";
 
 /** What a document of a Hocuspocus socket needs from its connection. */
@@ -34,6 +40,8 @@ export interface DocumentPeerContext {
   close(code: CloseCode, reason: string, badInput?: string): void;
   /** The document left the socket; a `refused` key's later frames are dropped until a new Auth. */
   forget(peer: HocuspocusDocumentPeer, refused: boolean): void;
+  /** The document was authorized and joined: the socket's pre-auth timeout is over. */
+  authorized(): void;
 }
 
 /** The reasons sent with PermissionDenied when the authorizer answers `deny`: Hocuspocus's own, and ours for a missing or bad token. */
@@ -41,8 +49,6 @@ const DENIAL_REASONS = Object.freeze({
   forbidden: "permission-denied",
   unauthenticated: "unauthenticated",
 });
-/** Longest session id in a `name\0sessionId` routing key (the stock provider's are ~11 characters). */
-const MAX_SESSION_ID_LENGTH = 128;
 
 /**
  * One document on a Hocuspocus socket, under the routing key the client uses:
@@ -186,8 +192,18 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     this.cancelExpiry = onExpiry(grant.expiresAt, () =>
       this.ctx.close(CloseCodes.ACCESS_EXPIRED, "access expired: reconnect with a fresh token"),
     );
-    this.send(encode.authenticated(this.key, grant.access));
-    if (!this.handle && !(await this.join())) return;
+    if (this.handle) this.send(encode.authenticated(this.key, grant.access));
+    else {
+      // Joined before Authenticated is sent, so a join refused for this document (a
+      // reader of a missing one, a document cap) is a PermissionDenied, not an
+      // Authenticated taken back.
+      const handle = await this.join(grant.access === "read-write", grant.principal);
+      if (!handle) return;
+      this.send(encode.authenticated(this.key, grant.access));
+      const states = handle.awarenessStates();
+      if (states) this.sendAwareness(states);
+    }
+    this.ctx.authorized();
     this.state = "open";
     while (this.state === "open" && this.queue.length > 0) {
       const { message, bytes } = this.queue.shift()!;
@@ -204,26 +220,30 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     return undefined;
   }
 
-  private async join(): Promise<boolean> {
+  /** Joins the document (`create`: only writers may create it); undefined when refused, denied or gone meanwhile. */
+  private async join(create: boolean, principal: string | undefined): Promise<DocumentHandle | undefined> {
     this.state = "joining";
     let handle: DocumentHandle;
     try {
-      handle = await this.ctx.router.join(this.docId, this);
+      handle = await this.ctx.router.join(this.docId, this, { create, principal });
     } catch (error) {
-      // Coded errors (not owner, shutting down, storage) are worth a retry; anything else is a bug.
+      if (this.isGone()) return undefined;
+      const denial = joinDenialReason(error);
+      if (denial) {
+        this.ctx.logger.debug({ docId: this.docId, peerId: this.id, reason: denial }, "join refused");
+        this.deny(denial);
+        return undefined;
+      }
       this.ctx.logger.warn({ err: error, docId: this.docId }, "could not open the document");
-      const code = isOpStreamError(error) ? CloseCodes.TRY_AGAIN_LATER : CloseCodes.INTERNAL_ERROR;
-      this.ctx.close(code, "document unavailable");
-      return false;
+      this.ctx.close(joinFailureCloseCode(error), "document unavailable");
+      return undefined;
     }
     if (this.isGone()) {
       handle.leave();
-      return false;
+      return undefined;
     }
     this.handle = handle;
-    const states = handle.awarenessStates();
-    if (states) this.sendAwareness(states);
-    return true;
+    return handle;
   }
 
   /** PermissionDenied (the provider emits `authenticationFailed`); an open document is also closed. */

@@ -47,7 +47,16 @@ export type HocuspocusFrame =
   { kind: "document"; key: string; message: HocuspocusMessage } | { kind: "ping" } | { kind: "pong" };
 
 /** Why a frame could not be decoded; each maps to a close code. */
-export type HocuspocusFrameErrorReason = "truncated" | "malformed" | "unknown-type" | "trailing-bytes";
+export type HocuspocusFrameErrorReason =
+  "truncated" | "malformed" | "unknown-type" | "trailing-bytes" | "key-too-long";
+
+/** Longest session id in a `name\0sessionId` routing key (the stock provider's are ~11 characters). */
+export const MAX_SESSION_ID_LENGTH = 128;
+
+/** The longest routing key, in characters: the longest document name, `\0`, the longest session id. */
+export function maxRoutingKeyLength(maxDocumentNameLength: number): number {
+  return maxDocumentNameLength + 1 + MAX_SESSION_ID_LENGTH;
+}
 
 function frameError(reason: HocuspocusFrameErrorReason, message: string): OpStreamError {
   return new OpStreamError(ErrorCodes.INVALID_FRAME, `Invalid Hocuspocus frame: ${message}`, { reason });
@@ -62,6 +71,20 @@ function readBytes(decoder: decoding.Decoder): Uint8Array {
 
 function readString(decoder: decoding.Decoder): string {
   return new TextDecoder("utf-8", { fatal: true }).decode(readBytes(decoder));
+}
+
+/**
+ * The routing key, refused past `maxLength` characters before it is kept or
+ * echoed: a key is attacker input as large as a frame, repeated in every answer.
+ * UTF-8 spends at most 3 bytes per UTF-16 code unit, so a longer byte string is
+ * refused without being decoded at all.
+ */
+function readKey(decoder: decoding.Decoder, maxLength: number): string {
+  const bytes = readBytes(decoder);
+  const key =
+    bytes.byteLength > 3 * maxLength ? undefined : new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  if (key === undefined || key.length > maxLength) throw frameError("key-too-long", "routing key too long");
+  return key;
 }
 
 function decodeSync(decoder: decoding.Decoder, reply: boolean): HocuspocusMessage {
@@ -88,8 +111,12 @@ const readers: Partial<Record<HocuspocusMessageType, (decoder: decoding.Decoder)
   [HocuspocusMessageType.Close]: () => ({ type: "close" }),
 };
 
-/** Decodes one client frame; throws OpStreamError(INVALID_FRAME) when it is truncated, unknown or has trailing bytes. */
-export function decodeFrame(frame: Uint8Array): HocuspocusFrame {
+/**
+ * Decodes one client frame; throws OpStreamError(INVALID_FRAME) when it is
+ * truncated, unknown, has trailing bytes, or its routing key is longer than
+ * `maxKeyLength` characters ({@link maxRoutingKeyLength}).
+ */
+export function decodeFrame(frame: Uint8Array, maxKeyLength: number): HocuspocusFrame {
   // Socket-level Ping/Pong are a lone type byte: no routing key (a key of 9 or 10
   // bytes cannot fit in a one-byte frame, so there is no ambiguity).
   if (frame.byteLength === 1 && frame[0] === HocuspocusMessageType.Pong) return { kind: "pong" };
@@ -97,7 +124,7 @@ export function decodeFrame(frame: Uint8Array): HocuspocusFrame {
   const decoder = decoding.createDecoder(frame);
   let result: HocuspocusFrame;
   try {
-    const key = readString(decoder);
+    const key = readKey(decoder, maxKeyLength);
     const type = decoding.readVarUint(decoder) as HocuspocusMessageType;
     const read = readers[type];
     if (!read) throw frameError("unknown-type", `a client may not send message type ${String(type)}`);
