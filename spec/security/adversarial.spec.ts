@@ -1,8 +1,6 @@
 import { strict as assert } from "node:assert";
-import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import * as encoding from "lib0/encoding";
 import WebSocket from "ws";
@@ -27,13 +25,8 @@ import {
   type AttackFrame,
   type Knowledge,
 } from "./frames.js";
-import {
-  PER_SOCKET_BOUND_BYTES,
-  RSS_SLACK_BYTES,
-  type AdversaryReply,
-  type AdversaryRequest,
-  type StoredDoc,
-} from "./limits.js";
+import { ADVERSARY_LIMITS, PER_SOCKET_BOUND_BYTES, RSS_SLACK_BYTES } from "./limits.js";
+import { SecurityNode, type StoredDoc } from "./security-node.js";
 
 type Principal = "anonymous" | "reader" | "writer";
 
@@ -54,55 +47,8 @@ const SHARED = "shared";
 const WRITERS_OWN = "own";
 const RUNS = Number(process.env.SECURITY_RUNS ?? 60);
 
-/** The node under attack, in its own process (its RSS is the server's alone). */
-class AdversaryNode {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
-
-  static async start(): Promise<AdversaryNode> {
-    const script = fileURLToPath(new URL("./adversary-server.ts", import.meta.url));
-    const child = fork(script, [join(tempDir(), "adversary.sqlite")], {
-      execArgv: ["--import", "tsx", "--expose-gc"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    const [reply] = (await once(child, "message")) as [AdversaryReply];
-    if (reply.type !== "listening") throw new Error(`adversary node did not start: ${JSON.stringify(reply)}`);
-    return new AdversaryNode(child, reply.port);
-  }
-
-  get url(): string {
-    return `ws://127.0.0.1:${this.port}`;
-  }
-
-  async ask<T extends AdversaryReply["type"]>(
-    request: AdversaryRequest,
-    type: T,
-  ): Promise<Extract<AdversaryReply, { type: T }>> {
-    this.child.send(request);
-    const [reply] = (await once(this.child, "message")) as [AdversaryReply];
-    if (reply.type !== type) throw new Error(`adversary node answered ${JSON.stringify(reply)}`);
-    return reply as Extract<AdversaryReply, { type: T }>;
-  }
-
-  async rss(): Promise<number> {
-    return (await this.ask({ type: "rss" }, "rss")).rss;
-  }
-
-  async stored(): Promise<StoredDoc[]> {
-    return (await this.ask({ type: "stored" }, "stored")).docs;
-  }
-
-  async stop(): Promise<void> {
-    const exited = once(this.child, "exit");
-    this.child.disconnect();
-    await exited;
-  }
-}
-
 /** Opens the attacker's socket; null when the upgrade was refused (as it often should be). */
-function open(node: AdversaryNode, attacker: Attacker, token: string): Promise<WebSocket | null> {
+function open(node: SecurityNode, attacker: Attacker, token: string): Promise<WebSocket | null> {
   const url =
     attacker.dialect === "hocuspocus"
       ? `${node.url}/hocuspocus?tenant=${attacker.tenant}`
@@ -135,7 +81,7 @@ async function attack(ws: WebSocket, attacker: Attacker, token: string): Promise
 
 describe("adversarial peers (spec/security: fast-check frame sequences, both dialects)", function () {
   this.timeout(240_000);
-  let node: AdversaryNode;
+  let node: SecurityNode;
   let tokens: Record<Principal, string>;
   let writerToken: string;
   const honest: { yws?: Client; hp?: HocuspocusClient } = {};
@@ -144,7 +90,11 @@ describe("adversarial peers (spec/security: fast-check frame sequences, both dia
   let baselineRss: number;
 
   before(async () => {
-    node = await AdversaryNode.start();
+    node = await SecurityNode.start({
+      sqlitePath: join(tempDir(), "adversary.sqlite"),
+      tenants: true,
+      ...ADVERSARY_LIMITS,
+    });
     writerToken = await signToken(
       documentScope({ access: "read-write", tenant: "acme", allDocuments: true }),
     );

@@ -8,7 +8,8 @@ import {
 } from "../../src/index.js";
 import { PROVIDER_VERSIONS, allAcknowledged, connectHocuspocus, hpSynced } from "../support/hocuspocus.js";
 import { startServer, type TestServer } from "../support/server.js";
-import { RawHocuspocusSocket, authFrame, counted } from "./raw-hocuspocus.js";
+import { counted } from "../support/metrics.js";
+import { RawHocuspocusSocket, authFrame } from "./raw-hocuspocus.js";
 
 const AUTH_TIMEOUT_MS = 300;
 

@@ -21,6 +21,7 @@ import {
 import { startServer, type TestServer } from "../support/server.js";
 import { tempDir } from "../support/temp.js";
 import { refusedWith } from "../support/upgrade.js";
+import { counted } from "../support/metrics.js";
 
 /**
  * Finding 4 of issue #23: caps on the documents one socket, one principal and one
@@ -31,14 +32,6 @@ import { refusedWith } from "../support/upgrade.js";
 const authorizer: Authorizer = ({ token }): AccessGrant =>
   token === "anonymous" ? { access: "read-write" } : { access: "read-write", principal: token ?? "nobody" };
 const v4 = PROVIDER_VERSIONS.find((version) => version.name === "v4")!;
-
-async function counted(
-  metric: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
-  reason: string,
-): Promise<number> {
-  const { values } = await metric.get();
-  return values.filter((v) => v.labels.reason === reason).reduce((sum, v) => sum + v.value, 0);
-}
 
 describe("security: caps on open documents (finding 4)", function () {
   this.timeout(30_000);
@@ -73,7 +66,7 @@ describe("security: caps on open documents (finding 4)", function () {
       await Promise.all([a, b, c].map((client) => hpSynced(client!)));
       const [d] = open(socket, "alice", ["d"]);
       await eventually(() => assert.deepEqual(d!.events.denied, ["too-many-documents"]));
-      assert.equal(await counted(server.host.metrics.joinsRefused, "socket-limit"), 1);
+      assert.equal(await counted(server.host.metrics.joinsRefused, { reason: "socket-limit" }), 1);
       assert.equal(server.host.router.localSession("d"), undefined, "nothing was loaded for it");
 
       a!.text.insert(0, "still editing");
@@ -101,13 +94,13 @@ describe("security: caps on open documents (finding 4)", function () {
 
       const [p5] = open(second, "alice", ["p5"]);
       await eventually(() => assert.deepEqual(p5!.events.denied, ["too-many-documents"]));
-      assert.equal(await counted(server.host.metrics.joinsRefused, "principal-limit"), 1);
+      assert.equal(await counted(server.host.metrics.joinsRefused, { reason: "principal-limit" }), 1);
       assert.equal(
         await refusedWith(`${server.url}/p5?token=alice`),
         429,
         "y-websocket: refused before the upgrade",
       );
-      assert.equal(await counted(server.host.metrics.upgradesRefused, "principal-limit"), 1);
+      assert.equal(await counted(server.host.metrics.upgradesRefused, { reason: "principal-limit" }), 1);
 
       // A document the principal already holds is counted once, whatever opens it again.
       const again = track(connectClient(server.url, "p1", { params: { token: "alice" } }));
@@ -159,7 +152,7 @@ describe("security: caps on open documents (finding 4)", function () {
       await eventually(() =>
         assert.ok(hpCodes.includes(CloseCodes.TRY_AGAIN_LATER), `hocuspocus ${hpCodes.join()}`),
       );
-      assert.ok((await counted(server.host.metrics.joinsRefused, "node-limit")) >= 2);
+      assert.ok((await counted(server.host.metrics.joinsRefused, { reason: "node-limit" })) >= 2);
       assert.ok(
         lateCodes.every((code) => code === CloseCodes.TRY_AGAIN_LATER),
         lateCodes.join(),

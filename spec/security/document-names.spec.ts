@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { TRANSPORT_DEFAULTS } from "../../src/index.js";
 import { startServer, type TestServer } from "../support/server.js";
 import { refusedWith, tryUpgrade } from "../support/upgrade.js";
-import { counted } from "./raw-hocuspocus.js";
+import { counted } from "../support/metrics.js";
 
 describe("maxDocumentNameLength on the y-websocket path (issue #23, finding 1)", () => {
   let server: TestServer;

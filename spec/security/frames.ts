@@ -161,72 +161,63 @@ export const attackFrame = (known: Knowledge, token: fc.Arbitrary<string>): fc.A
   );
 };
 
-function writeSync(encoder: encoding.Encoder, frame: AttackFrame): void {
-  if (frame.kind === "sync-step-1") {
-    encoding.writeVarUint(encoder, 0);
-    encoding.writeVarUint8Array(encoder, frame.stateVector);
-  } else if (frame.kind === "sync-step-2" || frame.kind === "update") {
-    encoding.writeVarUint(encoder, frame.kind === "sync-step-2" ? 1 : 2);
-    encoding.writeVarUint8Array(encoder, frame.update);
+/**
+ * The message of `frame` after its routing key: the two dialects share the Sync
+ * (0), Awareness (1) and QueryAwareness (3) messages; Auth, Stateless and Close
+ * are Hocuspocus's alone. False when the frame has no such message.
+ */
+function writeMessage(encoder: encoding.Encoder, frame: AttackFrame, hocuspocus: boolean): boolean {
+  switch (frame.kind) {
+    case "sync-step-1":
+      encoding.writeVarUint(encoder, 0);
+      encoding.writeVarUint(encoder, 0);
+      encoding.writeVarUint8Array(encoder, frame.stateVector);
+      return true;
+    case "sync-step-2":
+    case "update":
+      encoding.writeVarUint(encoder, 0);
+      encoding.writeVarUint(encoder, frame.kind === "sync-step-2" ? 1 : 2);
+      encoding.writeVarUint8Array(encoder, frame.update);
+      return true;
+    case "awareness":
+      encoding.writeVarUint(encoder, 1);
+      encoding.writeVarUint8Array(encoder, frame.update);
+      return true;
+    case "query-awareness":
+      encoding.writeVarUint(encoder, 3);
+      return true;
+    case "auth":
+      if (!hocuspocus) return false;
+      encoding.writeVarUint(encoder, 2);
+      encoding.writeVarUint(encoder, 0);
+      encoding.writeVarString(encoder, frame.token);
+      return true;
+    case "stateless":
+      if (!hocuspocus) return false;
+      encoding.writeVarUint(encoder, 5);
+      encoding.writeVarString(encoder, frame.payload);
+      return true;
+    case "close":
+      if (!hocuspocus) return false;
+      encoding.writeVarUint(encoder, 7);
+      return true;
+    case "raw":
+      return false;
   }
 }
 
 /** The frame in the y-websocket dialect (no routing key: the document is the URL's), or null when it has no such frame. */
 export function encodeYWebsocket(frame: AttackFrame): Uint8Array | null {
+  if (frame.kind === "raw") return frame.bytes;
   const encoder = encoding.createEncoder();
-  switch (frame.kind) {
-    case "raw":
-      return frame.bytes;
-    case "sync-step-1":
-    case "sync-step-2":
-    case "update":
-      encoding.writeVarUint(encoder, 0);
-      writeSync(encoder, frame);
-      break;
-    case "awareness":
-      encoding.writeVarUint(encoder, 1);
-      encoding.writeVarUint8Array(encoder, frame.update);
-      break;
-    case "query-awareness":
-      encoding.writeVarUint(encoder, 3);
-      break;
-    default:
-      return null;
-  }
-  return encoding.toUint8Array(encoder);
+  return writeMessage(encoder, frame, false) ? encoding.toUint8Array(encoder) : null;
 }
 
-/** The frame in the Hocuspocus dialect. */
+/** The frame in the Hocuspocus dialect: its routing key, then its message. */
 export function encodeHocuspocus(frame: AttackFrame): Uint8Array {
   if (frame.kind === "raw") return frame.bytes;
   const encoder = encoding.createEncoder();
   encoding.writeVarString(encoder, frame.key);
-  switch (frame.kind) {
-    case "auth":
-      encoding.writeVarUint(encoder, 2);
-      encoding.writeVarUint(encoder, 0);
-      encoding.writeVarString(encoder, frame.token);
-      break;
-    case "sync-step-1":
-    case "sync-step-2":
-    case "update":
-      encoding.writeVarUint(encoder, 0);
-      writeSync(encoder, frame);
-      break;
-    case "awareness":
-      encoding.writeVarUint(encoder, 1);
-      encoding.writeVarUint8Array(encoder, frame.update);
-      break;
-    case "query-awareness":
-      encoding.writeVarUint(encoder, 3);
-      break;
-    case "stateless":
-      encoding.writeVarUint(encoder, 5);
-      encoding.writeVarString(encoder, frame.payload);
-      break;
-    case "close":
-      encoding.writeVarUint(encoder, 7);
-      break;
-  }
+  writeMessage(encoder, frame, true);
   return encoding.toUint8Array(encoder);
 }

@@ -1,15 +1,13 @@
 import { strict as assert } from "node:assert";
-import { fork, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import * as Y from "yjs";
 import { CloseCodes, TRANSPORT_DEFAULTS } from "../../src/index.js";
 import { RefusedKeys } from "../../src/transport/hocuspocus/refused-keys.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
 import { JWT_SECRET } from "../support/tokens.js";
-import type { KeyServerReply } from "./key-server.js";
-import { RawHocuspocusSocket, authFrame, counted, updateFrame } from "./raw-hocuspocus.js";
+import { SecurityNode } from "./security-node.js";
+import { counted } from "../support/metrics.js";
+import { RawHocuspocusSocket, authFrame, updateFrame } from "./raw-hocuspocus.js";
 
 /** The longest routing key: the longest document name, `\0`, the longest session id (128). */
 const MAX_KEY_LENGTH = TRANSPORT_DEFAULTS.maxDocumentNameLength + 1 + 128;
@@ -141,29 +139,14 @@ describe("Hocuspocus routing keys (issue #23, finding 1)", () => {
 
   describe("the review's attack: 100 denied Auth frames with 4 MiB keys", function () {
     this.timeout(180_000);
-    let child: ChildProcess;
+    let node: SecurityNode;
     let url: string;
 
     before(async () => {
-      child = fork(fileURLToPath(new URL("./key-server.ts", import.meta.url)), ["{}"], {
-        execArgv: ["--import", "tsx", "--expose-gc"],
-      });
-      const [listening] = (await once(child, "message")) as [KeyServerReply];
-      assert.equal(listening.type, "listening");
-      url = `ws://127.0.0.1:${listening.type === "listening" ? listening.port : 0}/hocuspocus`;
+      node = await SecurityNode.start();
+      url = `${node.url}/hocuspocus`;
     });
-    after(async () => {
-      const exited = once(child, "exit");
-      child.disconnect();
-      await exited;
-    });
-
-    async function serverRss(): Promise<number> {
-      child.send({ type: "rss" });
-      const [reply] = (await once(child, "message")) as [KeyServerReply];
-      assert.equal(reply.type, "rss");
-      return reply.type === "rss" ? reply.rss : 0;
-    }
+    after(() => node.stop());
 
     /**
      * Sends `count` Auth frames, each with its own 4 MiB key, on one socket; when
@@ -183,9 +166,9 @@ describe("Hocuspocus routing keys (issue #23, finding 1)", () => {
     it("raises the server's RSS by less than 10 MB, and it stays there while the socket idles", async () => {
       // Warm up the socket and buffer pools of both ends, then measure.
       (await attack(5, "warm")).close();
-      const before = await serverRss();
+      const before = await node.rss();
       const socket = await attack(100, "attack");
-      const after = await serverRss();
+      const after = await node.rss();
       socket.close();
       const grownMB = (after - before) / 1e6;
       if (process.env.SECURITY_VERBOSE) {

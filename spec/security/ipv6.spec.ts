@@ -4,7 +4,7 @@ import { addressKey } from "../../src/transport/address-key.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
 import { tryUpgrade, type UpgradeOutcome } from "../support/upgrade.js";
-import { counted } from "./raw-hocuspocus.js";
+import { counted } from "../support/metrics.js";
 
 describe("per-IP limit over IPv6 (transport.ipv6PrefixLength)", () => {
   describe("addressKey", () => {

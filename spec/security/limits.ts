@@ -40,18 +40,3 @@ export const PER_SOCKET_BOUND_BYTES =
  * structure shows up far beyond it (the refused-key finding held 477 MB).
  */
 export const RSS_SLACK_BYTES = 32 * 1024 * 1024;
-
-export interface StoredDoc {
-  readonly id: string;
-  readonly text: string;
-  /** Base64 of the stored state vector. */
-  readonly stateVector: string;
-}
-
-export type AdversaryRequest = { type: "rss" } | { type: "stored" };
-
-export type AdversaryReply =
-  | { type: "listening"; port: number }
-  | { type: "rss"; rss: number }
-  | { type: "stored"; docs: StoredDoc[] }
-  | { type: "error"; message: string };

@@ -99,14 +99,3 @@ export class RawHocuspocusSocket {
     this.ws.close();
   }
 }
-
-/** A counter's value summed over the series whose labels include `labels`. */
-export async function counted(
-  metric: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
-  labels: Record<string, string>,
-): Promise<number> {
-  const { values } = await metric.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([key, value]) => v.labels[key] === value))
-    .reduce((sum, v) => sum + v.value, 0);
-}

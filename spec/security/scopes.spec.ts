@@ -6,9 +6,7 @@
 // authorizer honoured: `opstream:notes` opened globex's notes from acme's token,
 // `opstream:foo:read` wrote to `foo:read`, `opstream:team notes` opened `team`.
 import { strict as assert } from "node:assert";
-import { WebsocketProvider } from "y-websocket";
 import WebSocket from "ws";
-import * as Y from "yjs";
 import { documentScope, type DocumentScopeOptions } from "../../src/index.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
@@ -38,22 +36,7 @@ function withHost(host: string): typeof globalThis.WebSocket {
 
 /** A stock y-websocket client connecting with `Host: <host>` and the token in the subprotocols. */
 function connectAt(server: TestServer, host: string, docName: string, token: string): Client {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(server.url, docName, doc, {
-    WebSocketPolyfill: withHost(host),
-    disableBc: true,
-    maxBackoffTime: 200,
-    protocols: ["opstream", token],
-  });
-  return {
-    doc,
-    provider,
-    text: doc.getText("text"),
-    destroy: () => {
-      provider.destroy();
-      doc.destroy();
-    },
-  };
+  return connectClient(server.url, docName, { protocols: ["opstream", token], webSocket: withHost(host) });
 }
 
 async function counter(server: TestServer, name: "upgradesRefused" | "updatesRejected", reason: string) {

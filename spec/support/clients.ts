@@ -19,11 +19,18 @@ export interface Client {
 export function connectClient(
   serverUrl: string,
   docName: string,
-  options: { doc?: Y.Doc; connect?: boolean; params?: Record<string, string>; protocols?: string[] } = {},
+  options: {
+    doc?: Y.Doc;
+    connect?: boolean;
+    params?: Record<string, string>;
+    protocols?: string[];
+    /** The WebSocket class the provider constructs (e.g. one that sends more headers). @default ws */
+    webSocket?: typeof globalThis.WebSocket;
+  } = {},
 ): Client {
   const doc = options.doc ?? new Y.Doc();
   const provider = new WebsocketProvider(serverUrl, docName, doc, {
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocketPolyfill: options.webSocket ?? (WebSocket as unknown as typeof globalThis.WebSocket),
     disableBc: true,
     connect: options.connect ?? true,
     maxBackoffTime: 200,

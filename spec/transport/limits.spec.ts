@@ -7,17 +7,8 @@ import { CountingStore } from "../support/counting-store.js";
 import { eventually } from "../support/eventually.js";
 import { PROVIDER_VERSIONS, connectHocuspocus, hpSynced } from "../support/hocuspocus.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { counted } from "../support/metrics.js";
 import { refusedWith, tryUpgrade } from "../support/upgrade.js";
-
-async function counted(
-  metric: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
-  labels: Record<string, string>,
-): Promise<number> {
-  const { values } = await metric.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([key, value]) => v.labels[key] === value))
-    .reduce((sum, v) => sum + v.value, 0);
-}
 
 /** Opens a raw socket, sends `frames`, and resolves with the close code the server sent. */
 async function closeCodeAfter(url: string, frames: Uint8Array[]): Promise<number> {

@@ -1,13 +1,14 @@
-// The node the adversarial suite attacks, in a process of its own so that its
-// resident memory is the server's alone (the attackers and honest clients run in
-// the spec's process).
+// An opstream node in a process of its own, so that its resident memory is the
+// server's alone (attackers and honest clients run in the spec's process).
+// Started by `SecurityNode.start(config)` (security-node.ts) as
 //
-//   fork("spec/security/adversary-server.ts", [sqlitePath], { execArgv: ["--import", "tsx", "--expose-gc"] })
+//   fork("spec/security/node-process.ts", [JSON.stringify(config)], { execArgv: ["--import", "tsx", "--expose-gc"] })
 //
-// Configuration: JWT authorization (spec/support/tokens.ts's secret), the tenant
-// from the `tenant` query parameter, SQLite storage at argv[2], and the limits
-// the suite's bounds are computed from (ADVERSARY_LIMITS). It sends
-// `{ type: "listening", port }` once it listens, then answers IPC requests:
+// It authorizes with JWTs (spec/support/tokens.ts's secret), as `opstream serve
+// --jwt-secret` does: a socket without a token is denied every document. With
+// `config.tenants` the tenant is the `tenant` query parameter. Storage is SQLite
+// at `config.sqlitePath`, else memory. It sends `{ type: "listening", port }`
+// once it listens, then answers IPC requests:
 // `{ type: "rss" }` → the resident set size after two full garbage collections;
 // `{ type: "stored" }` → every stored document with its text and state vector,
 // read from storage (what is durable), not from memory.
@@ -16,26 +17,24 @@ import { pino } from "pino";
 import * as Y from "yjs";
 import { ServiceCollection } from "../../src/index.js";
 import { JWT_SECRET } from "../support/tokens.js";
-import { ADVERSARY_LIMITS, type AdversaryReply, type AdversaryRequest, type StoredDoc } from "./limits.js";
+import type { NodeConfig, NodeReply, NodeRequest, StoredDoc } from "./security-node.js";
 
-const path = process.argv[2];
-if (!path) throw new Error("usage: adversary-server.ts <sqlite path>");
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --expose-gc");
+const config = JSON.parse(process.argv[2] ?? "{}") as NodeConfig;
 
 const services = new ServiceCollection();
-services
-  .addOpStream({
-    processMetrics: false,
-    transport: ADVERSARY_LIMITS.transport,
-    sessions: ADVERSARY_LIMITS.sessions,
-  })
+const builder = services
+  .addOpStream({ processMetrics: false, transport: config.transport ?? {}, sessions: config.sessions ?? {} })
   .useLogger(pino({ level: process.env.OPSTREAM_LOG_LEVEL ?? "silent" }))
-  .useSqliteStorage({ path, writerThread: false })
-  .useJwtAuthorization({ secret: JWT_SECRET })
-  .useTenantResolver(
+  .useJwtAuthorization({ secret: JWT_SECRET });
+if (config.sqlitePath) builder.useSqliteStorage({ path: config.sqlitePath, writerThread: false });
+else builder.useMemoryStorage();
+if (config.tenants) {
+  builder.useTenantResolver(
     (request) => new URL(request.url ?? "/", "http://localhost").searchParams.get("tenant") ?? undefined,
   );
+}
 const host = services.build();
 
 async function stored(): Promise<StoredDoc[]> {
@@ -55,10 +54,11 @@ async function stored(): Promise<StoredDoc[]> {
   return docs;
 }
 
-async function answer(request: AdversaryRequest): Promise<AdversaryReply> {
+async function answer(request: NodeRequest): Promise<NodeReply> {
   switch (request.type) {
     case "rss":
       gc!();
+      // A second collection after a turn frees what the first one's finalizers released.
       await new Promise((resolve) => setImmediate(resolve));
       gc!();
       return { type: "rss", rss: process.memoryUsage().rss };
@@ -67,10 +67,10 @@ async function answer(request: AdversaryRequest): Promise<AdversaryReply> {
   }
 }
 
-process.on("message", (request: AdversaryRequest) => {
+process.on("message", (request: NodeRequest) => {
   answer(request).then(
     (reply) => process.send!(reply),
-    (error: unknown) => process.send!({ type: "error", message: String(error) } satisfies AdversaryReply),
+    (error: unknown) => process.send!({ type: "error", message: String(error) } satisfies NodeReply),
   );
 });
 process.once("disconnect", () => {
@@ -81,4 +81,4 @@ process.once("disconnect", () => {
 });
 
 const server = await host.listen(0, { host: "127.0.0.1" });
-process.send!({ type: "listening", port: (server.address() as AddressInfo).port } satisfies AdversaryReply);
+process.send!({ type: "listening", port: (server.address() as AddressInfo).port } satisfies NodeReply);
