@@ -40,7 +40,7 @@ export interface Subscription {
 /**
  * The cluster fabric: per-document channels for fan-out and awareness, and
  * request/response between nodes (used to proxy non-owner clients to the owner).
- * `LocalBackplane` serves one process; `RedisBackplane` (issue #3) a cluster.
+ * `LocalBackplane` serves one process; `RedisBackplane` a cluster.
  */
 export interface IBackplane {
   /** This node's id, unique in the cluster. */

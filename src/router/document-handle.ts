@@ -1,6 +1,6 @@
 /**
  * A peer's view of one document, wherever its owner runs. The transport talks only
- * to handles; the router decides whether a handle is local or (issue #3) proxies
+ * to handles; the router decides whether a handle is local or proxies
  * to the owning node.
  */
 export interface DocumentHandle {
