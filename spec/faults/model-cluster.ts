@@ -5,13 +5,14 @@ import * as Y from "yjs";
 import {
   ChannelMessageType,
   HybridSnapshotPolicy,
+  LocalBackplane,
   LocalBus,
   type ChannelMessage,
   type Delivery,
 } from "../../src/index.js";
 import { startServer, type TestServer } from "../support/server.js";
 
-/** The bus subscriber that records what owners broadcast; never a node, never faulted. */
+/** The node id of the observer: a backplane that records what owners broadcast, never faulted. */
 const OBSERVER = "observer";
 /** A port nothing listens on: where a client is sent while no node is up (it is refused and retries). */
 const NOWHERE = "ws://127.0.0.1:1";
@@ -68,7 +69,8 @@ export class ModelCluster {
   private readonly dead = new Set<string>();
   private faults: Fault[] = [];
   private generation = 0;
-  private readonly unobserve: () => void;
+  /** On the bus like a node (it speaks the backplane protocol), but it never serves anything. */
+  private readonly observer: LocalBackplane;
 
   private constructor(
     private readonly path: string,
@@ -78,16 +80,17 @@ export class ModelCluster {
   ) {
     this.bus = new LocalBus({ intercept: (message, _docId, to) => this.deliver(message, to) });
     this.slots = Array.from({ length: nodeCount }, () => undefined);
-    this.unobserve = this.bus.subscribe(docId, OBSERVER, (message) => {
-      if (message.type === ChannelMessageType.Update) {
-        this.acked.push({ epoch: message.epoch, seq: message.seq, update: message.payload });
-      }
-    });
+    this.observer = new LocalBackplane({ bus: this.bus, nodeId: OBSERVER });
   }
 
   /** Starts `nodeCount` nodes on the SQLite file at `path`, for document `docId`. */
   static async start(path: string, docId: string, nodeCount: number): Promise<ModelCluster> {
     const cluster = new ModelCluster(path, docId, nodeCount);
+    await cluster.observer.subscribe(docId, (message) => {
+      if (message.type === ChannelMessageType.Update) {
+        cluster.acked.push({ epoch: message.epoch, seq: message.seq, update: message.payload });
+      }
+    });
     await Promise.all(cluster.slots.map((_, slot) => cluster.startSlot(slot)));
     return cluster;
   }
@@ -171,7 +174,7 @@ export class ModelCluster {
 
   /** Stops every node and the observer. */
   async stop(): Promise<void> {
-    this.unobserve();
+    await this.observer.close();
     await Promise.all(
       this.slots.map(async (node, slot) => {
         this.slots[slot] = undefined;

@@ -100,6 +100,18 @@ export abstract class ClusterBackplane implements IBackplane {
   protected abstract closeTransport(): Promise<void>;
 
   /**
+   * Whether a message on `docId`'s channel can reach a node other than `origin`
+   * (the only ones that would keep it). A medium that knows its subscribers without
+   * a round trip (the in-process bus) answers false when nobody else listens, so a
+   * lone node's publish skips the encoding: the single-node hot path does no work
+   * for the backplane. Keyed by document, not channel, so that asking costs no
+   * string building. This default answers true: Redis cannot know without asking.
+   */
+  protected reachesOthers(_docId: string, _origin: string): boolean {
+    return true;
+  }
+
+  /**
    * Registers a listener called after the medium reconnected and every channel is
    * subscribed again: messages published meanwhile are lost (pub/sub is
    * at-most-once), so relays resync. Returns a function that removes it. A medium
@@ -128,11 +140,17 @@ export abstract class ClusterBackplane implements IBackplane {
     return this.documents.add(docId, handler);
   }
 
-  async publish(docId: string, message: ChannelMessage): Promise<void> {
-    this.assertOpen("publish");
+  publish(docId: string, message: ChannelMessage): Promise<void> {
+    if (this.closing) return Promise.reject(this.closedError("publish"));
+    // Not async, so that a publish nobody else hears costs no more than a lookup.
+    if (!this.reachesOthers(docId, message.origin)) return Promise.resolve();
+    return this.publishMessage(this.documentChannel(docId), message);
+  }
+
+  private async publishMessage(channel: string, message: ChannelMessage): Promise<void> {
     const stop = this.metrics?.backplanePublishSeconds.startTimer();
     try {
-      await this.publishBytes(this.documentChannel(docId), encodeChannelMessage(message));
+      await this.publishBytes(channel, encodeChannelMessage(message));
     } finally {
       stop?.();
     }
@@ -226,7 +244,8 @@ export abstract class ClusterBackplane implements IBackplane {
    * caller can act on it (NOT_OWNER: re-resolve and retry). Any other throw is a bug
    * or an unexpected failure in the handler; it travels as NO_HANDLER with the text
    * "remote handler failed: <message>", because the catalogue has no code for
-   * "the remote failed" and the caller must not mistake it for a retryable answer.
+   * "the remote failed". Callers cannot tell it from a missing handler; which of
+   * them retry NO_HANDLER (bounded), and why, is decided in router/retry-policy.ts.
    */
   private async answer(request: RpcRequest): Promise<void> {
     const handler = this.handlers.get(request.type);

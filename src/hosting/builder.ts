@@ -77,7 +77,12 @@ export class OpStreamBuilder {
   useLocalBackplane(options: LocalBackplaneOptions = {}): this {
     this.services.set(Tokens.Backplane, (p) => {
       const nodeId = p.get(Tokens.Options).nodeId;
-      return new LocalBackplane({ ...options, ...(nodeId === undefined ? {} : { nodeId }) });
+      return new LocalBackplane({
+        ...options,
+        ...(nodeId === undefined ? {} : { nodeId }),
+        metrics: p.get(Tokens.Metrics),
+        logger: p.get(Tokens.Logger),
+      });
     });
     this.services.set(Tokens.Ownership, (p) => {
       const backplane = p.get(Tokens.Backplane);

@@ -1,87 +1,84 @@
-import { randomUUID } from "node:crypto";
 import { ErrorCodes, OpStreamError } from "../../errors.js";
-import type {
-  ChannelHandler,
-  ChannelMessage,
-  IBackplane,
-  RequestHandler,
-  RequestOptions,
-  Subscription,
-} from "../backplane.js";
+import { ClusterBackplane, type ClusterBackplaneOptions } from "../cluster-backplane.js";
 import { LocalBus } from "./local-bus.js";
 
-/** @default 5000 */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+/** Options of {@link LocalBackplane}: those of every cluster backplane, and the bus. */
+export interface LocalBackplaneConstructorOptions extends ClusterBackplaneOptions {
+  /** The medium shared with the other in-process nodes (specs). @default a new bus of its own */
+  bus?: LocalBus;
+}
 
 /**
- * In-process backplane: the default. On one node it only fans out to nothing
- * (the session serves local peers itself); several nodes sharing a `LocalBus`
- * behave like a cluster, which specs use.
+ * In-process backplane: the default. It is a {@link ClusterBackplane} like the
+ * Redis one, over a {@link LocalBus} instead of Redis pub/sub, so requests,
+ * timeouts, error wrapping and self-filtering are the very code a cluster runs.
+ * On one node nobody else is on the bus and a publish costs a map lookup; several
+ * nodes sharing a bus behave like a cluster, which specs use.
+ *
+ * Where it differs from Redis, it is because the bus knows more: a request to a
+ * node that is not on the bus fails at once with NO_HANDLER instead of timing out.
  */
-export class LocalBackplane implements IBackplane {
-  readonly nodeId: string;
+export class LocalBackplane extends ClusterBackplane {
   readonly bus: LocalBus;
+  private readonly subscriptions = new Map<string, () => void>();
+  /** `<prefix>doc:` and `<prefix>node:`, to tell a channel's kind from its name. */
+  private readonly documentPrefix: string;
+  private readonly nodePrefix: string;
 
-  constructor(options: { bus?: LocalBus; nodeId?: string } = {}) {
+  constructor(options: LocalBackplaneConstructorOptions = {}) {
+    super(options);
     this.bus = options.bus ?? new LocalBus();
-    this.nodeId = options.nodeId ?? randomUUID();
+    this.documentPrefix = this.documentChannel("");
+    this.nodePrefix = this.nodeChannel("");
+    // The bus subscribes synchronously: requests can be answered once this returns.
+    this.listen();
   }
 
-  subscribe(docId: string, handler: ChannelHandler): Promise<Subscription> {
-    const off = this.bus.subscribe(docId, this.nodeId, handler);
-    return Promise.resolve({ unsubscribe: () => Promise.resolve(off()) });
+  protected override reachesOthers(docId: string, origin: string): boolean {
+    return this.bus.hasDocumentSubscriberBesides(docId, origin);
   }
 
-  publish(docId: string, message: ChannelMessage): Promise<void> {
-    this.bus.publish(docId, message);
+  protected publishBytes(channel: string, bytes: Uint8Array): Promise<void> {
+    const subscribers = this.bus.publish(channel, bytes);
+    if (subscribers === 0 && channel.startsWith(this.nodePrefix)) {
+      // The bus knows for certain nobody will answer: say so now rather than after the timeout.
+      const nodeId = channel.slice(this.nodePrefix.length);
+      return Promise.reject(
+        new OpStreamError(
+          ErrorCodes.NO_HANDLER,
+          `Node "${nodeId}" is not on this LocalBus (it closed or was removed): nobody can answer the request.`,
+          { nodeId },
+        ),
+      );
+    }
     return Promise.resolve();
   }
 
-  async sendRequest(
-    nodeId: string,
-    type: string,
-    payload: Uint8Array,
-    options: RequestOptions = {},
-  ): Promise<Uint8Array> {
-    const handler = this.bus.handler(nodeId, type);
-    if (!handler) {
-      throw new OpStreamError(
-        ErrorCodes.NO_HANDLER,
-        `Node "${nodeId}" has no handler for "${type}" requests.`,
-        {
-          nodeId,
-          type,
-        },
-      );
-    }
-    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new OpStreamError(
-              ErrorCodes.REQUEST_TIMEOUT,
-              `Request "${type}" to node "${nodeId}" got no answer within ${timeoutMs} ms.`,
-              { nodeId, type, timeoutMs },
-            ),
-          ),
-        timeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([handler(payload, this.nodeId), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  protected subscribeChannel(channel: string, receive: (bytes: Uint8Array) => void): Promise<void> {
+    const docId = channel.startsWith(this.documentPrefix)
+      ? channel.slice(this.documentPrefix.length)
+      : undefined;
+    this.subscriptions.get(channel)?.();
+    this.subscriptions.set(
+      channel,
+      this.bus.subscribe(channel, {
+        nodeId: this.nodeId,
+        receive,
+        ...(docId === undefined ? {} : { docId }),
+      }),
+    );
+    return Promise.resolve();
   }
 
-  registerRequestHandler(type: string, handler: RequestHandler): () => void {
-    this.bus.setHandler(this.nodeId, type, handler);
-    return () => this.bus.setHandler(this.nodeId, type, undefined);
+  protected unsubscribeChannel(channel: string): Promise<void> {
+    this.subscriptions.get(channel)?.();
+    this.subscriptions.delete(channel);
+    return Promise.resolve();
   }
 
-  close(): Promise<void> {
+  /** Leaves the bus: subscriptions end and this node's leases are freed. */
+  protected closeTransport(): Promise<void> {
+    this.subscriptions.clear();
     this.bus.removeNode(this.nodeId);
     return Promise.resolve();
   }
