@@ -15,6 +15,7 @@ export { OpStreamMetrics } from "./metrics.js";
 export type { Logger } from "./logging/logger.js";
 
 export { DocumentSession } from "./engine/document-session.js";
+export type { DocumentState, JoinInfo, ManagementAction } from "./engine/session-state.js";
 export type { SessionDependencies, SessionServices } from "./engine/session-services.js";
 export {
   HybridSnapshotPolicy,

@@ -4,6 +4,7 @@ import { ErrorCodes, isOpStreamError } from "../../src/index.js";
 import { peerOrigin } from "../../src/engine/origin.js";
 import { UpdateCheckError, checkUpdate } from "../../src/engine/update-check.js";
 import { insertUpdate, openSession } from "../support/engine.js";
+import { sessionText } from "../support/session.js";
 
 /** Updates of every kind of content Yjs writes: text, formats, embeds, maps, arrays, XML, subdocs, deletions. */
 function realUpdates(): Uint8Array[] {
@@ -107,7 +108,7 @@ describe("update check (before Y.applyUpdate)", () => {
       assert.equal(session.lastSeq, 0, "nothing was stored");
       const source = new Y.Doc();
       assert.equal(await session.apply(insertUpdate(source, 0, "honest"), peerOrigin("alice")), 1);
-      assert.equal(session.doc.getText("text").toString(), "honest");
+      assert.equal(await sessionText(session), "honest");
     } finally {
       await session.close("shutdown");
     }

@@ -13,6 +13,7 @@ import {
 import { RecordingPeer, insertUpdate } from "../support/engine.js";
 import { eventually } from "../support/eventually.js";
 import { testLogger } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 /** Hands out leases already lost, `losses` times: a lease that expired while the document loaded. */
 class LosingOwnership implements IOwnership {
@@ -88,7 +89,7 @@ describe("DocumentRouter", () => {
     Y.applyUpdate(rebuilt, snapshot.state);
     assert.equal(rebuilt.getText("text").toString(), "kept");
     const again = await r.join("doc", new RecordingPeer("c"));
-    assert.equal(r.localSession("doc")?.doc.getText("text").toString(), "kept", "reloads from the snapshot");
+    assert.equal(await sessionText(r.localSession("doc")), "kept", "reloads from the snapshot");
     again.leave();
     await r.shutdown();
   });

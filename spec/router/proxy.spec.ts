@@ -3,6 +3,7 @@ import { LocalBus, MemoryDocumentStore } from "../../src/index.js";
 import { assertAwarenessRoundTrip, connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 /**
  * Three in-process nodes sharing a LocalBus and one store: the proxy path (relays
@@ -48,10 +49,7 @@ describe("router proxying across in-process nodes", () => {
       for (const text of texts) assert.equal(text, texts[0]);
     }, 15_000);
     const owner = owners("shared")[0]!;
-    assert.equal(
-      owner.host.router.localSession("shared")?.doc.getText("text").toString(),
-      group[0]?.text.toString(),
-    );
+    assert.equal(await sessionText(owner.host.router.localSession("shared")), group[0]?.text.toString());
     assert.equal(owners("shared").length, 1, "still exactly one owner");
   });
 

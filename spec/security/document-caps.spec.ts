@@ -22,6 +22,7 @@ import { startServer, type TestServer } from "../support/server.js";
 import { tempDir } from "../support/temp.js";
 import { refusedWith } from "../support/upgrade.js";
 import { counted } from "../support/metrics.js";
+import { sessionText } from "../support/session.js";
 
 /**
  * Finding 4 of issue #23: caps on the documents one socket, one principal and one
@@ -70,8 +71,8 @@ describe("security: caps on open documents (finding 4)", function () {
       assert.equal(server.host.router.localSession("d"), undefined, "nothing was loaded for it");
 
       a!.text.insert(0, "still editing");
-      await eventually(() =>
-        assert.equal(server.host.router.localSession("a")?.doc.getText("text").toString(), "still editing"),
+      await eventually(async () =>
+        assert.equal(await sessionText(server.host.router.localSession("a")), "still editing"),
       );
       b!.destroy(); // the stock provider sends Close for its document
       const [e] = open(socket, "alice", ["e"]);

@@ -16,6 +16,7 @@ import {
   type HocuspocusClient,
 } from "../support/hocuspocus.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 /**
  * Issue #23, "pending data": updates whose dependencies are missing sit in Yjs's
@@ -154,7 +155,7 @@ describe("security: the pending-updates budget (issue #23)", () => {
       await eventually(() => assert.equal(reader.text.toString(), "before;during;after;"));
       reader.text.insert(0, "reply;");
       await eventually(() => assert.equal(writer.text.toString(), "reply;before;during;after;"));
-      assert.equal(session.doc.getText("text").toString(), "reply;before;during;after;");
+      assert.equal(await sessionText(session), "reply;before;during;after;");
       assert.equal(server.host.router.localSession(doc), session, "the document carried on");
 
       const durable = await eventually(async () => {

@@ -21,6 +21,7 @@ import {
 import { startServer, type TestServer } from "../support/server.js";
 import { JWT_SECRET, signToken } from "../support/tokens.js";
 import { refusedWith } from "../support/upgrade.js";
+import { sessionText } from "../support/session.js";
 
 const tokenFor = (...scopes: DocumentScopeOptions[]) => signToken(scopes.map(documentScope).join(" "));
 
@@ -44,8 +45,7 @@ async function counter(server: TestServer, name: "upgradesRefused" | "updatesRej
   return metric.values.filter((v) => v.labels.reason === reason).reduce((sum, v) => sum + v.value, 0);
 }
 
-const serverText = (server: TestServer, docId: string) =>
-  server.host.router.localSession(docId)?.doc.getText("text").toString();
+const serverText = (server: TestServer, docId: string) => sessionText(server.host.router.localSession(docId));
 
 describe("JWT scopes carry the tenant (issue #23 finding 2)", () => {
   let server: TestServer;
@@ -96,7 +96,7 @@ describe("JWT scopes carry the tenant (issue #23 finding 2)", () => {
     const owner = track(connectAt(server, "acme.example.com", "notes", acme));
     await synced(owner);
     owner.text.insert(0, "acme's notes");
-    await eventually(() => assert.equal(serverText(server, "acme/notes"), "acme's notes"));
+    await eventually(async () => assert.equal(await serverText(server, "acme/notes"), "acme's notes"));
     assert.equal(server.host.router.localSession("globex/notes"), undefined, "globex's notes never loaded");
     assert.equal((await server.host.store.list()).includes("globex/notes"), false);
   });
@@ -131,7 +131,7 @@ describe("JWT scopes carry the tenant (issue #23 finding 2)", () => {
       assert.deepEqual(owner.events.authenticated, ["read-write"]);
       owner.text.insert(0, "acme");
       await allAcknowledged(owner);
-      assert.equal(serverText(server, `acme/${name}`), "acme");
+      assert.equal(await serverText(server, `acme/${name}`), "acme");
       assert.equal(
         server.host.router.localSession(`globex/${name}`),
         undefined,
@@ -160,7 +160,7 @@ describe("a read scope grants reading its document only, whatever the names (iss
     const writer = track(connectClient(server.url, docId, { protocols: ["opstream", await write(docId)] }));
     await synced(writer);
     writer.text.insert(0, text);
-    await eventually(() => assert.equal(serverText(server, docId), text));
+    await eventually(async () => assert.equal(await serverText(server, docId), text));
     return writer;
   }
 
@@ -173,7 +173,7 @@ describe("a read scope grants reading its document only, whatever the names (iss
       assert.equal(await counter(server, "updatesRejected", "readonly"), before + 1),
     );
     writer.text.insert(writer.text.length, ";after");
-    await eventually(() => assert.equal(serverText(server, docId), `${text};after`));
+    await eventually(async () => assert.equal(await serverText(server, docId), `${text};after`));
     assert.equal(writer.text.toString(), `${text};after`, "the reader's edit reached nobody");
   }
 
@@ -224,7 +224,7 @@ describe("a read scope grants reading its document only, whatever the names (iss
     const member = track(connectClient(server.url, "team notes", { protocols: ["opstream", team] }));
     await synced(member);
     member.text.insert(0, "agenda");
-    await eventually(() => assert.equal(serverText(server, "team notes"), "agenda"));
+    await eventually(async () => assert.equal(await serverText(server, "team notes"), "agenda"));
   });
 
   for (const version of PROVIDER_VERSIONS) {
@@ -253,7 +253,7 @@ describe("a read scope grants reading its document only, whatever the names (iss
       );
       writer.text.insert(writer.text.length, ";after");
       await allAcknowledged(writer);
-      assert.equal(serverText(server, foo), "written;after");
+      assert.equal(await serverText(server, foo), "written;after");
     });
   }
 });

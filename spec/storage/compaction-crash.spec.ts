@@ -17,6 +17,7 @@ import { openSession } from "../support/engine.js";
 import { eventually } from "../support/eventually.js";
 import { sharedPostgres, stopSharedPostgres } from "../support/postgres.js";
 import { tempDir } from "../support/temp.js";
+import { sessionText } from "../support/session.js";
 
 const CHILD = fileURLToPath(new URL("./compaction-child.ts", import.meta.url));
 const DOC_ID = "crash";
@@ -150,7 +151,7 @@ async function checkReload(target: CrashTarget, acked: number): Promise<RunOutco
     // The engine's own cold load sees the same document.
     const session = await openSession(DOC_ID, { store });
     try {
-      assert.equal(session.doc.getText("text").toString(), text);
+      assert.equal(await sessionText(session), text);
       assert.equal(session.lastSeq, lastSeq);
     } finally {
       await session.close("step-down"); // no final snapshot: leave the store as the crash left it

@@ -9,6 +9,7 @@ import type { HocuspocusClient, StockSocket } from "../support/hocuspocus.js";
 import { startServer, type TestServer } from "../support/server.js";
 import { JWT_SECRET, signToken } from "../support/tokens.js";
 import { refusedWith } from "../support/upgrade.js";
+import { sessionText } from "../support/session.js";
 
 const inSeconds = (seconds: number) => Math.floor(Date.now() / 1000) + seconds;
 const writeScope = (docId: string) => documentScope({ access: "read-write", docId });
@@ -25,8 +26,7 @@ async function rejected(server: TestServer, reason: string): Promise<number> {
   return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
 }
 
-const serverText = (server: TestServer, doc: string) =>
-  server.host.router.localSession(doc)?.doc.getText("text").toString();
+const serverText = (server: TestServer, doc: string) => sessionText(server.host.router.localSession(doc));
 
 describe("authorization with useJwtAuthorization, end to end", () => {
   let server: TestServer;
@@ -87,7 +87,7 @@ describe("authorization with useJwtAuthorization, end to end", () => {
       writer.text.insert(writer.text.length, "after;");
       await eventually(() => assert.equal(everything.text.toString(), writer.text.toString()));
       assert.equal(writer.text.toString().includes("viewer;"), false, "the read-only edit reached nobody");
-      assert.equal(serverText(server, "scoped"), writer.text.toString());
+      assert.equal(await serverText(server, "scoped"), writer.text.toString());
     });
 
     it("closes a live connection with 4003 when its token expires", async function () {
@@ -145,7 +145,7 @@ describe("authorization with useJwtAuthorization, end to end", () => {
         reader.text.insert(0, "refused ");
         await eventually(async () => assert.equal(await rejected(server, "readonly"), before + 1));
         await allAcknowledged(writer);
-        assert.equal(serverText(server, doc), "written");
+        assert.equal(await serverText(server, doc), "written");
       });
 
       it("closes the socket with 4003 when a token expires; a token function then reconnects with a fresh one", async function () {

@@ -9,6 +9,7 @@ import { connectClient, synced } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { PROVIDER_VERSIONS, allAcknowledged, connectHocuspocus, hpSynced } from "../support/hocuspocus.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 /** A client frame built by hand: the routing key, the message type, then `write`. */
 function frame(
@@ -87,7 +88,7 @@ describe("Hocuspocus dialect on the wire", () => {
     doc.getText("text").insert(0, "raw");
     ws.send(sync(key, 2, Y.encodeStateAsUpdate(doc)));
     await eventually(() => assert.deepEqual(frames[3], expected(key, 8, 1)), 2000);
-    assert.equal(server.host.router.localSession("wire")?.doc.getText("text").toString(), "raw");
+    assert.equal(await sessionText(server.host.router.localSession("wire")), "raw");
     ws.send(frame(key, 3));
     await eventually(() => assert.deepEqual(frames[4], expected(key, 1, 1, 0)), 2000);
     ws.send(new Uint8Array([9]));

@@ -13,6 +13,7 @@ import {
 } from "../support/hocuspocus.js";
 import { MANAGEMENT_TOKEN, api } from "../support/management.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 /** Tokens the specs' authorizer understands: "viewer" reads, "bad" and documents named `denied*` are refused. */
 const authorizer =
@@ -37,8 +38,7 @@ async function rejected(server: TestServer, reason: string): Promise<number> {
   return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
 }
 
-const serverText = (server: TestServer, doc: string) =>
-  server.host.router.localSession(doc)?.doc.getText("text").toString();
+const serverText = (server: TestServer, doc: string) => sessionText(server.host.router.localSession(doc));
 
 for (const version of PROVIDER_VERSIONS) {
   describe(`Hocuspocus dialect with the stock @hocuspocus/provider ${version.name}`, () => {
@@ -120,7 +120,7 @@ for (const version of PROVIDER_VERSIONS) {
       await eventually(async () => assert.equal(await rejected(server, "readonly"), before + 1));
       assert.equal(viewer.provider.hasUnsyncedChanges, true, "a refused edit stays unsynced");
       writer.text.insert(writer.text.length, "!");
-      await eventually(() => assert.equal(serverText(server, "readonly"), "from the writer!"));
+      await eventually(async () => assert.equal(await serverText(server, "readonly"), "from the writer!"));
       assert.equal(writer.text.toString(), "from the writer!", "the viewer's edit reached nobody");
     });
 
@@ -145,7 +145,7 @@ for (const version of PROVIDER_VERSIONS) {
         }, 30_000);
         await Promise.all(group.map((c) => allAcknowledged(c, 10_000)));
       }
-      assert.equal(serverText(server, "concurrent"), group[0]?.text.toString());
+      assert.equal(await serverText(server, "concurrent"), group[0]?.text.toString());
       for (let n = 0; n < 8; n++) {
         const letter = String.fromCharCode(97 + n);
         assert.equal([...group[0]!.text.toString()].filter((ch) => ch === letter).length, 200);
@@ -292,7 +292,7 @@ for (const version of PROVIDER_VERSIONS) {
       const before = await rejected(server, "readonly");
       a.text.insert(0, "refused");
       await eventually(async () => assert.equal(await rejected(server, "readonly"), before + 1));
-      assert.equal(serverText(server, "refresh"), "");
+      assert.equal(await serverText(server, "refresh"), "");
       a.provider.configuration.token = "bad";
       await a.provider.sendToken();
       await eventually(() => assert.deepEqual(a.events.denied, ["permission-denied"]));
@@ -330,7 +330,7 @@ for (const version of PROVIDER_VERSIONS) {
         assert.equal(hp.text.toString(), yws.text.toString());
       });
       await allAcknowledged(hp);
-      assert.equal(serverText(server, "interop"), hp.text.toString());
+      assert.equal(await serverText(server, "interop"), hp.text.toString());
     });
   });
 }

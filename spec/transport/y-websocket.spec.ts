@@ -6,6 +6,7 @@ import { YMessageType, decodeMessage } from "../../src/transport/y-websocket/mes
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";
+import { sessionText } from "../support/session.js";
 
 describe("y-websocket dialect with the stock WebsocketProvider", () => {
   let server: TestServer;
@@ -37,7 +38,7 @@ describe("y-websocket dialect with the stock WebsocketProvider", () => {
       assert.equal(texts[0]?.length, 1600);
       for (const text of texts) assert.equal(text, texts[0]);
     }, 30_000);
-    const serverText = server.host.router.localSession("concurrent")?.doc.getText("text").toString();
+    const serverText = await sessionText(server.host.router.localSession("concurrent"));
     assert.equal(serverText, group[0]?.text.toString(), "the server's document matches");
     for (let n = 0; n < 8; n++) {
       const count = [...(group[0]?.text.toString() ?? "")].filter(
@@ -52,8 +53,8 @@ describe("y-websocket dialect with the stock WebsocketProvider", () => {
     await synced(writer);
     for (let i = 0; i < 50; i++) writer.text.insert(writer.text.length, `line ${i}\n`);
     const expected = writer.text.toString();
-    await eventually(() =>
-      assert.equal(server.host.router.localSession("late")?.doc.getText("text").toString(), expected),
+    await eventually(async () =>
+      assert.equal(await sessionText(server.host.router.localSession("late")), expected),
     );
     const late = connect("late");
     await synced(late);
@@ -119,10 +120,8 @@ describe("y-websocket dialect with the stock WebsocketProvider", () => {
     await eventually(() => assert.equal(a.provider.wsconnected, false));
     a.text.insert(a.text.length, "offline-A ");
     b.text.insert(b.text.length, "online-B ");
-    await eventually(() =>
-      assert.ok(
-        server.host.router.localSession("offline")?.doc.getText("text").toString().includes("online-B"),
-      ),
+    await eventually(async () =>
+      assert.ok((await sessionText(server.host.router.localSession("offline")))?.includes("online-B")),
     );
     assert.ok(!b.text.toString().includes("offline-A"), "B cannot see A's edit while A is offline");
     a.provider.connect();

@@ -1,27 +1,35 @@
 import * as Y from "yjs";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
-import { codeOf, invalidUpdate, rejection } from "./session-errors.js";
+import { codeOf, invalidUpdate } from "./session-errors.js";
 import { ApplyQueue, type ApplyTask, type BatchTask } from "./apply-queue.js";
-import { AwarenessRegistry } from "./awareness.js";
+import {
+  ChangeRecorder,
+  applyBatch,
+  mergeCaptured,
+  settleBatch,
+  soleSender,
+  type BatchContext,
+  type Captured,
+} from "./batch.js";
 import { ConsumerGroup } from "./consumers.js";
 import { DEFAULT_MAX_PENDING_BYTES, PendingBudget, pendingBytes } from "./pending-budget.js";
-import { checkUpdate } from "./update-check.js";
+import { containsUpdate } from "./update-check.js";
 import { FanOut } from "./fan-out.js";
-import { isProducer, SEED_ORIGIN, STORAGE_ORIGIN, type Origin } from "./origin.js";
+import { Heartbeat } from "./heartbeat.js";
+import { SEED_ORIGIN, type Origin } from "./origin.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
 import { SnapshotScheduler } from "./snapshot-scheduler.js";
+import { SessionPresence } from "./session-presence.js";
 import type { SessionDependencies } from "./session-services.js";
+import {
+  restoreDocument,
+  type DocumentState,
+  type JoinInfo,
+  type ManagementAction,
+} from "./session-state.js";
 import type { Seeder } from "./validation.js";
 
-/** A quiet session repeats its heartbeat every this many heartbeat intervals (10 s by default). */
-const QUIET_HEARTBEAT_EVERY = 10;
-
-/** One effective change captured from Yjs's `update` event, and the task it belongs to. */
-interface Captured {
-  update: Uint8Array;
-  origin: Origin;
-  task: ApplyTask | undefined;
-}
+const EMPTY = new Uint8Array(0);
 
 /**
  * The owner's in-memory document. Every change goes through one queue (the apply
@@ -35,24 +43,19 @@ interface Captured {
  */
 export class DocumentSession {
   readonly docId: string;
-  readonly doc: Y.Doc;
   readonly epoch: number;
+  private readonly doc: Y.Doc;
   private readonly deps: SessionDependencies;
   private readonly peers: FanOut;
   private readonly snapshots: SnapshotScheduler;
-  private readonly awareness: AwarenessRegistry;
+  private readonly presence: SessionPresence;
   private readonly queue: ApplyQueue;
-  private readonly pendingBudget: PendingBudget;
+  private readonly batchContext: BatchContext;
   private consumers: ConsumerGroup | undefined;
   private closing = false;
-  private captured: Captured[] | null = null;
-  private currentTask: ApplyTask | undefined;
   private lastSeqValue: number;
   private snapshotSeq: number;
-  private readonly sweepTimer: NodeJS.Timeout;
-  private readonly heartbeatTimer: NodeJS.Timeout;
-  private heartbeatSeq: number;
-  private quietBeats = 0;
+  private readonly heartbeat: Heartbeat;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
   private markClosed!: () => void;
@@ -70,9 +73,23 @@ export class DocumentSession {
     this.deps = deps;
     this.lastSeqValue = lastSeq;
     this.snapshotSeq = snapshotSeq;
-    this.awareness = new AwarenessRegistry(deps.awareness);
-    this.pendingBudget = new PendingBudget(doc, deps.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES);
+    this.batchContext = {
+      docId,
+      doc,
+      validators: deps.validators,
+      metrics: deps.metrics,
+      recorder: new ChangeRecorder(doc),
+      pendingBudget: new PendingBudget(doc, deps.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES),
+    };
     this.peers = new FanOut(docId, deps.backplane, deps.metrics, deps.logger);
+    this.presence = new SessionPresence(
+      docId,
+      this.peers,
+      deps.metrics,
+      deps.logger,
+      deps.awareness,
+      deps.awarenessSweepMs ?? 5000,
+    );
     this.snapshots = new SnapshotScheduler(docId, deps.snapshotPolicy, () => this.queueSnapshot());
     this.queue = new ApplyQueue(
       (batch) => this.runBatch(batch),
@@ -80,18 +97,12 @@ export class DocumentSession {
       () => this.closedError(),
     );
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
-    // Yjs emits `update` only when a transaction changed something (new structs or
-    // new deletions), with exactly the integrated change: that is what we store.
-    doc.on("update", (update: Uint8Array, origin: unknown) => {
-      if (this.captured && isOrigin(origin) && isProducer(origin)) {
-        this.captured.push({ update, origin, task: this.currentTask });
-      }
-    });
-    this.sweepTimer = setInterval(() => this.sweepAwareness(), deps.awarenessSweepMs ?? 5000);
-    this.sweepTimer.unref();
-    this.heartbeatSeq = lastSeq;
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), deps.heartbeatIntervalMs ?? 1000);
-    this.heartbeatTimer.unref();
+    this.heartbeat = new Heartbeat(
+      deps.heartbeatIntervalMs ?? 1000,
+      lastSeq,
+      () => this.lastSeqValue,
+      (seq) => this.peers.heartbeat(this.epoch, seq),
+    );
     deps.lease.signal.addEventListener("abort", () => this.fail("step-down"), { once: true });
     // A lease lost before the listener existed never fires "abort" again.
     if (deps.lease.signal.aborted) queueMicrotask(() => this.fail("step-down"));
@@ -103,15 +114,7 @@ export class DocumentSession {
    */
   static async open(docId: string, deps: SessionDependencies): Promise<DocumentSession> {
     const stored = await deps.store.load(docId);
-    const doc = new Y.Doc();
-    Y.transact(
-      doc,
-      () => {
-        if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot.state, STORAGE_ORIGIN);
-        for (const op of stored.ops) Y.applyUpdate(doc, op.update, STORAGE_ORIGIN);
-      },
-      STORAGE_ORIGIN,
-    );
+    const doc = restoreDocument(stored);
     const snapshotSeq = stored.snapshot?.seq ?? 0;
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
@@ -169,8 +172,7 @@ export class DocumentSession {
   /** Detaches a peer and removes its awareness states (fanned out to the others). */
   removePeer(peerId: string): void {
     if (!this.peers.delete(peerId)) return;
-    const removal = this.awareness.removePeer(peerId);
-    if (removal) this.peers.awareness(removal, peerId);
+    this.presence.removePeer(peerId);
   }
 
   /** The document's state vector (what a client should send us). */
@@ -186,9 +188,49 @@ export class DocumentSession {
     return this.read(() => Y.encodeStateAsUpdate(this.doc, clientStateVector));
   }
 
-  /** Runs `read` on the document once every change queued before it is durable. */
+  /** Runs `read` once every change queued before it is durable. */
   read<T>(read: () => T): Promise<T> {
     return this.queue.read(read);
+  }
+
+  /** The full durable state and its seq, read under the apply lock. */
+  state(): Promise<DocumentState> {
+    return this.read(() => ({ seq: this.lastSeqValue, bytes: Y.encodeStateAsUpdate(this.doc) }));
+  }
+
+  /** Whether the durable document holds all of `update`, read under the apply lock. Rejects with INVALID_UPDATE. */
+  contains(update: Uint8Array): Promise<boolean> {
+    return this.read(() => {
+      try {
+        return containsUpdate(this.doc, update);
+      } catch (error) {
+        throw invalidUpdate(error, this.docId);
+      }
+    });
+  }
+
+  /** What a client of another node needs to attach, read under the lock: it describes durable state only. */
+  joinInfo(): Promise<JoinInfo> {
+    return this.read(() => ({
+      epoch: this.epoch,
+      seq: this.lastSeqValue,
+      stateVector: Y.encodeStateVector(this.doc),
+      awareness: this.presence.encodeAll(),
+    }));
+  }
+
+  /** Runs a management action; `compact` resolves with the snapshot's seq, `delete` with seq 0. */
+  async manage(action: ManagementAction): Promise<DocumentState> {
+    switch (action) {
+      case "state":
+        return this.state();
+      case "compact":
+        await this.snapshot();
+        return { seq: this.lastSeqValue, bytes: EMPTY };
+      case "delete":
+        await this.delete();
+        return { seq: 0, bytes: EMPTY };
+    }
   }
 
   /**
@@ -213,16 +255,7 @@ export class DocumentSession {
    */
   applyAwareness(peerId: string, update: Uint8Array): void {
     this.assertOpen();
-    const { forward, dropped, foreign } = this.awareness.apply(peerId, update, Date.now());
-    if (dropped > 0) this.deps.metrics.awarenessDropped.inc(dropped);
-    if (foreign.length > 0) {
-      this.deps.metrics.awarenessRefused.inc({ reason: "foreign-client" }, foreign.length);
-      this.deps.logger.debug(
-        { docId: this.docId, peerId, clientIds: foreign },
-        "awareness entries for another peer's client refused",
-      );
-    }
-    if (forward) this.peers.awareness(forward, peerId);
+    this.presence.apply(peerId, update);
   }
 
   /** Sends a stateless message to every Hocuspocus peer of the document, on every node. */
@@ -233,7 +266,7 @@ export class DocumentSession {
 
   /** Every current awareness state as one update, or null. */
   awarenessStates(): Uint8Array | null {
-    return this.awareness.encodeAll();
+    return this.presence.encodeAll();
   }
 
   /** Writes a snapshot now (if anything changed since the last one). */
@@ -283,14 +316,15 @@ export class DocumentSession {
   }
 
   private async seed(seeder: Seeder): Promise<void> {
-    this.captured = [];
+    const updates: Captured[] = [];
+    // Recording spans an async seeder's later transactions too.
+    this.batchContext.recorder.start(updates);
     try {
       await Promise.resolve(
         Y.transact(this.doc, () => seeder({ docId: this.docId, doc: this.doc }), SEED_ORIGIN),
       );
     } finally {
-      const updates = this.captured;
-      this.captured = null;
+      this.batchContext.recorder.stop();
       if (updates.length > 0) {
         const seqs = await this.deps.store.append(this.docId, this.epoch, [
           Y.mergeUpdates(updates.map((c) => c.update)),
@@ -305,37 +339,7 @@ export class DocumentSession {
   private async runBatch(batch: BatchTask[]): Promise<void> {
     const captured: Captured[] = [];
     const failures = new Map<ApplyTask, unknown>();
-    for (const task of batch) {
-      if (task.kind !== "apply") continue;
-      try {
-        for (const validate of this.deps.validators)
-          await validate(task.update, { docId: this.docId, origin: task.origin });
-      } catch (error) {
-        failures.set(task, rejection(error, this.docId));
-        this.deps.metrics.updatesRejected.inc({ reason: "validator" });
-        continue;
-      }
-      this.captured = captured;
-      this.currentTask = task;
-      try {
-        // Structure and declared counts first: crafted input must not reach Yjs's decoder.
-        checkUpdate(task.update);
-        Y.applyUpdate(this.doc, task.update, task.origin);
-      } catch (error) {
-        // Whatever Yjs integrated before it threw was captured and is stored with
-        // the batch, so the document in memory never differs from the log.
-        failures.set(task, invalidUpdate(error, this.docId));
-        this.deps.metrics.updatesRejected.inc({ reason: "invalid" });
-      } finally {
-        this.captured = null;
-        this.currentTask = undefined;
-      }
-      const overBudget = this.pendingBudget.enforce(this.docId);
-      if (overBudget && !failures.has(task)) {
-        failures.set(task, overBudget);
-        this.deps.metrics.updatesRejected.inc({ reason: "pending-budget" });
-      }
-    }
+    await applyBatch(batch, this.batchContext, captured, failures);
 
     // The batch's changes are stored, numbered and sent as one op: one row, one
     // seq, one frame per peer and one channel message, however many updates queued
@@ -360,42 +364,11 @@ export class DocumentSession {
       this.peers.update(op, this.epoch, this.lastSeqValue, soleSender(captured));
     }
 
-    const applied = new Set<ApplyTask>();
-    for (const change of captured) if (change.task) applied.add(change.task);
-    for (const task of batch) {
-      if (task.kind === "read") task.run();
-      else if (task.kind === "apply") {
-        const failure = failures.get(task);
-        if (failure !== undefined) task.reject(failure);
-        else if (applied.has(task)) task.resolve(seq);
-        else {
-          this.deps.metrics.updatesNoop.inc();
-          task.resolve(null);
-        }
-      }
-    }
+    settleBatch(batch, captured, failures, seq, this.deps.metrics);
     if (captured.length > 0) {
       this.snapshots.recordOps(1);
       this.consumers?.notify(this.lastSeqValue);
     }
-  }
-
-  /**
-   * A busy channel gets a heartbeat every interval. A quiet one still gets one every
-   * {@link QUIET_HEARTBEAT_EVERY} intervals: a relay that lost the last op and then
-   * its heartbeat too would otherwise stay behind until the next op, however long.
-   */
-  private heartbeat(): void {
-    this.quietBeats += 1;
-    if (this.lastSeqValue === this.heartbeatSeq && this.quietBeats < QUIET_HEARTBEAT_EVERY) return;
-    this.quietBeats = 0;
-    this.heartbeatSeq = this.lastSeqValue;
-    this.peers.heartbeat(this.epoch, this.lastSeqValue);
-  }
-
-  private sweepAwareness(): void {
-    const removal = this.awareness.expire(Date.now());
-    if (removal) this.peers.awareness(removal, undefined);
   }
 
   private queueSnapshot(): void {
@@ -443,8 +416,8 @@ export class DocumentSession {
     this.closedReason = reason;
     this.snapshots.stop();
     void this.consumers?.stop();
-    clearInterval(this.sweepTimer);
-    clearInterval(this.heartbeatTimer);
+    this.presence.stop();
+    this.heartbeat.stop();
     this.queue.close(this.closedError());
     const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
@@ -471,29 +444,4 @@ export class DocumentSession {
   private assertOpen(): void {
     if (this.closed) throw this.closedError();
   }
-}
-
-function mergeCaptured(captured: readonly Captured[]): Uint8Array {
-  const [only] = captured;
-  return captured.length === 1 && only ? only.update : Y.mergeUpdates(captured.map((c) => c.update));
-}
-
-/**
- * The peer every change of a batch came from, whose frame is then not sent back to
- * it; undefined when several peers (or the server) contributed. A peer then gets its
- * own changes back inside the merged op: Yjs ignores what a document already holds,
- * as it does for the same echo from a relay.
- */
-function soleSender(captured: readonly Captured[]): string | undefined {
-  let sender: string | undefined;
-  for (const { origin } of captured) {
-    if (origin.kind !== "peer") return undefined;
-    if (sender === undefined) sender = origin.peerId;
-    else if (sender !== origin.peerId) return undefined;
-  }
-  return sender;
-}
-
-function isOrigin(value: unknown): value is Origin {
-  return typeof value === "object" && value !== null && "kind" in value;
 }

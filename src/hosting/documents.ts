@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import * as Y from "yjs";
 import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
-import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentHandle } from "../router/document-handle.js";
 import type { DocumentRouter } from "../router/document-router.js";
+import { RETRY_LIMITS, isRetryable, withRetries } from "../router/retry-policy.js";
 import { assertDocumentName } from "./document-name.js";
 
 /** Options of {@link ServerDocuments.open}. */
@@ -16,15 +17,6 @@ export interface OpenDocumentOptions {
   timeoutMs?: number;
 }
 
-/** Errors after which a server-side handle rejoins the document and tries again. */
-const RETRYABLE = new Set<string>([
-  ErrorCodes.SESSION_CLOSED,
-  ErrorCodes.NOT_OWNER,
-  ErrorCodes.REQUEST_TIMEOUT,
-  ErrorCodes.STORAGE_UNAVAILABLE,
-  ErrorCodes.FENCED,
-  ErrorCodes.NO_HANDLER,
-]);
 /** Disconnect reasons after which the handle rejoins (the others end it). */
 const REJOIN: ReadonlySet<DisconnectReason> = new Set(["step-down", "storage-failure"]);
 const LOCAL = Symbol("opstream.server-document");
@@ -53,7 +45,8 @@ export class ServerDocuments {
    */
   async open(docId: string, options: OpenDocumentOptions = {}): Promise<ServerDocument> {
     assertDocumentName(docId, this.maxDocumentNameLength);
-    const handle = new ServerDocument(docId, this.router, this.logger, options.timeoutMs ?? 30_000, () =>
+    const timeoutMs = options.timeoutMs ?? RETRY_LIMITS.serverDocument.timeoutMs;
+    const handle = new ServerDocument(docId, this.router, this.logger, timeoutMs, () =>
       this.open_.delete(handle),
     );
     this.open_.add(handle);
@@ -157,27 +150,39 @@ export class ServerDocument implements SessionPeer {
     );
   }
 
-  private async withRetry<T>(what: string, work: (handle: DocumentHandle) => Promise<T>): Promise<T> {
-    const deadline = performance.now() + this.timeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      this.assertOpen();
-      try {
-        return await work(await this.current());
-      } catch (error) {
-        if (this.closed) throw this.closedError();
-        if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
-        if (performance.now() >= deadline) {
-          throw new OpStreamError(
+  /**
+   * Runs `work` on the live handle, rejoining and retrying as the `serverDocument`
+   * policy says (see retry-policy.ts) until `timeoutMs` has passed.
+   */
+  private withRetry<T>(what: string, work: (handle: DocumentHandle) => Promise<T>): Promise<T> {
+    return withRetries(
+      async () => {
+        this.assertOpen();
+        let handle: DocumentHandle | undefined;
+        try {
+          handle = await this.current();
+          return await work(handle);
+        } catch (error) {
+          if (this.closed) throw this.closedError();
+          // Its route to the owner failed: the next attempt rejoins. A handle joined
+          // meanwhile (by a disconnect's rejoin) is kept.
+          if (this.handle === handle && isRetryable("serverDocument", error)) this.handle = undefined;
+          throw error;
+        }
+      },
+      {
+        kind: "serverDocument",
+        timeoutMs: this.timeoutMs,
+        shouldStop: () => (this.closed ? this.closedError() : undefined),
+        onExhausted: (error) =>
+          new OpStreamError(
             ErrorCodes.REQUEST_TIMEOUT,
             `${what} of "${this.docId}" did not complete within ${this.timeoutMs} ms (last error: ${error.code}).`,
             { docId: this.docId, timeoutMs: this.timeoutMs },
             error,
-          );
-        }
-        this.handle = undefined;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
-      }
-    }
+          ),
+      },
+    );
   }
 
   /** The live handle, joining (and syncing both ways) when there is none. */

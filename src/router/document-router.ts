@@ -3,13 +3,14 @@ import { DocumentSession } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
 import type { SessionServices } from "../engine/session-services.js";
-import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
 import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
-import { manageSession, registerOwnerEndpoint } from "./owner-endpoint.js";
-import { OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
+import { registerOwnerEndpoint } from "./owner-endpoint.js";
+import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
 import { RelayDocument } from "./relay-document.js";
+import { RETRY_LIMITS, withRetries } from "./retry-policy.js";
 
 /** What the router needs; the host wires it. */
 export interface RouterDependencies extends SessionServices {
@@ -75,7 +76,8 @@ export class DocumentRouter implements LeaveListener {
       deps.backplane,
       {
         owned: (docId) => this.owned(docId),
-        detach: (session, peerId) => this.peerLeft(session, peerId),
+        join: (session, peer) => this.joinLocal(session, peer),
+        peerLeft: (session, peerId) => this.peerLeft(session, peerId),
         idle: (session) => this.armIdle(session),
       },
       {
@@ -113,35 +115,31 @@ export class DocumentRouter implements LeaveListener {
    * not open and this node holds `maxDocuments` already.
    */
   async join(docId: string, peer: SessionPeer, options: JoinOptions = {}): Promise<DocumentHandle> {
-    const maxAttempts = this.deps.maxJoinAttempts ?? 8;
     const create = options.create ?? true;
-    for (let attempt = 1; ; attempt++) {
-      if (this.shuttingDown) {
-        throw new OpStreamError(
-          ErrorCodes.SHUTTING_DOWN,
-          "This node is shutting down; reconnect to another node.",
-        );
-      }
-      let target: Target;
-      try {
-        target = await this.targetFor(docId, { mustExist: !create, capped: true });
-      } catch (error) {
-        // A reader's open of the same document was under way and failed: a writer opens it itself.
-        if (create && isOpStreamError(error, ErrorCodes.DOCUMENT_NOT_FOUND) && attempt < maxAttempts)
-          continue;
-        const refused = joinRefusal(error);
-        if (refused) this.deps.metrics.joinsRefused.inc({ reason: refused });
-        throw error;
-      }
+    try {
+      return await withRetries(() => this.joinOnce(docId, peer, create), {
+        kind: create ? "join" : "joinExisting",
+        maxAttempts: this.deps.maxJoinAttempts,
+      });
+    } catch (error) {
+      const refused = joinRefusal(error);
+      if (refused) this.deps.metrics.joinsRefused.inc({ reason: refused });
+      throw error;
+    }
+  }
+
+  /** One attempt of {@link join}; a relay whose owner moved meanwhile rejects with NOT_OWNER. */
+  private async joinOnce(docId: string, peer: SessionPeer, create: boolean): Promise<DocumentHandle> {
+    for (;;) {
+      this.assertRunning("reconnect to another node");
+      const target = await this.targetFor(docId, { mustExist: !create, capped: true });
       if (target.closed) continue; // closed between load and join: open a fresh one
       if (target instanceof DocumentSession) return this.joinLocal(target, peer);
       try {
         return await target.attach(peer);
       } catch (error) {
         if (target.peerCount === 0) target.close("step-down");
-        // The owner moved between resolving and joining: resolve again, with backoff.
-        if (!isOpStreamError(error, ErrorCodes.NOT_OWNER) || attempt >= maxAttempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
+        throw error;
       }
     }
   }
@@ -181,29 +179,40 @@ export class DocumentRouter implements LeaveListener {
    * be undone by it). Operators' requests are not held to `maxDocuments`.
    */
   async manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
-    const maxAttempts = this.deps.maxJoinAttempts ?? 8;
-    for (let attempt = 1; ; attempt++) {
-      if (this.shuttingDown) {
-        throw new OpStreamError(ErrorCodes.SHUTTING_DOWN, "This node is shutting down; ask another node.");
-      }
+    return withRetries(() => this.manageOnce(docId, type), {
+      kind: "joinExisting",
+      maxAttempts: this.deps.maxJoinAttempts,
+    });
+  }
+
+  /** One attempt of {@link manage}; a relay whose owner moved meanwhile rejects with NOT_OWNER. */
+  private async manageOnce(
+    docId: string,
+    type: ManagementRequest,
+  ): Promise<{ seq: number; bytes: Uint8Array }> {
+    for (;;) {
+      this.assertRunning("ask another node");
       const target = await this.targetFor(docId, { mustExist: true, capped: false });
       if (target.closed) continue;
       try {
         if (target instanceof DocumentSession) {
-          const result = await manageSession(target, type);
+          const result = await target.manage(MANAGEMENT_ACTIONS[type]);
           if (!target.closed) this.armIdle(target);
           return result;
         }
         const reply = await target.manage(type);
         return { seq: reply.seq, bytes: reply.bytes };
-      } catch (error) {
-        if (!isOpStreamError(error, ErrorCodes.NOT_OWNER) || attempt >= maxAttempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1000)));
       } finally {
         if (target instanceof RelayDocument && target.peerCount === 0 && !target.closed) {
           target.close("step-down");
         }
       }
+    }
+  }
+
+  private assertRunning(advice: string): void {
+    if (this.shuttingDown) {
+      throw new OpStreamError(ErrorCodes.SHUTTING_DOWN, `This node is shutting down; ${advice}.`);
     }
   }
 
@@ -341,7 +350,7 @@ export class DocumentRouter implements LeaveListener {
         return RelayDocument.open(docId, owner, this.deps, (relay) => this.onClosed(relay));
       }
       // The lease was released between acquire and ownerOf: try again, a few times.
-      if (attempt >= (this.deps.maxJoinAttempts ?? 8)) {
+      if (attempt >= (this.deps.maxJoinAttempts ?? RETRY_LIMITS.join.maxAttempts)) {
         throw new OpStreamError(
           ErrorCodes.NOT_OWNER,
           `Could not acquire or locate the owner of "${docId}".`,

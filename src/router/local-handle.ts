@@ -1,7 +1,6 @@
 import type { DocumentSession } from "../engine/document-session.js";
 import type { Origin } from "../engine/origin.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { sessionContains } from "./owner-endpoint.js";
 
 /** Told when a handle leaves: the router, which unloads a session nobody uses. */
 export interface LeaveListener {
@@ -37,7 +36,7 @@ export class LocalDocumentHandle implements DocumentHandle {
   }
 
   contains(update: Uint8Array): Promise<boolean> {
-    return sessionContains(this.session, update);
+    return this.session.contains(update);
   }
 
   applyAwareness(update: Uint8Array): void {

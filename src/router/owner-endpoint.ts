@@ -1,11 +1,12 @@
-import * as Y from "yjs";
 import type { IBackplane } from "../backplane/backplane.js";
 import type { DocumentSession } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
 import { invalidUpdate } from "../engine/session-errors.js";
-import { containsUpdate } from "../engine/update-check.js";
+import type { DocumentHandle } from "./document-handle.js";
+import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import {
+  MANAGEMENT_ACTIONS,
   OwnerRequests,
   decodePeerIds,
   decodeOwnerRequest,
@@ -14,42 +15,14 @@ import {
   type OwnerRequest,
 } from "./rpc.js";
 
-/** What the endpoint needs from the router. */
-export interface OwnedSessions {
+/** What the endpoint needs from the router; a handle's leave reaches it as for a local client's. */
+export interface OwnedSessions extends LeaveListener {
   /** The session of a document this node owns; rejects with NOT_OWNER otherwise. */
   owned(docId: string): Promise<DocumentSession>;
-  /** Detaches a peer (starting the idle timer when it was the last). */
-  detach(session: DocumentSession, peerId: string): void;
+  /** Attaches a peer to a session owned here, as a local client joins: the handle local peers get. */
+  join(session: DocumentSession, peer: SessionPeer): DocumentHandle;
   /** Starts the idle timer of a session without peers (after a management request). */
   idle(session: DocumentSession): void;
-}
-
-/** Runs a management request on a session this node owns (here, or for another node's API call). */
-export async function manageSession(
-  session: DocumentSession,
-  type: ManagementRequest,
-): Promise<{ seq: number; bytes: Uint8Array }> {
-  switch (type) {
-    case OwnerRequests.STATE:
-      return session.read(() => ({ seq: session.lastSeq, bytes: Y.encodeStateAsUpdate(session.doc) }));
-    case OwnerRequests.COMPACT:
-      await session.snapshot();
-      return { seq: session.lastSeq, bytes: EMPTY };
-    case OwnerRequests.DELETE:
-      await session.delete();
-      return { seq: 0, bytes: EMPTY };
-  }
-}
-
-/** Whether the durable document holds all of `update`, read under the apply lock. Rejects with INVALID_UPDATE. */
-export function sessionContains(session: DocumentSession, update: Uint8Array): Promise<boolean> {
-  return session.read(() => {
-    try {
-      return containsUpdate(session.doc, update);
-    } catch (error) {
-      throw invalidUpdate(error, session.docId);
-    }
-  });
 }
 
 /**
@@ -66,6 +39,12 @@ class RemoteClient implements SessionPeer {
     // Its relay learns of the step-down from the channel (Closed) or a failed
     // request, and closes the client with a retryable code itself.
   }
+}
+
+/** A client of another node that joined: its handle, and its last sign of life (JOIN, a request, a renewal). */
+interface RemotePeer {
+  readonly handle: DocumentHandle;
+  seenAt: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -88,12 +67,20 @@ export function registerOwnerEndpoint(
   sessions: OwnedSessions,
   expiry: RemotePeerExpiry,
 ): () => void {
-  /** Per owned session: each remote client's last sign of life (JOIN, a request, a renewal). */
-  const remote = new Map<DocumentSession, Map<string, number>>();
+  /** Per owned session: the clients of other nodes that joined it. */
+  const remote = new Map<DocumentSession, Map<string, RemotePeer>>();
   const seen = (session: DocumentSession, peerId: string): void => {
-    const peers = remote.get(session);
-    if (peers?.has(peerId)) peers.set(peerId, performance.now());
+    const peer = remote.get(session)?.get(peerId);
+    if (peer) peer.seenAt = performance.now();
   };
+  /**
+   * The handle a client's requests go through. A client this session does not
+   * know (it never joined it, or expired) is still served, through a handle that
+   * is not attached: each request carries everything it needs.
+   */
+  const handleOf = (session: DocumentSession, peerId: string): DocumentHandle =>
+    remote.get(session)?.get(peerId)?.handle ??
+    new LocalDocumentHandle(session, peerId, peerOrigin(peerId), sessions);
   const sweep = (): void => {
     const oldest = performance.now() - 3 * expiry.renewalMs;
     for (const [session, peers] of remote) {
@@ -101,11 +88,11 @@ export function registerOwnerEndpoint(
         remote.delete(session);
         continue;
       }
-      for (const [peerId, at] of peers) {
-        if (at >= oldest) continue;
+      for (const [peerId, peer] of peers) {
+        if (peer.seenAt >= oldest) continue;
         peers.delete(peerId);
         expiry.onExpired();
-        sessions.detach(session, peerId);
+        peer.handle.leave();
       }
       if (peers.size === 0) remote.delete(session);
     }
@@ -123,34 +110,38 @@ export function registerOwnerEndpoint(
   const handlers: Partial<
     Record<(typeof OwnerRequests)[keyof typeof OwnerRequests], ReturnType<typeof handle>>
   > = {
-    [OwnerRequests.JOIN]: handle((session, { peerId }) => {
-      session.addPeer(new RemoteClient(peerId));
-      const peers = remote.get(session) ?? new Map<string, number>();
-      peers.set(peerId, performance.now());
+    [OwnerRequests.JOIN]: handle(async (session, { peerId }) => {
+      const joined = sessions.join(session, new RemoteClient(peerId));
+      const peers = remote.get(session) ?? new Map<string, RemotePeer>();
+      peers.set(peerId, { handle: joined, seenAt: performance.now() });
       remote.set(session, peers);
-      // Read under the lock: the state vector and seq describe durable state only.
-      return session.read(() =>
-        encodeOwnerReply({
-          epoch: session.epoch,
-          seq: session.lastSeq,
-          bytes: Y.encodeStateVector(session.doc),
-          extra: session.awarenessStates() ?? EMPTY,
-        }),
-      );
+      const info = await session.joinInfo();
+      return encodeOwnerReply({
+        epoch: info.epoch,
+        seq: info.seq,
+        bytes: info.stateVector,
+        extra: info.awareness ?? EMPTY,
+      });
     }),
-    [OwnerRequests.SYNC]: handle(async (session, { bytes }) =>
-      encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq, bytes: await session.syncStep1(bytes) }),
-    ),
+    [OwnerRequests.SYNC]: handle(async (session, { peerId, bytes }) => {
+      // The seq of the request's arrival: the reply holds at least the ops up to it.
+      const seq = session.lastSeq;
+      return encodeOwnerReply({
+        epoch: session.epoch,
+        seq,
+        bytes: await handleOf(session, peerId).syncStep1(bytes),
+      });
+    }),
     [OwnerRequests.APPLY]: handle(async (session, { peerId, bytes }) => {
-      const seq = await session.apply(bytes, peerOrigin(peerId));
+      const seq = await handleOf(session, peerId).apply(bytes);
       return encodeOwnerReply({ epoch: session.epoch, seq: seq ?? 0 });
     }),
     [OwnerRequests.AWARENESS]: handle((session, { peerId, bytes }) => {
-      session.applyAwareness(peerId, bytes);
+      handleOf(session, peerId).applyAwareness(bytes);
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
-    [OwnerRequests.CONTAINS]: handle(async (session, { bytes }) => {
-      const contained = await sessionContains(session, bytes);
+    [OwnerRequests.CONTAINS]: handle(async (session, { peerId, bytes }) => {
+      const contained = await handleOf(session, peerId).contains(bytes);
       return encodeOwnerReply({
         epoch: session.epoch,
         seq: session.lastSeq,
@@ -164,8 +155,8 @@ export function registerOwnerEndpoint(
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
     [OwnerRequests.LEAVE]: handle((session, { peerId }) => {
+      handleOf(session, peerId).leave();
       remote.get(session)?.delete(peerId);
-      sessions.detach(session, peerId);
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
     [OwnerRequests.PEERS]: handle((session, { bytes }) => {
@@ -179,19 +170,14 @@ export function registerOwnerEndpoint(
       for (const id of ids) seen(session, id);
       return Promise.resolve(encodeOwnerReply({ epoch: session.epoch, seq: session.lastSeq }));
     }),
-    [OwnerRequests.RESYNC]: handle((session) =>
-      session.read(() =>
-        encodeOwnerReply({
-          epoch: session.epoch,
-          seq: session.lastSeq,
-          bytes: Y.encodeStateAsUpdate(session.doc),
-        }),
-      ),
-    ),
+    [OwnerRequests.RESYNC]: handle(async (session) => {
+      const { seq, bytes } = await session.state();
+      return encodeOwnerReply({ epoch: session.epoch, seq, bytes });
+    }),
   };
   const manage = (type: ManagementRequest) =>
     handle(async (session) => {
-      const { seq, bytes } = await manageSession(session, type);
+      const { seq, bytes } = await session.manage(MANAGEMENT_ACTIONS[type]);
       if (!session.closed) sessions.idle(session);
       return encodeOwnerReply({ epoch: session.epoch, seq, bytes });
     });

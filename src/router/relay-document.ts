@@ -7,10 +7,11 @@ import {
 import type { IOwnership } from "../backplane/ownership.js";
 import { AwarenessRegistry } from "../engine/awareness.js";
 import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
-import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
+import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentHandle } from "./document-handle.js";
+import { withRetries } from "./retry-policy.js";
 import {
   OwnerRequests,
   decodeOwnerReply,
@@ -33,17 +34,6 @@ export interface RelayDependencies {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Errors after which the owner is re-resolved and the request may be retried. */
-const RETRYABLE = new Set<string>([ErrorCodes.NOT_OWNER, ErrorCodes.NO_HANDLER, ErrorCodes.REQUEST_TIMEOUT]);
-/** Attempts per request to the owner, the first included. */
-const MAX_ATTEMPTS = 3;
-/** Backoff before re-resolving the owner: 50 ms, 100 ms, … (±50 % jitter). */
-const BACKOFF_BASE_MS = 50;
-
-function backoff(attempt: number): Promise<void> {
-  const ms = BACKOFF_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random());
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /**
  * A document owned by another node, as seen by a node with clients on it. Client
@@ -262,35 +252,39 @@ export class RelayDocument {
   }
 
   /**
-   * One request to the owner, retried with backoff after re-resolving the owner
-   * (at most {@link MAX_ATTEMPTS} attempts, so no request hangs). After a
-   * retryable failure the owner key decides: another node took over → retry
-   * there; the same node answered NOT_OWNER/NO_HANDLER (a handover under way) →
-   * retry it; the same node did not answer, or nobody/this node owns it now → the
-   * relay closes (its clients rejoin, and the router acquires or relays afresh).
+   * One request to the owner, retried as the `ownerCall` policy says (see
+   * retry-policy.ts), re-resolving the owner after each backoff. After a retryable
+   * failure the owner key decides: another node took over → retry there; the same
+   * node answered NOT_OWNER/NO_HANDLER (a handover under way) → retry it; the same
+   * node did not answer, or nobody/this node owns it now → the relay closes (its
+   * clients rejoin, and the router acquires or relays afresh). Out of attempts,
+   * the relay closes too, so no request hangs.
    */
   private async call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
     const payload = encodeOwnerRequest({ docId: this.docId, peerId, bytes });
     const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
-    for (let attempt = 1; ; attempt++) {
-      const target = this.owner;
-      try {
+    let target = this.owner;
+    return withRetries(
+      async () => {
+        target = this.owner;
         return decodeOwnerReply(await this.deps.backplane.sendRequest(target, type, payload, options));
-      } catch (error) {
-        if (!isOpStreamError(error) || !RETRYABLE.has(error.code)) throw error;
-        // Timeouts are counted once, by the backplane that timed the request out.
-        const timedOut = error.code === ErrorCodes.REQUEST_TIMEOUT;
-        if (this.closedReason) throw this.closedError();
-        if (attempt >= MAX_ATTEMPTS) throw this.ownerLost(this.owner);
-        await backoff(attempt);
-        if (this.closedReason) throw this.closedError();
-        const owner = await this.deps.ownership.ownerOf(this.docId);
-        const moved = owner !== null && owner !== target && owner !== this.deps.backplane.nodeId;
-        if (!moved && (owner !== target || timedOut)) throw this.ownerLost(owner);
-        this.deps.metrics.rpcRetries.inc();
-        this.owner = owner ?? target;
-      }
-    }
+      },
+      {
+        kind: "ownerCall",
+        shouldStop: () => (this.closedReason ? this.closedError() : undefined),
+        onExhausted: () => this.ownerLost(this.owner),
+        onRetry: async (error) => {
+          const owner = await this.deps.ownership.ownerOf(this.docId);
+          const moved = owner !== null && owner !== target && owner !== this.deps.backplane.nodeId;
+          // A timeout (counted once, by the backplane that timed the request out) means
+          // the same node is unreachable, not that it is handing over.
+          const timedOut = error.code === ErrorCodes.REQUEST_TIMEOUT;
+          if (!moved && (owner !== target || timedOut)) throw this.ownerLost(owner);
+          this.deps.metrics.rpcRetries.inc();
+          this.owner = owner ?? target;
+        },
+      },
+    );
   }
 
   /** The owner cannot be reached or moved away: close the relay; the caller's clients rejoin. */

@@ -1,5 +1,6 @@
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
+import type { ManagementAction } from "../engine/session-state.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 
 /**
@@ -41,6 +42,13 @@ export const OwnerRequests = Object.freeze({
 /** The request types of the management API (a subset of {@link OwnerRequests}). */
 export type ManagementRequest =
   typeof OwnerRequests.STATE | typeof OwnerRequests.COMPACT | typeof OwnerRequests.DELETE;
+
+/** The session's management action each management request runs. */
+export const MANAGEMENT_ACTIONS: Readonly<Record<ManagementRequest, ManagementAction>> = Object.freeze({
+  [OwnerRequests.STATE]: "state",
+  [OwnerRequests.COMPACT]: "compact",
+  [OwnerRequests.DELETE]: "delete",
+});
 
 /** A request to the owner about one client (`peerId`, unique cluster-wide) of one document. */
 export interface OwnerRequest {

@@ -1,0 +1,38 @@
+import * as Y from "yjs";
+import type { StoredDocument } from "../storage/document-store.js";
+import { STORAGE_ORIGIN } from "./origin.js";
+
+/** The durable document as one update, and the seq of the last op it holds. */
+export interface DocumentState {
+  readonly seq: number;
+  readonly bytes: Uint8Array;
+}
+
+/** What a peer of another node needs to attach: the durable (epoch, seq, state vector) and who is present. */
+export interface JoinInfo {
+  readonly epoch: number;
+  readonly seq: number;
+  readonly stateVector: Uint8Array;
+  /** Every current awareness state as one update, or null. */
+  readonly awareness: Uint8Array | null;
+}
+
+/** What the management API does to a document: read its state, compact it now, or delete it. */
+export type ManagementAction = "state" | "compact" | "delete";
+
+/**
+ * The document as storage holds it (latest snapshot + the ops after it), applied
+ * with the storage origin: what is durable already is never stored again.
+ */
+export function restoreDocument(stored: StoredDocument): Y.Doc {
+  const doc = new Y.Doc();
+  Y.transact(
+    doc,
+    () => {
+      if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot.state, STORAGE_ORIGIN);
+      for (const op of stored.ops) Y.applyUpdate(doc, op.update, STORAGE_ORIGIN);
+    },
+    STORAGE_ORIGIN,
+  );
+  return doc;
+}
