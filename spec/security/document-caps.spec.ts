@@ -23,6 +23,30 @@ import { tempDir } from "../support/temp.js";
 import { refusedWith } from "../support/upgrade.js";
 import { counted } from "../support/metrics.js";
 import { sessionText } from "../support/session.js";
+import { RawHocuspocusSocket, authFrame } from "./raw-hocuspocus.js";
+import * as encoding from "lib0/encoding";
+
+/** A Hocuspocus frame for `key`: its routing key, then `write`'s message. */
+function hocuspocusFrame(key: string, write: (encoder: encoding.Encoder) => void): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarString(encoder, key);
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}
+
+/** An Awareness message (1): client 1 sets a state. */
+const awarenessMessage = (encoder: encoding.Encoder): void => {
+  const update = encoding.createEncoder();
+  encoding.writeVarUint(update, 1);
+  encoding.writeVarUint(update, 1);
+  encoding.writeVarUint(update, 1);
+  encoding.writeVarString(update, JSON.stringify({ user: { name: "denied" } }));
+  encoding.writeVarUint(encoder, 1);
+  encoding.writeVarUint8Array(encoder, encoding.toUint8Array(update));
+};
+
+/** A Close message (7). */
+const closeMessage = (encoder: encoding.Encoder): void => encoding.writeVarUint(encoder, 7);
 
 /**
  * Finding 4 of issue #23: caps on the documents one socket, one principal and one
@@ -80,6 +104,24 @@ describe("security: caps on open documents (finding 4)", function () {
       // Another socket of the same principal has slots of its own.
       const other = track(v4.socket(hpUrl()));
       await Promise.all(open(other, "alice", ["f", "g", "h"]).map((client) => hpSynced(client)));
+    });
+    it("forgets a document it denied too-many-documents: that provider's later frames hold no slot", async () => {
+      const socket = await RawHocuspocusSocket.open(hpUrl());
+      for (const key of ["a", "b", "c", "d"]) socket.send(authFrame(key, "alice"));
+      await eventually(async () =>
+        assert.equal(await counted(server.host.metrics.joinsRefused, { reason: "socket-limit" }), 1),
+      );
+      // A slot frees; then the denied provider goes on sending for "d" (an awareness
+      // renewal): dropped as refused, never queued under a document that takes a slot.
+      socket.send(hocuspocusFrame("a", closeMessage));
+      await socket.roundTrip();
+      socket.send(hocuspocusFrame("d", awarenessMessage));
+      await socket.roundTrip();
+      socket.send(authFrame("e", "alice"));
+      await socket.roundTrip();
+      await eventually(() => assert.ok(server.host.router.localSession("e"), "e was opened"));
+      assert.equal(await counted(server.host.metrics.joinsRefused, { reason: "socket-limit" }), 1);
+      socket.close();
     });
   });
 

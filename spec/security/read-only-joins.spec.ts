@@ -101,7 +101,11 @@ describe("security: read-only joins never create documents (finding 4)", functio
 
     // The same socket still serves a writer, and the writer's document its readers.
     const writer = track(connectHocuspocus(v4, "", "made-by-writer", { token: "writer", socket }));
-    await hpSynced(writer);
+    // Said in full on failure: a denial here would mean the socket's cap still counts the 800.
+    await eventually(() => {
+      assert.deepEqual(writer.events.denied, [], "the writer was denied");
+      assert.ok(writer.provider.isSynced, `writer not synced yet (socket ${socket.status})`);
+    }, 15_000);
     writer.text.insert(0, "hello");
     const reader = track(
       connectHocuspocus(v4, `${server.url}/hocuspocus`, "made-by-writer", { token: "reader" }),

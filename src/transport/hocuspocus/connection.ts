@@ -143,9 +143,10 @@ export class HocuspocusConnection {
       return;
     }
     let peer = this.documents.get(key);
+    if (message.type === "auth" && !peer?.counted && this.atDocumentCap())
+      return this.refuseDocument(key, peer);
     if (!peer) {
       if (message.type === "close") return;
-      if (this.atDocumentCap()) return this.refuseDocument(key, message.type === "auth");
       peer = new HocuspocusDocumentPeer(`${this.id}/${++this.peerCount}`, key, this.context);
       this.documents.set(key, peer);
     }
@@ -198,19 +199,29 @@ export class HocuspocusConnection {
   }
 
   /**
-   * Counted when a document first appears on the socket, before its Auth is
-   * authorized: so the cap also bounds the authorizations one socket has in flight.
+   * Whether the socket holds `maxDocumentsPerSocket` documents from their Auth on
+   * (authorizing, joining or open), so the cap also bounds the authorizations one
+   * socket has in flight. Documents whose frames wait for their Auth are bounded
+   * by `maxPendingFrames` instead: each holds at least one queued frame.
    */
   private atDocumentCap(): boolean {
     const max = this.deps.maxDocumentsPerSocket;
-    return max > 0 && this.documents.size >= max;
+    if (max <= 0) return false;
+    let counted = 0;
+    for (const peer of this.documents.values()) if (peer.counted) counted += 1;
+    return counted >= max;
   }
 
-  /** One document more than the cap: its Auth is denied and counted (the socket's other documents carry on); other frames are dropped. */
-  private refuseDocument(key: string, auth: boolean): void {
-    if (!auth) return;
+  /**
+   * One document more than the cap: its Auth is denied and counted, and its key
+   * remembered as refused like any denial, so the provider's later frames for it
+   * are dropped rather than queued (the socket's other documents carry on).
+   */
+  private refuseDocument(key: string, waiting: HocuspocusDocumentPeer | undefined): void {
     this.deps.metrics.joinsRefused.inc({ reason: "socket-limit" });
+    if (waiting) return waiting.refuse("too-many-documents");
     this.send(encode.permissionDenied(key, "too-many-documents"));
+    this.rememberRefused(key);
   }
 
   /** Counts a frame (of `bytes`) that waits for its document's Auth and load; closes the socket past the caps. */
@@ -238,10 +249,14 @@ export class HocuspocusConnection {
 
   private forget(peer: HocuspocusDocumentPeer, refused: boolean): void {
     if (this.documents.get(peer.key) === peer) this.documents.delete(peer.key);
-    if (!refused || this.closed) return;
+    if (refused) this.rememberRefused(peer.key);
+  }
+
+  private rememberRefused(key: string): void {
+    if (this.closed) return;
     // Bounded by count and bytes: each entry cost an Auth frame, but a socket lives long.
     this.refused ??= new RefusedKeys(this.deps.maxPendingFrames, this.deps.maxRefusedKeyBytes);
-    this.refused.add(peer.key);
+    this.refused.add(key);
   }
 
   private stopAuthTimer(): void {

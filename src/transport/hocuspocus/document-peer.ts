@@ -84,6 +84,16 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     );
   }
 
+  /** Whether it counts against the socket's `maxDocumentsPerSocket`: from its Auth on, until it leaves. */
+  get counted(): boolean {
+    return this.state !== "waiting" && this.state !== "gone";
+  }
+
+  /** Denies its Auth for `reason` (PermissionDenied) and leaves the socket, its key refused. */
+  refuse(reason: string): void {
+    this.deny(reason);
+  }
+
   /** Handles one message addressed to this document's key (`bytes`: its frame's size). */
   receive(message: HocuspocusMessage, bytes: number): void {
     if (this.state === "open") return this.dispatch(message);
