@@ -128,6 +128,17 @@ export function backplaneContract(
       );
     });
 
+    it("wraps a handler's uncoded failure as NO_HANDLER 'remote handler failed', never as the raw error", async () => {
+      const [a, b] = nodes as [IBackplane, IBackplane];
+      b.registerRequestHandler("bug", () => Promise.reject(new TypeError("x is undefined")));
+      await assert.rejects(
+        a.sendRequest(b.nodeId, "bug", new Uint8Array()),
+        (error: unknown) =>
+          isOpStreamError(error, ErrorCodes.NO_HANDLER) &&
+          error.message === "remote handler failed: x is undefined",
+      );
+    });
+
     it("times out a request nobody answers, and refuses an unknown type", async () => {
       const [a, b] = nodes as [IBackplane, IBackplane];
       b.registerRequestHandler("slow", () => new Promise<Uint8Array>(() => undefined));
