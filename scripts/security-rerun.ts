@@ -42,6 +42,8 @@ const child = spawn(
   ],
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, OPSTREAM_LOG_LEVEL: "info" } },
 );
+// However this script ends (a closed stdout pipe included), the server goes with it.
+process.once("exit", () => child.kill("SIGKILL"));
 const port = await new Promise<number>((resolve, reject) => {
   child.once("exit", (code) => reject(new Error(`opstream serve exited with ${code}`)));
   createInterface({ input: child.stdout }).on("line", (line) => {
