@@ -7,19 +7,10 @@ import {
   LocalOwnership,
   MemoryDocumentStore,
   isOpStreamError,
-  type ChannelMessage,
   type Delivery,
 } from "../../src/index.js";
-import { backplaneContract } from "../contracts/backplane.contract.js";
+import { backplaneContract, update } from "../contracts/backplane.contract.js";
 import { captureLogger } from "../support/capture-logger.js";
-
-const update = (origin: string, seq: number): ChannelMessage => ({
-  type: ChannelMessageType.Update,
-  origin,
-  epoch: 1,
-  seq,
-  payload: new Uint8Array([seq]),
-});
 
 backplaneContract(
   "local (shared LocalBus)",

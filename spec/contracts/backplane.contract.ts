@@ -47,7 +47,8 @@ export interface OwnershipFactory {
   create(count: number, options?: { leaseTtlMs?: number }): Promise<OwnershipCluster>;
 }
 
-const update = (origin: string, seq: number): ChannelMessage => ({
+/** An Update channel message from `origin` with sequence number `seq`. */
+export const update = (origin: string, seq: number): ChannelMessage => ({
   type: ChannelMessageType.Update,
   origin,
   epoch: 1,
