@@ -48,7 +48,7 @@ Cluster (all nodes share one Redis and one store):
   --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
   --key-prefix <p>            Redis key/channel prefix       (env OPSTREAM_KEY_PREFIX, default opstream:)
   --node-id <id>              this node's id                 (env OPSTREAM_NODE_ID, default random)
-  --lease-ttl-ms <n>          ownership lease TTL            (env OPSTREAM_LEASE_TTL_MS, default 30000)
+  --lease-ttl-ms <n>          ownership lease TTL            (env OPSTREAM_LEASE_TTL_MS, default 5000)
   --request-timeout-ms <n>    timeout of requests to owners  (env OPSTREAM_REQUEST_TIMEOUT_MS, default 5000)
   --subscriber-check-interval-ms <n>  self-check period of the Redis subscriber; 3 misses
                               reconnect it; 0 = off (env OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS, default 1000)
@@ -69,7 +69,7 @@ async function serve(argv: string[]): Promise<void> {
       redis: { type: "string", default: process.env.OPSTREAM_REDIS_URL },
       "key-prefix": { type: "string", default: process.env.OPSTREAM_KEY_PREFIX ?? "opstream:" },
       "node-id": { type: "string", default: process.env.OPSTREAM_NODE_ID },
-      "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "30000" },
+      "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "5000" },
       "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
       "subscriber-check-interval-ms": {
         type: "string",

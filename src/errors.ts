@@ -28,6 +28,12 @@ export const ErrorCodes = {
   REQUEST_TIMEOUT: "OPS_ERR_REQUEST_TIMEOUT",
   /** No handler is registered for a backplane request type. */
   NO_HANDLER: "OPS_ERR_NO_HANDLER",
+  /**
+   * A backplane request's target node has left the backplane: nobody listens on its
+   * channel (its process ended, or its connection to Redis closed). Relays take it
+   * as the owner being gone and take over or follow its successor.
+   */
+  NODE_GONE: "OPS_ERR_NODE_GONE",
   /** The management API refused the request (no or wrong authorization). */
   FORBIDDEN: "OPS_ERR_FORBIDDEN",
   /** The management API was asked about a document that does not exist. */

@@ -105,6 +105,17 @@ export class OpStreamMetrics {
     help: "Ownership leases lost (renewal not confirmed by its deadline, or taken over).",
     registers: [this.registry],
   });
+  readonly leasesBroken = new Counter({
+    name: "opstream_leases_broken_total",
+    help: "Leases of nodes found gone from the backplane that this node freed (compare-and-delete) to take over at once.",
+    registers: [this.registry],
+  });
+  readonly relayMoves = new Counter({
+    name: "opstream_relay_moves_total",
+    help: "Owner changes a relay followed keeping its clients connected, by outcome: took-over (this node became the owner), followed (another node did), failed (its clients were closed to rejoin).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   readonly leaseRenewFailures = new Counter({
     name: "opstream_lease_renew_failures_total",
     help: "Lease renewals that failed or were late.",

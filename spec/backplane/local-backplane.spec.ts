@@ -104,7 +104,7 @@ describe("LocalBackplane (the cluster protocol over a LocalBus)", () => {
     await Promise.all(publishes);
   });
 
-  it("fails a request to a node that left the bus at once with NO_HANDLER, and frees its documents", async () => {
+  it("fails a request to a node that left the bus at once with NODE_GONE, and frees its documents", async () => {
     const bus = new LocalBus();
     const a = node(bus, { requestTimeoutMs: 60_000 });
     const b = node(bus, { nodeId: "b" });
@@ -114,7 +114,7 @@ describe("LocalBackplane (the cluster protocol over a LocalBus)", () => {
     assert.equal(bus.owners.has("doc"), false);
     const started = performance.now();
     await assert.rejects(a.sendRequest("b", "echo", new Uint8Array()), (error: unknown) =>
-      isOpStreamError(error, ErrorCodes.NO_HANDLER),
+      isOpStreamError(error, ErrorCodes.NODE_GONE),
     );
     assert.ok(performance.now() - started < 1000, "no wait for the request timeout");
   });
@@ -130,7 +130,7 @@ describe("LocalBackplane (the cluster protocol over a LocalBus)", () => {
     await a.close();
     await pending;
     await assert.rejects(b.sendRequest(a.nodeId, "hang", new Uint8Array()), (error: unknown) =>
-      isOpStreamError(error, ErrorCodes.NO_HANDLER),
+      isOpStreamError(error, ErrorCodes.NODE_GONE),
     );
   });
 

@@ -24,6 +24,7 @@ import {
 import { RedisBackplane } from "../../src/backplane/redis/redis-backplane.js";
 import type { RedisBackplaneOptions } from "../../src/backplane/redis/options.js";
 import { RENEW_DEADLINE_FRACTION } from "../../src/backplane/redis/redis-lease.js";
+import { LIVENESS_PROBE_MS } from "../../src/backplane/cluster-backplane.js";
 import { backplaneContract } from "../contracts/backplane.contract.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { eventually } from "../support/eventually.js";
@@ -233,18 +234,40 @@ describe("Redis backplane (real redis-server)", () => {
       assert.equal(await counter(metrics.rpcTimeouts), 1);
     });
 
-    it("fails a request to a node that went away within requestTimeoutMs", async () => {
+    it("fails a request to a node that went away at once with NODE_GONE (its channel has no subscriber)", async () => {
       const keyPrefix = newPrefix();
-      const a = await backplane({ keyPrefix, requestTimeoutMs: 300 });
+      const a = await backplane({ keyPrefix, requestTimeoutMs: 60_000 });
       const b = await backplane({ keyPrefix });
       b.registerRequestHandler("echo", (payload) => Promise.resolve(payload));
       assert.equal(text(await a.sendRequest(b.nodeId, "echo", bytes("hi"))), "hi");
+      assert.equal(await a.isNodeAlive(b.nodeId), true);
       await b.close();
+      assert.equal(await a.isNodeAlive(b.nodeId), false);
       const started = performance.now();
       await assert.rejects(a.sendRequest(b.nodeId, "echo", bytes("hi")), (error: unknown) =>
-        isOpStreamError(error, ErrorCodes.REQUEST_TIMEOUT),
+        isOpStreamError(error, ErrorCodes.NODE_GONE),
       );
-      assert.ok(performance.now() - started < 1000);
+      assert.ok(performance.now() - started < 1000, "no wait for the request timeout");
+    });
+
+    it("fails a request whose target leaves while it waits with NODE_GONE at the next liveness check", async () => {
+      const keyPrefix = newPrefix();
+      const a = await backplane({ keyPrefix, requestTimeoutMs: 60_000 });
+      const b = await backplane({ keyPrefix });
+      let reached!: () => void;
+      const arrived = new Promise<void>((resolve) => (reached = resolve));
+      b.registerRequestHandler("hang", () => {
+        reached();
+        return new Promise<Uint8Array>(() => undefined);
+      });
+      const pending = a.sendRequest(b.nodeId, "hang", bytes("hi"));
+      // The request reaches b before b goes, as a crash in the middle of a request would.
+      await arrived;
+      const started = performance.now();
+      await b.close();
+      await assert.rejects(pending, (error: unknown) => isOpStreamError(error, ErrorCodes.NODE_GONE));
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 3 * LIVENESS_PROBE_MS, `failed after ${Math.round(elapsed)} ms`);
     });
 
     it("rejects pending requests at once on close(), and refuses work afterwards", async () => {

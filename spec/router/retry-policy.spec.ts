@@ -19,7 +19,12 @@ describe("retry policy", () => {
       {
         join: [ErrorCodes.DOCUMENT_NOT_FOUND, ErrorCodes.NOT_OWNER].sort(),
         joinExisting: [ErrorCodes.NOT_OWNER],
-        ownerCall: [ErrorCodes.NOT_OWNER, ErrorCodes.NO_HANDLER, ErrorCodes.REQUEST_TIMEOUT].sort(),
+        ownerCall: [
+          ErrorCodes.NOT_OWNER,
+          ErrorCodes.NO_HANDLER,
+          ErrorCodes.REQUEST_TIMEOUT,
+          ErrorCodes.NODE_GONE,
+        ].sort(),
         serverDocument: [
           ErrorCodes.SESSION_CLOSED,
           ErrorCodes.NOT_OWNER,
@@ -27,6 +32,7 @@ describe("retry policy", () => {
           ErrorCodes.STORAGE_UNAVAILABLE,
           ErrorCodes.FENCED,
           ErrorCodes.NO_HANDLER,
+          ErrorCodes.NODE_GONE,
         ].sort(),
       },
     );

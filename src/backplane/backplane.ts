@@ -10,6 +10,11 @@ export enum ChannelMessageType {
   Closed = 4,
   /** A stateless message for every Hocuspocus client of the document (ephemeral; never stored). */
   Stateless = 5,
+  /**
+   * A session of a new epoch opened on its origin, the document's new owner: relays
+   * follow it at once instead of waiting for its first op or heartbeat.
+   */
+  Owner = 6,
 }
 
 /** A message on a document's channel, tagged by its type. */
@@ -18,7 +23,8 @@ export type ChannelMessage =
   | { type: ChannelMessageType.Awareness; origin: string; payload: Uint8Array }
   | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number }
   | { type: ChannelMessageType.Closed; origin: string; epoch: number }
-  | { type: ChannelMessageType.Stateless; origin: string; payload: string };
+  | { type: ChannelMessageType.Stateless; origin: string; payload: string }
+  | { type: ChannelMessageType.Owner; origin: string; epoch: number; seq: number };
 
 /** Handles a message from another node; a node never receives its own messages. */
 export type ChannelHandler = (message: ChannelMessage) => void;
@@ -62,6 +68,13 @@ export interface IBackplane {
   close(): Promise<void>;
   /** Resolves when the backplane answers; rejects quickly when it cannot be reached (for /readyz). */
   ping?(): Promise<void>;
+  /**
+   * Whether `nodeId` is on the backplane: something listens on its RPC channel. A
+   * crashed process's connections close at once, so this turns false within
+   * milliseconds of a crash (a hung process stays "alive" until its lease expires).
+   * @default absent (callers treat every node as alive)
+   */
+  isNodeAlive?(nodeId: string): Promise<boolean>;
   /** Calls `listener` after subscriptions were restored following a disconnect (messages may have been lost). */
   onResubscribed?(listener: () => void): () => void;
 }

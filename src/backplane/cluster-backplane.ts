@@ -38,6 +38,13 @@ export interface ClusterBackplaneOptions {
   logger?: BackplaneLogger;
 }
 
+/**
+ * A request unanswered for this long makes the backplane check that its target is
+ * still on the backplane (one listener count per target, not per request); a
+ * target that left fails its requests with NODE_GONE instead of their timeouts.
+ */
+export const LIVENESS_PROBE_MS = 250;
+
 export const CLUSTER_BACKPLANE_DEFAULTS: Readonly<{ channelPrefix: string; requestTimeoutMs: number }> =
   Object.freeze({
     channelPrefix: "opstream:",
@@ -65,6 +72,9 @@ export abstract class ClusterBackplane implements IBackplane {
   private readonly documents: DocumentSubscriptions;
   private listening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** Targets whose liveness check is under way. */
+  private readonly probing = new Set<string>();
 
   private readonly frameHandlers: {
     [K in RpcFrameKind]: (frame: Extract<RpcFrame, { kind: K }>) => void;
@@ -90,8 +100,13 @@ export abstract class ClusterBackplane implements IBackplane {
     );
   }
 
-  /** Publishes `bytes` on `channel`; resolves once the medium took them. */
-  protected abstract publishBytes(channel: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Publishes `bytes` on `channel`; resolves once the medium took them, with how
+   * many subscribers it reached (0: nobody listens).
+   */
+  protected abstract publishBytes(channel: string, bytes: Uint8Array): Promise<number>;
+  /** How many subscribers `channel` has now. */
+  protected abstract countListeners(channel: string): Promise<number>;
   /** Subscribes `channel`, delivering each message to `onBytes`; resolves once messages flow. */
   protected abstract subscribeChannel(channel: string, onBytes: (bytes: Uint8Array) => void): Promise<void>;
   /** Stops delivering `channel`. */
@@ -156,6 +171,17 @@ export abstract class ClusterBackplane implements IBackplane {
     }
   }
 
+  /** Whether something listens on `nodeId`'s RPC channel; rejects when the medium does not answer. */
+  async isNodeAlive(nodeId: string): Promise<boolean> {
+    if (nodeId === this.nodeId) return true;
+    return (await this.countListeners(this.nodeChannel(nodeId))) > 0;
+  }
+
+  /**
+   * Sends a request to `nodeId`. It fails with NODE_GONE as soon as the node is
+   * known to have left: at once when the publish reached nobody, or at the next
+   * liveness check ({@link LIVENESS_PROBE_MS}) when it left while the request waited.
+   */
   sendRequest(
     nodeId: string,
     type: string,
@@ -167,9 +193,13 @@ export abstract class ClusterBackplane implements IBackplane {
     const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
     const stop = this.metrics?.rpcSeconds.startTimer({ type });
     this.metrics?.rpcInFlight.inc();
-    this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).catch((error: unknown) =>
-      this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
+    this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).then(
+      (receivers) => {
+        if (receivers === 0) this.pending.fail(id, this.goneError(nodeId, type));
+      },
+      (error: unknown) => this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
     );
+    this.probeTimer ??= setInterval(() => this.probeTargets(), LIVENESS_PROBE_MS).unref();
     if (this.metrics) {
       const settled = (): void => {
         stop?.();
@@ -178,6 +208,40 @@ export abstract class ClusterBackplane implements IBackplane {
       answer.then(settled, settled);
     }
     return answer;
+  }
+
+  /**
+   * Checks the targets of requests unanswered for {@link LIVENESS_PROBE_MS}: those
+   * that left the backplane fail their requests with NODE_GONE. Runs only while
+   * requests wait.
+   */
+  private probeTargets(): void {
+    if (this.pending.size === 0 || this.closing) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+      return;
+    }
+    for (const nodeId of this.pending.waitedOnLongerThan(LIVENESS_PROBE_MS)) {
+      if (nodeId === this.nodeId || this.probing.has(nodeId)) continue;
+      this.probing.add(nodeId);
+      this.isNodeAlive(nodeId)
+        .then(
+          (alive) => {
+            if (!alive) this.pending.failNode(nodeId, (type) => this.goneError(nodeId, type));
+          },
+          // The medium is not answering: the requests' own timeouts decide.
+          () => undefined,
+        )
+        .finally(() => this.probing.delete(nodeId));
+    }
+  }
+
+  private goneError(nodeId: string, type: string): OpStreamError {
+    return new OpStreamError(
+      ErrorCodes.NODE_GONE,
+      `Node "${nodeId}" is not on the backplane (nothing listens on its channel): request "${type}" cannot be answered.`,
+      { nodeId, type },
+    );
   }
 
   registerRequestHandler(type: string, handler: RequestHandler): () => void {
@@ -194,6 +258,7 @@ export abstract class ClusterBackplane implements IBackplane {
   }
 
   private async shutdown(): Promise<void> {
+    clearInterval(this.probeTimer);
     this.pending.rejectAll((nodeId, type) => this.closedError(`request "${type}" to node "${nodeId}"`));
     this.documents.clear();
     this.handlers.clear();

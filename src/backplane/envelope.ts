@@ -135,6 +135,10 @@ const channelWriters: {
   },
   [ChannelMessageType.Closed]: (encoder, m) => writeUint(encoder, m.epoch, "epoch"),
   [ChannelMessageType.Stateless]: (encoder, m) => encoding.writeVarString(encoder, m.payload),
+  [ChannelMessageType.Owner]: (encoder, m) => {
+    writeUint(encoder, m.epoch, "epoch");
+    writeUint(encoder, m.seq, "seq");
+  },
 };
 
 const channelReaders: {
@@ -167,6 +171,12 @@ const channelReaders: {
     type: ChannelMessageType.Stateless,
     origin,
     payload: decoding.readVarString(decoder),
+  }),
+  [ChannelMessageType.Owner]: (decoder, origin) => ({
+    type: ChannelMessageType.Owner,
+    origin,
+    epoch: decoding.readVarUint(decoder),
+    seq: decoding.readVarUint(decoder),
   }),
 };
 

@@ -49,4 +49,13 @@ export interface IOwnership {
   acquire(docId: string, options?: AcquireOptions): Promise<Lease | null>;
   /** The node id of `docId`'s current owner, or null when nobody owns it. */
   ownerOf(docId: string): Promise<string | null>;
+  /**
+   * Frees `docId`'s lease if `holder` still holds it (compare-and-delete on the
+   * node id), for a node found gone from the backplane: the caller can then
+   * acquire at once instead of waiting for the lease to expire. Safe if `holder`
+   * was only cut off: whoever acquires claims a higher storage epoch, so its next
+   * append is fenced. Resolves whether it freed the lease.
+   * @default absent (leases only expire or are released)
+   */
+  breakLease?(docId: string, holder: string): Promise<boolean>;
 }

@@ -4,6 +4,8 @@ import type { RpcResponse } from "./envelope.js";
 
 interface PendingRequest {
   readonly nodeId: string;
+  /** `performance.now()` when it was opened. */
+  readonly openedAt: number;
   readonly type: string;
   readonly resolve: (payload: Uint8Array) => void;
   readonly reject: (error: Error) => void;
@@ -42,7 +44,7 @@ export class PendingRequests {
           ),
         );
       }, timeoutMs);
-      this.pending.set(id, { nodeId, type, resolve, reject, timer });
+      this.pending.set(id, { nodeId, openedAt: performance.now(), type, resolve, reject, timer });
     });
     return { id, answer };
   }
@@ -74,6 +76,26 @@ export class PendingRequests {
         { nodeId: entry.nodeId, type: entry.type, remote: true },
       ),
     );
+  }
+
+  /** How many requests wait for an answer. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** The nodes that requests opened more than `ageMs` ago still wait for. */
+  waitedOnLongerThan(ageMs: number): Set<string> {
+    const before = performance.now() - ageMs;
+    const nodes = new Set<string>();
+    for (const entry of this.pending.values()) if (entry.openedAt <= before) nodes.add(entry.nodeId);
+    return nodes;
+  }
+
+  /** Rejects every request waiting for `nodeId` with the error `errorFor` makes for it. */
+  failNode(nodeId: string, errorFor: (type: string) => Error): void {
+    for (const [id, entry] of [...this.pending]) {
+      if (entry.nodeId === nodeId) this.take(id)?.reject(errorFor(entry.type));
+    }
   }
 
   /** Rejects every pending request with the error `errorFor` makes for it. */

@@ -134,6 +134,8 @@ export class DocumentSession {
         session.lastSeq,
       );
       if (session.closed) void session.consumers.stop();
+      // Relays of the previous owner follow this one now, keeping their clients.
+      else session.peers.owner(session.epoch, session.lastSeq);
     } catch (error) {
       await session.close("storage-failure");
       throw error;

@@ -72,6 +72,11 @@ export class FanOut {
     this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch });
   }
 
+  /** A session of `epoch` opened here at `seq`: this node is the new owner, and relays follow it at once. */
+  owner(epoch: number, seq: number): void {
+    this.publish({ type: ChannelMessageType.Owner, origin: this.backplane.nodeId, epoch, seq });
+  }
+
   /** The owner's latest (epoch, seq), so relays notice a lost message without waiting for the next op. */
   heartbeat(epoch: number, seq: number): void {
     this.publish({ type: ChannelMessageType.Heartbeat, origin: this.backplane.nodeId, epoch, seq });

@@ -23,6 +23,14 @@ export interface SessionPeer {
   sendAwareness(update: Uint8Array): void;
   /** Ends the peer's attachment to the document. */
   disconnect(reason: DisconnectReason): void;
+  /**
+   * Sends the server's sync step 1 (the document's state vector) outside the
+   * opening handshake; the client answers with a sync step 2 holding everything
+   * the document lacks. Sent when a relay's client moves to a new owner, so edits
+   * the old owner never made durable come back. Peers without it (server-side
+   * documents) hold nothing a new owner could lack.
+   */
+  sendSyncStep1?(stateVector: Uint8Array): void;
   /** Sends a stateless message (Hocuspocus dialect); peers without it never receive one. */
   sendStateless?(payload: string): void;
 }

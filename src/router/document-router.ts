@@ -1,4 +1,4 @@
-import type { IOwnership } from "../backplane/ownership.js";
+import type { IOwnership, Lease } from "../backplane/ownership.js";
 import { DocumentSession } from "../engine/document-session.js";
 import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
@@ -9,7 +9,7 @@ import type { DocumentHandle } from "./document-handle.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { registerOwnerEndpoint } from "./owner-endpoint.js";
 import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
-import { RelayDocument } from "./relay-document.js";
+import { RelayDocument, type LocalJoiner, type RelayDependencies } from "./relay-document.js";
 import { RETRY_LIMITS, withRetries } from "./retry-policy.js";
 
 /** What the router needs; the host wires it. */
@@ -23,6 +23,11 @@ export interface RouterDependencies extends SessionServices {
   readonly maxJoinAttempts?: number;
   /** Period of relays' renewals of their clients; owners expire others' clients after 3. @default 10000 */
   readonly remotePeerRenewalMs?: number;
+  /**
+   * How long a relay looks for its document's next owner (keeping its clients
+   * connected) before closing them with 1013. @default 30000
+   */
+  readonly moveTimeoutMs?: number;
   /**
    * Most documents this node holds at once (owned sessions, relays, and documents
    * opening); a join that would open another fails with LIMIT_REACHED once no idle
@@ -69,9 +74,11 @@ export class DocumentRouter implements LeaveListener {
   private readonly offResubscribed: () => void;
   private shuttingDown = false;
   private readonly cap: DocumentCap;
+  private readonly relayDeps: RelayDependencies;
 
   constructor(private readonly deps: RouterDependencies) {
     this.cap = new DocumentCap(deps.maxDocuments);
+    this.relayDeps = { ...deps, takeOver: (docId) => this.takeOver(docId) };
     this.unregister = registerOwnerEndpoint(
       deps.backplane,
       {
@@ -311,21 +318,27 @@ export class DocumentRouter implements LeaveListener {
 
   private async open(docId: string, mustExist: boolean): Promise<Target> {
     try {
-      const target = await this.acquireOrRelay(docId, mustExist);
-      if (target.closed) {
-        // It failed while opening (lease lost, storage failing, owner gone) and its
-        // onClosed ran before it was registered: never register a closed target.
-        throw new OpStreamError(ErrorCodes.SESSION_CLOSED, `"${docId}" closed while it was opening; retry.`, {
-          docId,
-        });
-      }
-      this.entries.set(docId, { target });
-      if (target instanceof DocumentSession) this.deps.metrics.sessions.inc();
-      return target;
+      return this.register(await this.acquireOrRelay(docId, mustExist));
     } catch (error) {
       this.entries.delete(docId);
       throw error;
     }
+  }
+
+  /** Makes `target` the document's entry; a target that closed while it was opening is refused. */
+  private register<T extends Target>(target: T): T {
+    if (target.closed) {
+      // It failed while opening (lease lost, storage failing, owner gone) and its
+      // onClosed ran before it was registered: never register a closed target.
+      throw new OpStreamError(
+        ErrorCodes.SESSION_CLOSED,
+        `"${target.docId}" closed while it was opening; retry.`,
+        { docId: target.docId },
+      );
+    }
+    this.entries.set(target.docId, { target });
+    if (target instanceof DocumentSession) this.deps.metrics.sessions.inc();
+    return target;
   }
 
   private async acquireOrRelay(docId: string, mustExist: boolean): Promise<Target> {
@@ -333,21 +346,10 @@ export class DocumentRouter implements LeaveListener {
       // A reader's claim fails in storage when the document does not exist; the
       // ownership layer then releases the lease, and nothing was created.
       const lease = await this.deps.ownership.acquire(docId, { mustExist });
-      if (lease) {
-        try {
-          return await DocumentSession.open(docId, {
-            ...this.deps,
-            lease,
-            onClosed: (s) => this.onClosed(s),
-          });
-        } catch (error) {
-          await lease.release();
-          throw error;
-        }
-      }
+      if (lease) return this.openSession(docId, lease);
       const owner = await this.deps.ownership.ownerOf(docId);
       if (owner !== null && owner !== this.deps.backplane.nodeId) {
-        return RelayDocument.open(docId, owner, this.deps, (relay) => this.onClosed(relay));
+        return RelayDocument.open(docId, owner, this.relayDeps, (relay) => this.onClosed(relay));
       }
       // The lease was released between acquire and ownerOf: try again, a few times.
       if (attempt >= (this.deps.maxJoinAttempts ?? RETRY_LIMITS.join.maxAttempts)) {
@@ -358,6 +360,42 @@ export class DocumentRouter implements LeaveListener {
         );
       }
     }
+  }
+
+  private async openSession(docId: string, lease: Lease): Promise<DocumentSession> {
+    try {
+      return await DocumentSession.open(docId, { ...this.deps, lease, onClosed: (s) => this.onClosed(s) });
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+  }
+
+  /**
+   * A relay's move found nobody holding the lease of `docId` (or this node named):
+   * acquire it and open the session, replacing the relay's entry, so joins and
+   * other nodes' requests reach the session. Null when another node holds the lease.
+   */
+  private async takeOver(docId: string): Promise<LocalJoiner | null> {
+    this.assertRunning("its clients reconnect to another node");
+    const entry = this.entries.get(docId);
+    const current = entry?.opening ? await entry.opening.catch(() => undefined) : entry?.target;
+    if (current instanceof DocumentSession && !current.closed) return this.joinerOf(current);
+    // The document existed (the relay had clients on it): never re-create one deleted meanwhile.
+    const lease = await this.deps.ownership.acquire(docId, { mustExist: true });
+    if (!lease) return null;
+    const opening = this.openSession(docId, lease);
+    this.entries.set(docId, { opening });
+    try {
+      return this.joinerOf(this.register(await opening));
+    } catch (error) {
+      if (this.entries.get(docId)?.opening === opening) this.entries.delete(docId);
+      throw error;
+    }
+  }
+
+  private joinerOf(session: DocumentSession): LocalJoiner {
+    return { join: (peer) => this.joinLocal(session, peer) };
   }
 
   /** A client of a session owned here left (its {@link LocalDocumentHandle}'s leave). */

@@ -7,11 +7,12 @@ import {
 import type { IOwnership } from "../backplane/ownership.js";
 import { AwarenessRegistry } from "../engine/awareness.js";
 import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
-import { ErrorCodes, OpStreamError } from "../errors.js";
+import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { withRetries } from "./retry-policy.js";
+import { EMPTY_STATE_VECTOR, RelayMember, type RelayCalls } from "./relay-member.js";
+import { backoffMs, isRetryable, withRetries } from "./retry-policy.js";
 import {
   OwnerRequests,
   decodeOwnerReply,
@@ -20,6 +21,11 @@ import {
   type ManagementRequest,
   type OwnerReply,
 } from "./rpc.js";
+
+/** Joins clients to a session this node owns (the router's local join). */
+export interface LocalJoiner {
+  join(peer: SessionPeer): DocumentHandle;
+}
 
 /** What a relay needs; the router provides it. */
 export interface RelayDependencies {
@@ -31,9 +37,33 @@ export interface RelayDependencies {
   readonly requestTimeoutMs?: number;
   /** How often the relay renews its clients with the owner ({@link OwnerRequests.PEERS}). @default 10000 */
   readonly remotePeerRenewalMs?: number;
+  /**
+   * Makes this node the document's owner when nobody holds its lease (acquire,
+   * claim an epoch, open the session); resolves a joiner onto that session, or
+   * null when another node holds the lease.
+   */
+  readonly takeOver: (docId: string) => Promise<LocalJoiner | null>;
+  /**
+   * How long a relay looks for its document's next owner before it gives up and
+   * closes its clients (1013). It must cover a lease TTL: a hung owner is
+   * replaced only once its lease expires. @default 30000
+   */
+  readonly moveTimeoutMs?: number;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Each request of a move waits at most this long: a hung owner must not hold the move for a whole request timeout. */
+const MOVE_REQUEST_TIMEOUT_MS = 1000;
+
+/** Default of {@link RelayDependencies.moveTimeoutMs}. */
+export const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
+
+/** Where a move starts from: an owner that failed a request or closed, or a node announced as the new owner. */
+interface MoveHint {
+  readonly suspect?: string;
+  readonly owner?: string;
+}
 
 /**
  * A document owned by another node, as seen by a node with clients on it. Client
@@ -42,22 +72,35 @@ const EMPTY = new Uint8Array(0);
  *
  * The relay tracks the owner's `(epoch, seq)`: a skipped seq, or a heartbeat ahead
  * of it, makes it fetch the owner's full durable state (duplicates are harmless in
- * Yjs). A new epoch, a `Closed` message or an owner that cannot be reached means
- * the owner changed: the relay closes its clients with a retryable code and they
- * reconnect and rejoin. Their unacknowledged edits are safe in their own
- * documents, which the y-websocket sync resends on reconnect.
+ * Yjs).
+ *
+ * **Owner changes keep the clients connected.** A new epoch on the channel (an
+ * `Owner` message, an op or a heartbeat), a `Closed` message, or a request the
+ * owner fails (NODE_GONE: it left the backplane; NOT_OWNER; a timeout) starts a
+ * move: the relay finds the next owner — breaking the lease of an owner gone from
+ * the backplane, taking the document over itself when nobody holds it — and
+ * re-joins its clients there, or hands them to the local session when this node
+ * took over. Each client then gets the new owner's full state and a sync step 1,
+ * which it answers with a sync step 2 holding whatever the new owner lacks (edits
+ * the old owner never made durable included); its awareness is re-announced.
+ * Requests made meanwhile wait for the move and then go to the new owner. Only a
+ * move that finds no owner within `moveTimeoutMs` closes the clients (1013).
  */
-export class RelayDocument {
-  private readonly peers = new Map<string, SessionPeer>();
-  private readonly awareness = new AwarenessRegistry({ coalesceWindowMs: 0 });
+export class RelayDocument implements RelayCalls {
+  private readonly members = new Map<string, RelayMember>();
+  private awareness = new AwarenessRegistry({ coalesceWindowMs: 0 });
   private subscription: Subscription | undefined;
-  /** Channel messages that arrived before the first join told us where the stream stands. */
+  /** Channel messages that arrived before a join told us where the owner's stream stands. */
   private early: ChannelMessage[] | undefined = [];
   private epoch = 0;
   private seq = 0;
   private resyncing: Promise<void> | undefined;
   private closedReason: DisconnectReason | undefined;
   private renewalTimer: NodeJS.Timeout | undefined;
+  /** The move to a new owner under way. */
+  private moving: Promise<void> | undefined;
+  /** Set once this node owns the document: the clients moved to its session. */
+  private handedOver = false;
 
   private constructor(
     readonly docId: string,
@@ -78,44 +121,45 @@ export class RelayDocument {
     return relay;
   }
 
+  /** True once it relays nothing more: closed, or its clients moved to a session on this node. */
   get closed(): boolean {
-    return this.closedReason !== undefined;
+    return this.closedReason !== undefined || this.handedOver;
   }
 
   get peerCount(): number {
-    return this.peers.size;
+    return this.members.size;
   }
 
-  /** Joins `peer` through the owner; rejects with NOT_OWNER when the owner moved (the router retries). */
+  /** Joins `peer` through the owner; rejects with NOT_OWNER when the relay closed meanwhile (the router retries). */
   async attach(peer: SessionPeer): Promise<DocumentHandle> {
     const globalId = this.globalId(peer.id);
     const reply = await this.call(OwnerRequests.JOIN, globalId, EMPTY);
-    if (this.closedReason) throw this.closedError();
+    if (this.closed) throw this.closedError();
     if (this.early) this.start(reply);
     else if (reply.epoch !== this.epoch) {
-      // The owner changed before this relay heard of it: the relay is stale for every
-      // peer, this one included; the router re-joins it through a fresh relay.
-      this.fail("step-down");
+      // The owner changed before this relay heard of it: follow it, then join again.
+      void this.move({ owner: this.owner });
       throw this.closedError();
     }
     if (reply.extra.byteLength > 0) this.awareness.apply("owner", reply.extra, Date.now());
-    this.peers.set(peer.id, peer);
+    const member = new RelayMember(this.docId, peer, globalId, reply.bytes, this);
+    this.members.set(peer.id, member);
     if (!this.renewalTimer) {
       this.renewalTimer = setInterval(() => this.renew(), this.deps.remotePeerRenewalMs ?? 10_000);
       this.renewalTimer.unref();
     }
-    return this.handle(peer.id, globalId, reply.bytes);
+    return member;
   }
 
   /** Sends a management request to the owner (no client attached); see `OwnerRequests`. */
   async manage(type: ManagementRequest): Promise<OwnerReply> {
-    if (this.closedReason) throw this.closedError();
+    if (this.closed) throw this.closedError();
     return this.call(type, this.globalId("manager"), EMPTY);
   }
 
   /** Has the owner send a stateless message to every Hocuspocus client of the document (this node's via the channel). */
   async stateless(payload: string): Promise<void> {
-    if (this.closedReason) throw this.closedError();
+    if (this.closed) throw this.closedError();
     await this.call(OwnerRequests.STATELESS, this.globalId("server"), new TextEncoder().encode(payload));
   }
 
@@ -126,61 +170,63 @@ export class RelayDocument {
 
   /** Messages may have been lost (the backplane resubscribed): fetch the owner's state again. */
   resubscribed(): void {
-    if (!this.closedReason && !this.early) this.gap();
+    if (!this.closed && !this.early && !this.moving) this.gap();
   }
 
-  private handle(peerId: string, globalId: string, stateVector: Uint8Array): DocumentHandle {
-    let left = false;
-    return {
-      docId: this.docId,
-      stateVector: () => Promise.resolve(stateVector),
-      syncStep1: async (sv) => (await this.call(OwnerRequests.SYNC, globalId, sv)).bytes,
-      apply: async (update) => {
-        const { seq } = await this.call(OwnerRequests.APPLY, globalId, update);
-        return seq === 0 ? null : seq;
-      },
-      contains: async (update) => (await this.call(OwnerRequests.CONTAINS, globalId, update)).bytes[0] === 1,
-      applyAwareness: (update) => {
-        this.call(OwnerRequests.AWARENESS, globalId, update).catch((error: unknown) =>
-          this.deps.logger.warn({ err: error, docId: this.docId }, "awareness not delivered to the owner"),
-        );
-      },
-      awarenessStates: () => this.awareness.encodeAll(),
-      leave: () => {
-        if (left) return;
-        left = true;
-        this.detach(peerId, globalId);
-      },
-    };
+  async syncStep1(member: RelayMember, stateVector: Uint8Array): Promise<Uint8Array> {
+    return (await this.call(OwnerRequests.SYNC, member.globalId, stateVector)).bytes;
+  }
+
+  async apply(member: RelayMember, update: Uint8Array): Promise<number | null> {
+    const { seq } = await this.call(OwnerRequests.APPLY, member.globalId, update);
+    return seq === 0 ? null : seq;
+  }
+
+  async contains(member: RelayMember, update: Uint8Array): Promise<boolean> {
+    return (await this.call(OwnerRequests.CONTAINS, member.globalId, update)).bytes[0] === 1;
+  }
+
+  applyAwareness(member: RelayMember, update: Uint8Array): void {
+    this.call(OwnerRequests.AWARENESS, member.globalId, update).catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, docId: this.docId }, "awareness not delivered to the owner"),
+    );
+  }
+
+  awarenessStates(): Uint8Array | null {
+    return this.awareness.encodeAll();
+  }
+
+  detach(member: RelayMember): void {
+    if (this.members.get(member.peer.id) !== member) return;
+    this.members.delete(member.peer.id);
+    if (this.closed) return;
+    this.call(OwnerRequests.LEAVE, member.globalId, EMPTY).catch((error: unknown) =>
+      this.deps.logger.warn({ err: error, docId: this.docId }, "leave not delivered to the owner"),
+    );
+    if (this.members.size === 0 && !this.moving) this.finish(undefined);
   }
 
   /**
    * Tells the owner which clients are still attached, so it can forget those whose
-   * LEAVE never arrived. Best effort and never retried: the next renewal repeats it,
-   * and a missing owner is the other requests' business.
+   * LEAVE never arrived. Best effort and never retried: the next renewal repeats it.
+   * An owner found gone from the backplane starts a move: a relay whose clients are
+   * idle notices a crashed owner this way.
    */
   private renew(): void {
-    if (this.closedReason || this.early || this.peers.size === 0) return;
-    const ids = [...this.peers.keys()].map((id) => this.globalId(id));
+    if (this.closed || this.early || this.moving || this.members.size === 0) return;
+    const ids = [...this.members.values()].map((member) => member.globalId);
     const payload = encodeOwnerRequest({
       docId: this.docId,
       peerId: this.globalId("relay"),
       bytes: encodePeerIds(ids),
     });
-    const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
+    const owner = this.owner;
     this.deps.backplane
-      .sendRequest(this.owner, OwnerRequests.PEERS, payload, options)
+      .sendRequest(owner, OwnerRequests.PEERS, payload, this.requestOptions())
       .catch((error: unknown) => {
         this.deps.logger.debug({ err: error, docId: this.docId }, "peer renewal not delivered to the owner");
+        if (isOpStreamError(error, ErrorCodes.NODE_GONE)) void this.move({ suspect: owner });
       });
-  }
-
-  private detach(peerId: string, globalId: string): void {
-    if (!this.peers.delete(peerId) || this.closedReason) return;
-    this.call(OwnerRequests.LEAVE, globalId, EMPTY).catch((error: unknown) =>
-      this.deps.logger.warn({ err: error, docId: this.docId }, "leave not delivered to the owner"),
-    );
-    if (this.peers.size === 0) this.finish(undefined);
   }
 
   private start(reply: OwnerReply): void {
@@ -192,40 +238,44 @@ export class RelayDocument {
   }
 
   private onMessage(message: ChannelMessage): void {
-    if (this.closedReason) return;
+    if (this.closed) return;
     if (this.early) {
       this.early.push(message);
       return;
     }
     switch (message.type) {
       case ChannelMessageType.Update:
-        if (message.epoch !== this.epoch) return this.epochChanged(message.epoch);
+        if (message.epoch !== this.epoch) return this.ownerChanged(message.epoch, message.origin);
         if (message.seq <= this.seq) return; // already relayed (or covered by a resync)
         if (message.seq !== this.seq + 1) return this.gap();
         this.seq = message.seq;
-        for (const peer of this.peers.values()) peer.sendUpdate(message.payload);
+        for (const member of this.members.values()) member.peer.sendUpdate(message.payload);
         return;
       case ChannelMessageType.Awareness:
         this.awareness.apply("owner", message.payload, Date.now());
-        for (const peer of this.peers.values()) peer.sendAwareness(message.payload);
+        for (const member of this.members.values()) member.peer.sendAwareness(message.payload);
         return;
       case ChannelMessageType.Heartbeat:
-        if (message.epoch !== this.epoch) return this.epochChanged(message.epoch);
+        if (message.epoch !== this.epoch) return this.ownerChanged(message.epoch, message.origin);
         if (message.seq > this.seq) this.gap();
         return;
+      case ChannelMessageType.Owner:
+        if (message.epoch > this.epoch) this.ownerChanged(message.epoch, message.origin);
+        return;
       case ChannelMessageType.Closed:
-        if (message.epoch >= this.epoch) this.fail("step-down");
+        if (message.epoch >= this.epoch) void this.move({ suspect: message.origin });
         return;
       case ChannelMessageType.Stateless:
-        for (const peer of this.peers.values()) peer.sendStateless?.(message.payload);
+        for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);
         return;
     }
   }
 
-  private epochChanged(epoch: number): void {
+  /** A message of another epoch: a newer one names the new owner (its origin). */
+  private ownerChanged(epoch: number, origin: string): void {
     if (epoch < this.epoch) return; // a stale message from an ex-owner
     this.deps.metrics.gaps.inc();
-    this.fail("step-down");
+    void this.move({ owner: origin });
   }
 
   /** Fetches the owner's full durable state and sends it to every client. */
@@ -241,59 +291,210 @@ export class RelayDocument {
     this.deps.metrics.resyncs.inc();
     try {
       const reply = await this.call(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
-      if (this.closedReason) return;
-      if (reply.epoch !== this.epoch) return this.epochChanged(reply.epoch);
-      for (const peer of this.peers.values()) peer.sendUpdate(reply.bytes);
+      if (this.closed || this.early) return; // a move under way or done delivers the state itself
+      if (reply.epoch !== this.epoch) return this.ownerChanged(reply.epoch, this.owner);
+      for (const member of this.members.values()) member.peer.sendUpdate(reply.bytes);
       this.seq = Math.max(this.seq, reply.seq);
     } catch (error) {
-      this.deps.logger.warn({ err: error, docId: this.docId }, "resync failed; closing the relay");
-      this.fail("step-down");
+      // The call moved to a new owner if it could; failing that, the relay has closed.
+      this.deps.logger.warn({ err: error, docId: this.docId }, "resync failed");
     }
   }
 
   /**
    * One request to the owner, retried as the `ownerCall` policy says (see
-   * retry-policy.ts), re-resolving the owner after each backoff. After a retryable
-   * failure the owner key decides: another node took over → retry there; the same
-   * node answered NOT_OWNER/NO_HANDLER (a handover under way) → retry it; the same
-   * node did not answer, or nobody/this node owns it now → the relay closes (its
-   * clients rejoin, and the router acquires or relays afresh). Out of attempts,
-   * the relay closes too, so no request hangs.
+   * retry-policy.ts). A failure that says the owner is gone or changing (NODE_GONE,
+   * NOT_OWNER, NO_HANDLER, a timeout) starts a move; the next attempt waits for it
+   * and goes to the new owner. Once the relay closed (or handed its clients to a
+   * local session) the call rejects with NOT_OWNER.
    */
-  private async call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
+  private call(type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> {
     const payload = encodeOwnerRequest({ docId: this.docId, peerId, bytes });
-    const options = this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
-    let target = this.owner;
     return withRetries(
       async () => {
-        target = this.owner;
-        return decodeOwnerReply(await this.deps.backplane.sendRequest(target, type, payload, options));
+        await this.settled();
+        const target = this.owner;
+        try {
+          return decodeOwnerReply(
+            await this.deps.backplane.sendRequest(target, type, payload, this.requestOptions()),
+          );
+        } catch (error) {
+          if (isRetryable("ownerCall", error)) void this.move({ suspect: target });
+          throw error;
+        }
       },
       {
         kind: "ownerCall",
-        shouldStop: () => (this.closedReason ? this.closedError() : undefined),
-        onExhausted: () => this.ownerLost(this.owner),
-        onRetry: async (error) => {
-          const owner = await this.deps.ownership.ownerOf(this.docId);
-          const moved = owner !== null && owner !== target && owner !== this.deps.backplane.nodeId;
-          // A timeout (counted once, by the backplane that timed the request out) means
-          // the same node is unreachable, not that it is handing over.
-          const timedOut = error.code === ErrorCodes.REQUEST_TIMEOUT;
-          if (!moved && (owner !== target || timedOut)) throw this.ownerLost(owner);
-          this.deps.metrics.rpcRetries.inc();
-          this.owner = owner ?? target;
+        shouldStop: () => (this.closed ? this.closedError() : undefined),
+        onRetry: () => this.deps.metrics.rpcRetries.inc(),
+        onExhausted: (error) => {
+          this.deps.logger.warn(
+            { err: error, docId: this.docId },
+            "the owner kept failing; closing the relay",
+          );
+          this.fail("step-down");
+          return this.closedError();
         },
       },
     );
   }
 
-  /** The owner cannot be reached or moved away: close the relay; the caller's clients rejoin. */
-  private ownerLost(owner: string | null): OpStreamError {
-    this.fail("step-down");
-    return new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed; rejoin.`, {
-      docId: this.docId,
-      owner,
+  /** Waits for the move under way, if any; rejects with NOT_OWNER once the relay relays no more. */
+  private async settled(): Promise<void> {
+    while (this.moving) await this.moving;
+    if (this.closed) throw this.closedError();
+  }
+
+  /**
+   * Starts a move to the document's next owner (one at a time: a move under way
+   * serves every later reason). A failure of an owner the relay already left is
+   * stale and ignored.
+   */
+  private move(hint: MoveHint): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.moving) return this.moving;
+    if (hint.suspect !== undefined && hint.suspect !== this.owner) return Promise.resolve();
+    this.early ??= [];
+    const moving = this.relocate(hint).then(
+      (reply) => {
+        this.moving = undefined;
+        this.deps.metrics.relayMoves.inc({ outcome: reply ? "followed" : "took-over" });
+        if (reply) this.start(reply);
+      },
+      (error: unknown) => {
+        this.moving = undefined;
+        if (this.closed) return;
+        this.deps.metrics.relayMoves.inc({ outcome: "failed" });
+        this.deps.logger.warn(
+          { err: error, docId: this.docId },
+          "no new owner found; closing the relay's clients",
+        );
+        this.fail("step-down");
+      },
+    );
+    this.moving = moving;
+    return moving;
+  }
+
+  /**
+   * Finds the next owner and moves every client to it. Resolves the new owner's
+   * state reply (epoch, seq) once the clients follow another node, or undefined
+   * once they are on this node's own session.
+   */
+  private async relocate(hint: MoveHint): Promise<OwnerReply | undefined> {
+    const deadline = performance.now() + (this.deps.moveTimeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS);
+    let announced = hint.owner;
+    // A step that changed who holds the lease is followed at once, a few times in a row.
+    let quick = 0;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw this.closedError();
+      const owner = announced ?? (await this.deps.ownership.ownerOf(this.docId));
+      announced = undefined;
+      let again = false;
+      if (owner === null || owner === this.deps.backplane.nodeId) {
+        const local = await this.deps.takeOver(this.docId);
+        if (local) {
+          this.handOver(local);
+          return undefined;
+        }
+        again = true; // another node took it first: follow it
+      } else if (!(await this.isAlive(owner))) {
+        // A crashed owner: free its lease and take over without waiting for it to expire.
+        again = (await this.deps.ownership.breakLease?.(this.docId, owner)) ?? false;
+      } else {
+        try {
+          return await this.rejoin(owner);
+        } catch (error) {
+          if (!isRetryable("ownerCall", error)) throw error;
+        }
+      }
+      if (performance.now() >= deadline) {
+        throw new OpStreamError(ErrorCodes.NOT_OWNER, `No owner of "${this.docId}" answered; rejoin.`, {
+          docId: this.docId,
+        });
+      }
+      if (again && quick++ < 3) continue;
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+    }
+  }
+
+  /** Whether `nodeId` is on the backplane; unknown (the backplane cannot tell, or does not answer) counts as alive. */
+  private async isAlive(nodeId: string): Promise<boolean> {
+    try {
+      return (await this.deps.backplane.isNodeAlive?.(nodeId)) ?? true;
+    } catch {
+      return true;
+    }
+  }
+
+  /**
+   * Joins every client to `owner` and reconciles it: the owner's full state (what
+   * the old owner fanned out but the client never got), then a sync step 1 (the
+   * client answers with what the owner lacks), and its awareness again.
+   */
+  private async rejoin(owner: string): Promise<OwnerReply> {
+    this.owner = owner;
+    const members = [...this.members.values()];
+    const send = async (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
+      decodeOwnerReply(
+        await this.deps.backplane.sendRequest(
+          owner,
+          type,
+          encodeOwnerRequest({ docId: this.docId, peerId, bytes }),
+          { timeoutMs: Math.min(this.deps.requestTimeoutMs ?? Infinity, MOVE_REQUEST_TIMEOUT_MS) },
+        ),
+      );
+    const joined = await Promise.all(
+      members.map((member) => send(OwnerRequests.JOIN, member.globalId, EMPTY)),
+    );
+    const state = await send(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
+    if (joined.some((reply) => reply.epoch !== state.epoch)) {
+      throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed again.`, {
+        docId: this.docId,
+      });
+    }
+    this.awareness = new AwarenessRegistry({ coalesceWindowMs: 0 });
+    const states = joined[0]?.extra;
+    if (states && states.byteLength > 0) this.awareness.apply("owner", states, Date.now());
+    members.forEach((member, index) => {
+      if (member.gone) return;
+      member.rejoined(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
+      member.peer.sendUpdate(state.bytes);
+      member.peer.sendSyncStep1?.(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
+      if (states && states.byteLength > 0) member.peer.sendAwareness(states);
+      if (member.awareness) this.applyAwareness(member, member.awareness);
     });
+    return state;
+  }
+
+  /** This node owns the document now: every client moves to its session, reconciled the same way. */
+  private handOver(local: LocalJoiner): void {
+    this.handedOver = true;
+    const members = [...this.members.values()];
+    this.members.clear();
+    this.finish(undefined);
+    for (const member of members) {
+      if (member.gone) continue;
+      let handle: DocumentHandle;
+      try {
+        handle = local.join(member.peer);
+      } catch (error) {
+        this.deps.logger.warn(
+          { err: error, docId: this.docId },
+          "could not move a client to the new session",
+        );
+        member.peer.disconnect("step-down");
+        continue;
+      }
+      member.handOver(handle);
+      void reconcileLocal(member, handle).catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, docId: this.docId }, "could not reconcile a moved client"),
+      );
+    }
+  }
+
+  private requestOptions(): { timeoutMs?: number } {
+    return this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
   }
 
   private globalId(peerId: string): string {
@@ -301,16 +502,17 @@ export class RelayDocument {
   }
 
   private fail(reason: DisconnectReason): void {
-    if (this.closedReason) return;
-    const peers = [...this.peers.values()];
-    this.peers.clear();
+    if (this.closed) return;
+    const members = [...this.members.values()];
+    this.members.clear();
     this.finish(reason);
-    for (const peer of peers) peer.disconnect(reason);
+    for (const member of members) member.peer.disconnect(reason);
   }
 
   private finish(reason: DisconnectReason | undefined): void {
-    this.closedReason = reason ?? "step-down";
+    if (!this.handedOver) this.closedReason = reason ?? "step-down";
     clearInterval(this.renewalTimer);
+    this.early = undefined;
     this.subscription?.unsubscribe().catch((error: unknown) => {
       this.deps.logger.warn({ err: error, docId: this.docId }, "unsubscribe failed");
     });
@@ -322,4 +524,13 @@ export class RelayDocument {
       docId: this.docId,
     });
   }
+}
+
+/** A client just moved onto this node's session: its full state, a sync step 1, and its awareness again. */
+async function reconcileLocal(member: RelayMember, handle: DocumentHandle): Promise<void> {
+  member.peer.sendUpdate(await handle.syncStep1(EMPTY_STATE_VECTOR));
+  member.peer.sendSyncStep1?.(await handle.stateVector());
+  if (member.awareness) handle.applyAwareness(member.awareness);
+  const states = handle.awarenessStates();
+  if (states) member.peer.sendAwareness(states);
 }

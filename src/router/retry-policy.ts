@@ -9,8 +9,9 @@ import { ErrorCodes, isOpStreamError, type ErrorCode, type OpStreamError } from 
  *   document (`DocumentRouter.join`).
  * - `joinExisting`: the same for a reader (`create: false`) or a management
  *   request (`DocumentRouter.manage`), which must not create the document.
- * - `ownerCall`: a relay's request to the owner (`RelayDocument`); the owner is
- *   re-resolved between attempts.
+ * - `ownerCall`: a relay's request to the owner (`RelayDocument`). A failure
+ *   that says the owner is gone or changing starts the relay's move to the next
+ *   owner; the next attempt waits for it and goes there.
  * - `serverDocument`: a server-side handle's open or transact
  *   (`opstream.documents`); it rejoins the document between attempts.
  */
@@ -23,18 +24,23 @@ function codes(...list: ErrorCode[]): readonly ErrorCode[] {
 /**
  * The error codes after which each kind of call tries again; any other error ends it.
  *
+ * NODE_GONE (the target left the backplane: a crash) and REQUEST_TIMEOUT (it did
+ * not answer: hung, or overloaded) are retryable for calls to an owner: the relay
+ * moves to the next owner (breaking a gone owner's lease; a hung one is replaced
+ * once its lease expires) and the call goes there.
+ *
  * NO_HANDLER is retryable where a node answers for the owner (`ownerCall`, and
  * `serverDocument`, whose calls go through a relay). It means the remote could not
  * serve the request: it has no handler for that type (a node still starting, one
- * stopping — the router unregisters before it closes its sessions —, one gone from
- * the in-process bus, or an older node in a rolling upgrade), its handler threw an uncoded error (the cluster
+ * stopping — the router unregisters before it closes its sessions —, or an older
+ * node in a rolling upgrade), its handler threw an uncoded error (the cluster
  * backplane's "remote handler failed"), or it answered with a code this node does
  * not know (a newer node's). The first is a handover under way; the others cannot
  * be told apart from it without matching message text. Retrying is right for the
- * first and bounded for the rest: the relay re-resolves the owner and retries at
- * most `ownerCall.maxAttempts` times, then closes and its clients rejoin. The
- * router's joins never see NO_HANDLER: the relay turns an owner it cannot reach
- * into NOT_OWNER.
+ * first and bounded for the rest: the relay moves (re-resolving the owner) and
+ * retries at most `ownerCall.maxAttempts` times, then closes and its clients
+ * rejoin. The router's joins never see NO_HANDLER: a relay that closed rejects
+ * with NOT_OWNER.
  *
  * A writer's join also retries DOCUMENT_NOT_FOUND: a reader's open of the same
  * document was under way and failed, and the writer opens it itself. Readers and
@@ -43,7 +49,12 @@ function codes(...list: ErrorCode[]): readonly ErrorCode[] {
 export const RETRYABLE_CODES: Readonly<Record<RetryKind, readonly ErrorCode[]>> = Object.freeze({
   join: codes(ErrorCodes.NOT_OWNER, ErrorCodes.DOCUMENT_NOT_FOUND),
   joinExisting: codes(ErrorCodes.NOT_OWNER),
-  ownerCall: codes(ErrorCodes.NOT_OWNER, ErrorCodes.NO_HANDLER, ErrorCodes.REQUEST_TIMEOUT),
+  ownerCall: codes(
+    ErrorCodes.NOT_OWNER,
+    ErrorCodes.NO_HANDLER,
+    ErrorCodes.REQUEST_TIMEOUT,
+    ErrorCodes.NODE_GONE,
+  ),
   serverDocument: codes(
     ErrorCodes.SESSION_CLOSED,
     ErrorCodes.NOT_OWNER,
@@ -51,6 +62,7 @@ export const RETRYABLE_CODES: Readonly<Record<RetryKind, readonly ErrorCode[]>> 
     ErrorCodes.STORAGE_UNAVAILABLE,
     ErrorCodes.FENCED,
     ErrorCodes.NO_HANDLER,
+    ErrorCodes.NODE_GONE,
   ),
 });
 

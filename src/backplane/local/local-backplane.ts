@@ -1,4 +1,3 @@
-import { ErrorCodes, OpStreamError } from "../../errors.js";
 import { ClusterBackplane, type ClusterBackplaneOptions } from "../cluster-backplane.js";
 import { LocalBus } from "./local-bus.js";
 
@@ -15,8 +14,8 @@ export interface LocalBackplaneConstructorOptions extends ClusterBackplaneOption
  * On one node nobody else is on the bus and a publish costs a map lookup; several
  * nodes sharing a bus behave like a cluster, which specs use.
  *
- * Where it differs from Redis, it is because the bus knows more: a request to a
- * node that is not on the bus fails at once with NO_HANDLER instead of timing out.
+ * As with Redis, a request to a node that is not on the bus fails at once with
+ * NODE_GONE: the publish reached nobody.
  */
 export class LocalBackplane extends ClusterBackplane {
   readonly bus: LocalBus;
@@ -38,20 +37,12 @@ export class LocalBackplane extends ClusterBackplane {
     return this.bus.hasDocumentSubscriberBesides(docId, origin);
   }
 
-  protected publishBytes(channel: string, bytes: Uint8Array): Promise<void> {
-    const subscribers = this.bus.publish(channel, bytes);
-    if (subscribers === 0 && channel.startsWith(this.nodePrefix)) {
-      // The bus knows for certain nobody will answer: say so now rather than after the timeout.
-      const nodeId = channel.slice(this.nodePrefix.length);
-      return Promise.reject(
-        new OpStreamError(
-          ErrorCodes.NO_HANDLER,
-          `Node "${nodeId}" is not on this LocalBus (it closed or was removed): nobody can answer the request.`,
-          { nodeId },
-        ),
-      );
-    }
-    return Promise.resolve();
+  protected publishBytes(channel: string, bytes: Uint8Array): Promise<number> {
+    return Promise.resolve(this.bus.publish(channel, bytes));
+  }
+
+  protected countListeners(channel: string): Promise<number> {
+    return Promise.resolve(this.bus.listenerCount(channel));
   }
 
   protected subscribeChannel(channel: string, receive: (bytes: Uint8Array) => void): Promise<void> {

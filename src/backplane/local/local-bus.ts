@@ -92,6 +92,11 @@ export class LocalBus {
     return subscribers.size;
   }
 
+  /** How many nodes subscribe `channel`. */
+  listenerCount(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
   /**
    * Whether a node other than `nodeId` subscribes a channel of `docId`. Every
    * publish on one node asks it: with nobody else on the bus it is one map lookup.
@@ -105,7 +110,7 @@ export class LocalBus {
 
   /**
    * Takes `nodeId` off the bus at once, as a crash would: its subscriptions end
-   * (requests to it fail with NO_HANDLER) and the documents it owned are free.
+   * (requests to it fail with NODE_GONE) and the documents it owned are free.
    */
   removeNode(nodeId: string): void {
     for (const [channel, subscribers] of this.channels) {

@@ -39,6 +39,12 @@ export class LocalOwnership implements IOwnership {
     };
   }
 
+  breakLease(docId: string, holder: string): Promise<boolean> {
+    if (holder === this.nodeId || this.bus.owners.get(docId) !== holder) return Promise.resolve(false);
+    this.bus.owners.delete(docId);
+    return Promise.resolve(true);
+  }
+
   ownerOf(docId: string): Promise<string | null> {
     return Promise.resolve(this.bus.owners.get(docId) ?? null);
   }

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import Redlock from "redlock";
-import { ACQUIRE_SCRIPT, RECORD_MARK_SCRIPT } from "./lease-scripts.js";
+import { ACQUIRE_SCRIPT, BREAK_SCRIPT, RECORD_MARK_SCRIPT } from "./lease-scripts.js";
 
 /**
  * How far a document's log is known to have got: the highest epoch claimed, and the
@@ -68,6 +68,11 @@ export class LeaseLocks {
   /** Moves the progress mark at `key` to (epoch, seq) unless it names a higher epoch. */
   async recordMark(key: string, mark: ProgressMark): Promise<void> {
     await this.redis.eval(RECORD_MARK_SCRIPT, 1, key, String(mark.epoch), String(mark.seq));
+  }
+
+  /** Deletes `key` if it holds `holder`'s id; resolves whether it did. Rejects when Redis does not answer. */
+  async breakHeld(key: string, holder: string): Promise<boolean> {
+    return Number(await this.redis.eval(BREAK_SCRIPT, 1, key, holder)) === 1;
   }
 
   /** Who holds `key` (a node id), or null. Rejects when Redis does not answer. */

@@ -43,3 +43,15 @@ end
 redis.call("HSET", KEYS[1], "epoch", string.format("%d", epoch), "seq", string.format("%d", tonumber(ARGV[2])))
 return 1
 `;
+
+/**
+ * Breaks a gone node's lease: deletes the owner key KEYS[1] only while it holds
+ * ARGV[1] (the node found gone). Returns 1 when it deleted it. Another node that
+ * took the key meanwhile keeps it, so racing breakers cannot free a successor.
+ */
+export const BREAK_SCRIPT = `
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`;

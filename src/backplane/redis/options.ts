@@ -9,7 +9,12 @@ export interface RedisBackplaneOptions {
   connectionString?: string;
   /** Prepended to every channel and key: `<prefix>doc:<docId>`, `<prefix>node:<nodeId>`, `<prefix>owner:<docId>`. @default "opstream:" */
   keyPrefix?: string;
-  /** How long an ownership lease lives without renewal; renewed every third of it. @default 30000 */
+  /**
+   * How long an ownership lease lives without renewal; renewed every third of it.
+   * It bounds how long a hung owner (SIGSTOP, a long GC pause, a partition from
+   * Redis) blocks its documents; a crashed one is replaced at once (OPERATIONS.md,
+   * "Failover"). @default 5000
+   */
   ownershipLeaseTtlMs?: number;
   /** How long a request to another node waits for its answer. @default 5000 */
   requestTimeoutMs?: number;
@@ -47,7 +52,7 @@ export const REDIS_BACKPLANE_DEFAULTS: Readonly<{
 }> = Object.freeze({
   connectionString: "redis://127.0.0.1:6379",
   keyPrefix: "opstream:",
-  ownershipLeaseTtlMs: 30_000,
+  ownershipLeaseTtlMs: 5_000,
   requestTimeoutMs: 5000,
   pingTimeoutMs: 1000,
   subscriberCheckIntervalMs: 1000,

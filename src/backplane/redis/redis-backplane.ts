@@ -202,8 +202,14 @@ export class RedisBackplane extends ClusterBackplane {
     }
   }
 
-  protected async publishBytes(channel: string, bytes: Uint8Array): Promise<void> {
-    await this.redis.publish(channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  protected publishBytes(channel: string, bytes: Uint8Array): Promise<number> {
+    return this.redis.publish(channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  /** `PUBSUB NUMSUB`: a node's subscriber leaves its channel the moment its connection closes. */
+  protected async countListeners(channel: string): Promise<number> {
+    const reply = (await this.redis.pubsub("NUMSUB", channel)) as unknown[];
+    return Number(reply[1] ?? 0);
   }
 
   protected async subscribeChannel(channel: string, onBytes: (bytes: Uint8Array) => void): Promise<void> {

@@ -22,15 +22,15 @@ export interface RedisOwnershipOptions {
    * mark is `<keyPrefix>epoch:<docId>`. @default "opstream:"
    */
   keyPrefix?: string;
-  /** How long a lease lives without renewal; renewed every third of it. @default 30000 */
+  /** How long a lease lives without renewal; renewed every third of it. @default 5000 */
   leaseTtlMs?: number;
   /**
-   * Counts leasesAcquired, leasesLost, leaseRenewFailures and storageRollbacks.
+   * Counts leasesAcquired, leasesLost, leaseRenewFailures, storageRollbacks and leasesBroken.
    * @default none (not counted)
    */
   metrics?: Pick<
     OpStreamMetrics,
-    "leasesAcquired" | "leasesLost" | "leaseRenewFailures" | "storageRollbacks"
+    "leasesAcquired" | "leasesLost" | "leaseRenewFailures" | "storageRollbacks" | "leasesBroken"
   >;
   /** Where lost leases and failed renewals are reported. @default the default pino logger */
   logger?: BackplaneLogger;
@@ -118,6 +118,17 @@ export class RedisOwnership implements IOwnership {
 
   async ownerOf(docId: string): Promise<string | null> {
     return this.locks.holder(this.key(docId));
+  }
+
+  /** Compare-and-delete of the owner key on `holder`'s id (never this node's own live lease). */
+  async breakLease(docId: string, holder: string): Promise<boolean> {
+    if (holder === this.nodeId && this.current.has(docId)) return false;
+    const broken = await this.locks.breakHeld(this.key(docId), holder);
+    if (broken) {
+      this.metrics?.leasesBroken.inc();
+      this.logger.warn({ docId, holder }, "broke the lease of a node that left the backplane");
+    }
+    return broken;
   }
 
   private async acquireNow(docId: string, mustExist: boolean): Promise<Lease | null> {

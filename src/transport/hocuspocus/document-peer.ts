@@ -116,6 +116,10 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     this.send(encode.stateless(this.key, payload));
   }
 
+  sendSyncStep1(stateVector: Uint8Array): void {
+    this.send(encode.syncStep1(this.key, stateVector));
+  }
+
   /**
    * The session let go of this peer. A deleted document is closed on its own
    * (the socket's other documents carry on; the provider's later edits of it are

@@ -191,6 +191,10 @@ export class YWebsocketConnection implements SessionPeer, AwarenessRefusalListen
     this.send(encodeAwareness(update));
   }
 
+  sendSyncStep1(stateVector: Uint8Array): void {
+    this.send(encodeSyncStep1(stateVector));
+  }
+
   /** Sends the keep-alive frame if nothing was sent for `idleMs`. */
   keepAlive(idleMs: number, now: number): void {
     if (now - this.lastSentAt >= idleMs) this.send(KEEP_ALIVE_FRAME);
