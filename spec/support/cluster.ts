@@ -16,10 +16,13 @@ import { tempDir } from "./temp.js";
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
-  /** Ownership lease TTL of every node (short in failure specs). @default 3000 */
-  leaseTtlMs?: number;
-  /** Timeout of each proxied request. @default 2000 */
-  requestTimeoutMs?: number;
+  /**
+   * Ownership lease TTL of every node (short in failure specs); `"default"` passes
+   * no flag, so nodes run at the CLI's default, as users do. @default 3000
+   */
+  leaseTtlMs?: number | "default";
+  /** Timeout of each proxied request; `"default"` passes no flag. @default 2000 */
+  requestTimeoutMs?: number | "default";
   /** An already running redis-server to share (each cluster still gets its own key prefix). */
   redis?: RedisServer;
   /**
@@ -98,10 +101,10 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     keyPrefix,
     "--node-id",
     `node-${index + 1}`,
-    "--lease-ttl-ms",
-    String(options.leaseTtlMs ?? 3000),
-    "--request-timeout-ms",
-    String(options.requestTimeoutMs ?? 2000),
+    ...(options.leaseTtlMs === "default" ? [] : ["--lease-ttl-ms", String(options.leaseTtlMs ?? 3000)]),
+    ...(options.requestTimeoutMs === "default"
+      ? []
+      : ["--request-timeout-ms", String(options.requestTimeoutMs ?? 2000)]),
     ...(options.sample ? [] : ["--no-sample"]),
     ...(options.extraArgs?.includes("--management-token") ? [] : ["--management-token", MANAGEMENT_TOKEN]),
     ...(options.extraArgs ?? []),
