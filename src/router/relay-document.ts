@@ -359,7 +359,10 @@ export class RelayDocument implements RelayCalls {
       (reply) => {
         this.moving = undefined;
         this.deps.metrics.relayMoves.inc({ outcome: reply ? "followed" : "took-over" });
-        if (reply) this.start(reply);
+        if (!reply) return;
+        this.start(reply);
+        // Every client left during the move: nothing to relay any more.
+        if (this.members.size === 0 && !this.closed) this.finish(undefined);
       },
       (error: unknown) => {
         this.moving = undefined;
