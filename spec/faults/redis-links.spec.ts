@@ -477,7 +477,7 @@ async function ownerStops(node: ServerProcess): Promise<number> {
     metricOf(node, "opstream_fenced_writes_total"),
     metricOf(node, "opstream_leases_lost_total"),
   ]);
-  return fenced! + lost!;
+  return fenced + lost;
 }
 
 /** A node's counters of backplane loss and how its relays handled it. */

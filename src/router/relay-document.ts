@@ -177,7 +177,7 @@ export class RelayDocument implements RelayCalls {
     return (await this.call(OwnerRequests.SYNC, member.globalId, stateVector)).bytes;
   }
 
-  async apply(member: RelayMember, update: Uint8Array): Promise<number | null> {
+  async applyUpdate(member: RelayMember, update: Uint8Array): Promise<number | null> {
     const { seq } = await this.call(OwnerRequests.APPLY, member.globalId, update);
     return seq === 0 ? null : seq;
   }

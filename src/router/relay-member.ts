@@ -9,7 +9,7 @@ export interface RelayCalls {
   /** The client's sync step 1 answered by the owner. */
   syncStep1(member: RelayMember, stateVector: Uint8Array): Promise<Uint8Array>;
   /** The client's update applied by the owner: its seq, or null when it changed nothing. */
-  apply(member: RelayMember, update: Uint8Array): Promise<number | null>;
+  applyUpdate(member: RelayMember, update: Uint8Array): Promise<number | null>;
   /** Whether the owner's durable document holds all of `update`. */
   contains(member: RelayMember, update: Uint8Array): Promise<boolean>;
   /** Sends the client's awareness update to the owner (best effort). */
@@ -72,7 +72,7 @@ export class RelayMember implements DocumentHandle {
   apply(update: Uint8Array): Promise<number | null> {
     return this.route(
       (local) => local.apply(update),
-      () => this.relay.apply(this, update),
+      () => this.relay.applyUpdate(this, update),
     );
   }
 

@@ -208,7 +208,7 @@ export class RedisBackplane extends ClusterBackplane {
 
   /** `PUBSUB NUMSUB`: a node's subscriber leaves its channel the moment its connection closes. */
   protected async countListeners(channel: string): Promise<number> {
-    const reply = (await this.redis.pubsub("NUMSUB", channel)) as unknown[];
+    const reply = await this.redis.pubsub("NUMSUB", channel);
     return Number(reply[1] ?? 0);
   }
 
