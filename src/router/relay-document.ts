@@ -101,6 +101,10 @@ export class RelayDocument implements RelayCalls {
   private moving: Promise<void> | undefined;
   /** Set once this node owns the document: the clients moved to its session. */
   private handedOver = false;
+  /** Cuts the move's backoff short: news about the owner arrived (Closed, Owner, a newer epoch). */
+  private wake: (() => void) | undefined;
+  /** The newest owner announced on the channel during the move. */
+  private announced: string | undefined;
 
   private constructor(
     readonly docId: string,
@@ -239,6 +243,7 @@ export class RelayDocument implements RelayCalls {
 
   private onMessage(message: ChannelMessage): void {
     if (this.closed) return;
+    if (this.moving) this.news(message);
     if (this.early) {
       this.early.push(message);
       return;
@@ -269,6 +274,27 @@ export class RelayDocument implements RelayCalls {
         for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);
         return;
     }
+  }
+
+  /**
+   * During a move, a message that says who owns the document now (Owner, an op or
+   * heartbeat of a newer epoch) or that the owner let go (Closed) ends the move's
+   * backoff at once: a SIGTERM handoff is followed the moment the lease is free.
+   */
+  private news(message: ChannelMessage): void {
+    switch (message.type) {
+      case ChannelMessageType.Owner:
+      case ChannelMessageType.Update:
+      case ChannelMessageType.Heartbeat:
+        if (message.epoch <= this.epoch) return;
+        this.announced = message.origin;
+        break;
+      case ChannelMessageType.Closed:
+        break;
+      default:
+        return;
+    }
+    this.wake?.();
   }
 
   /** A message of another epoch: a newer one names the new owner (its origin). */
@@ -391,7 +417,7 @@ export class RelayDocument implements RelayCalls {
     let quick = 0;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw this.closedError();
-      const owner = announced ?? (await this.deps.ownership.ownerOf(this.docId));
+      const owner = announced ?? this.takeAnnounced() ?? (await this.deps.ownership.ownerOf(this.docId));
       announced = undefined;
       let again = false;
       if (owner === null || owner === this.deps.backplane.nodeId) {
@@ -417,8 +443,25 @@ export class RelayDocument implements RelayCalls {
         });
       }
       if (again && quick++ < 3) continue;
-      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+      await this.backoff(attempt);
     }
+  }
+
+  /** Waits the retry policy's backoff, or less if news about the owner arrives. */
+  private async backoff(attempt: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, backoffMs(attempt));
+      this.wake = resolve;
+    });
+    clearTimeout(timer);
+    this.wake = undefined;
+  }
+
+  private takeAnnounced(): string | undefined {
+    const owner = this.announced;
+    this.announced = undefined;
+    return owner;
   }
 
   /** Whether `nodeId` is on the backplane; unknown (the backplane cannot tell, or does not answer) counts as alive. */
