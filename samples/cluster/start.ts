@@ -6,7 +6,7 @@
 //   npm run cluster            (Ctrl-C stops everything)
 //
 // Environment: CLUSTER_PORT (proxy, 1234), CLUSTER_REDIS_PORT (6390),
-// CLUSTER_LEASE_TTL_MS (10000), CLUSTER_STORAGE (./data/cluster.sqlite).
+// CLUSTER_LEASE_TTL_MS (unset: the nodes' default), CLUSTER_STORAGE (./data/cluster.sqlite).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync } from "node:fs";
@@ -16,7 +16,7 @@ import { RoundRobinProxy } from "./round-robin-proxy.js";
 
 const proxyPort = Number(process.env.CLUSTER_PORT ?? 1234);
 const redisPort = Number(process.env.CLUSTER_REDIS_PORT ?? 6390);
-const leaseTtlMs = process.env.CLUSTER_LEASE_TTL_MS ?? "10000";
+const leaseTtlMs = process.env.CLUSTER_LEASE_TTL_MS;
 const storage = process.env.CLUSTER_STORAGE ?? "./data/cluster.sqlite";
 const nodePorts = [proxyPort + 1, proxyPort + 2, proxyPort + 3];
 const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
@@ -89,16 +89,19 @@ nodePorts.forEach((port, i) =>
     redisUrl,
     "--node-id",
     `node-${i + 1}`,
-    "--lease-ttl-ms",
-    leaseTtlMs,
+    ...(leaseTtlMs === undefined ? [] : ["--lease-ttl-ms", leaseTtlMs]),
   ]),
 );
 process.once("SIGINT", () => void stop());
 process.once("SIGTERM", () => void stop());
 await Promise.all(nodePorts.map((port) => waitFor(`http://127.0.0.1:${port}/readyz`)));
+// A node that is down, hung or draining (its /readyz fails) gets no new clients:
+// a client whose node died lands on a live one at its first reconnect.
 const proxy = await RoundRobinProxy.start(
   nodePorts.map((port) => ({ host: "127.0.0.1", port })),
   proxyPort,
+  "127.0.0.1",
+  { healthPath: "/readyz" },
 );
 process.stdout.write(
   `\ncluster: redis on ${redisPort}, nodes on ${nodePorts.join(", ")}; ` +

@@ -1,7 +1,9 @@
 // The cluster sample's load balancer over real TCP servers: it takes turns, and a
 // backend that refuses connections (a killed node) is skipped, not handed the client.
 import { strict as assert } from "node:assert";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type AddressInfo, type Server } from "node:net";
+import { eventually } from "../support/eventually.js";
 import { RoundRobinProxy, type Backend } from "../../samples/cluster/round-robin-proxy.js";
 
 /** A TCP server that greets each connection with its name and closes it. */
@@ -72,6 +74,43 @@ describe("RoundRobinProxy (samples/cluster)", () => {
     const greetings: string[] = [];
     for (let i = 0; i < 6; i++) greetings.push(await fetchGreeting(started));
     assert.deepEqual(greetings, ["a", "c", "a", "c", "a", "c"]);
+  });
+
+  it("with a health path, sends no new connection to a backend whose check fails, until it passes again", async () => {
+    // Each backend answers HTTP: GET /readyz with its health, any other request with its name.
+    const health = new Map<string, number>([
+      ["a", 200],
+      ["b", 503],
+      ["c", 200],
+    ]);
+    const backends = await Promise.all(
+      [...health.keys()].map(async (name) => {
+        const server = createHttpServer((request, response) => {
+          response.statusCode = request.url === "/readyz" ? health.get(name)! : 200;
+          response.end(name);
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        servers.push(server);
+        return backendOf(server);
+      }),
+    );
+    proxy = await RoundRobinProxy.start(backends, 0, "127.0.0.1", {
+      healthPath: "/readyz",
+      healthIntervalMs: 50,
+    });
+    const names = async (n: number): Promise<string[]> => {
+      const got: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const response = await fetch(`http://127.0.0.1:${proxy!.port}/`, {
+          headers: { connection: "close" },
+        });
+        got.push(await response.text());
+      }
+      return got;
+    };
+    assert.deepEqual([...new Set(await names(6))].sort(), ["a", "c"], "the unhealthy backend gets nobody");
+    health.set("b", 200);
+    await eventually(async () => assert.ok((await names(3)).includes("b"), "b is back in turn"), 2000);
   });
 
   it("closes the client when every backend refuses", async () => {
