@@ -285,10 +285,14 @@ export class DocumentSession {
     if (this.closedReason || this.closing) return this.closedPromise;
     this.closing = true;
     this.queue.beginClosing();
+    // On shutdown, a document other nodes use is handed over at once: their relays
+    // are waiting to take it over, and the successor replays the ops since the last
+    // snapshot instead (a few ms). Its queue still drains first.
+    const handOver = reason === "shutdown" && this.peers.hasRemote();
     if (reason === "unloaded" || reason === "shutdown") {
       try {
         // Queued last: every update accepted before close() is durable first.
-        await this.queue.exclusive(() => this.writeSnapshot(), true);
+        await this.queue.exclusive(() => (handOver ? Promise.resolve() : this.writeSnapshot()), true);
       } catch (error) {
         this.deps.logger.error(
           { err: error, docId: this.docId },

@@ -31,6 +31,12 @@ export class FanOut {
   }
 
   /** Forgets every peer and returns them. */
+  /** Whether a client of another node is attached (its relay will take the document over). */
+  hasRemote(): boolean {
+    for (const peer of this.peers.values()) if (peer.remote) return true;
+    return false;
+  }
+
   takeAll(): SessionPeer[] {
     const peers = [...this.peers.values()];
     this.peers.clear();

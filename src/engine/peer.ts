@@ -17,6 +17,12 @@ export type DisconnectReason =
 export interface SessionPeer {
   /** Unique per connection (and per document, for multiplexed dialects). */
   readonly id: string;
+  /**
+   * True for a client of another node, attached through that node's relay: on
+   * shutdown its relay takes the document over, so it is handed over at once.
+   * @default false
+   */
+  readonly remote?: boolean;
   /** Sends a durable update to the client. */
   sendUpdate(update: Uint8Array): void;
   /** Sends an awareness update to the client. */

@@ -32,6 +32,7 @@ export interface OwnedSessions extends LeaveListener {
  * idle unload counts it.
  */
 class RemoteClient implements SessionPeer {
+  readonly remote = true;
   constructor(readonly id: string) {}
   sendUpdate(): void {}
   sendAwareness(): void {}
