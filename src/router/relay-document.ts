@@ -56,6 +56,9 @@ const EMPTY = new Uint8Array(0);
 /** Each request of a move waits at most this long: a hung owner must not hold the move for a whole request timeout. */
 const MOVE_REQUEST_TIMEOUT_MS = 1000;
 
+/** How long after a node was first found gone from the backplane it is checked again, before its lease is broken. */
+export const GONE_CONFIRM_MS = 100;
+
 /** Default of {@link RelayDependencies.moveTimeoutMs}. */
 export const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
 
@@ -427,7 +430,7 @@ export class RelayDocument implements RelayCalls {
           return undefined;
         }
         again = true; // another node took it first: follow it
-      } else if (!(await this.isAlive(owner))) {
+      } else if (!(await this.isAlive(owner)) && (await this.stillGone(owner))) {
         // A crashed owner: free its lease and take over without waiting for it to expire.
         again = (await this.deps.ownership.breakLease?.(this.docId, owner)) ?? false;
       } else {
@@ -462,6 +465,16 @@ export class RelayDocument implements RelayCalls {
     const owner = this.announced;
     this.announced = undefined;
     return owner;
+  }
+
+  /**
+   * Asks again after {@link GONE_CONFIRM_MS}: a live node whose subscriber is
+   * reconnecting (ioredis retries after 50 ms) is back by then, a crashed one is
+   * not. A false alarm would cost the owner a step-down, never an edit.
+   */
+  private async stillGone(nodeId: string): Promise<boolean> {
+    await new Promise((resolve) => setTimeout(resolve, GONE_CONFIRM_MS));
+    return !(await this.isAlive(nodeId));
   }
 
   /** Whether `nodeId` is on the backplane; unknown (the backplane cannot tell, or does not answer) counts as alive. */
