@@ -24,6 +24,8 @@ describe("retry policy", () => {
           ErrorCodes.NO_HANDLER,
           ErrorCodes.REQUEST_TIMEOUT,
           ErrorCodes.NODE_GONE,
+          ErrorCodes.FENCED,
+          ErrorCodes.SESSION_CLOSED,
         ].sort(),
         serverDocument: [
           ErrorCodes.SESSION_CLOSED,

@@ -29,6 +29,11 @@ function codes(...list: ErrorCode[]): readonly ErrorCode[] {
  * moves to the next owner (breaking a gone owner's lease; a hung one is replaced
  * once its lease expires) and the call goes there.
  *
+ * FENCED and SESSION_CLOSED from an owner mean it lost the document while the
+ * request waited (a late answer of an ex-owner that was paused or cut off: its
+ * append was fenced, or its session closed): nothing of the request was stored,
+ * and it goes to the next owner like the others.
+ *
  * NO_HANDLER is retryable where a node answers for the owner (`ownerCall`, and
  * `serverDocument`, whose calls go through a relay). It means the remote could not
  * serve the request: it has no handler for that type (a node still starting, one
@@ -54,6 +59,8 @@ export const RETRYABLE_CODES: Readonly<Record<RetryKind, readonly ErrorCode[]>> 
     ErrorCodes.NO_HANDLER,
     ErrorCodes.REQUEST_TIMEOUT,
     ErrorCodes.NODE_GONE,
+    ErrorCodes.FENCED,
+    ErrorCodes.SESSION_CLOSED,
   ),
   serverDocument: codes(
     ErrorCodes.SESSION_CLOSED,
