@@ -58,6 +58,8 @@ export class DocumentSession {
   private readonly heartbeat: Heartbeat;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
+  /** Settles once the lease was released and Closed published (after finish). */
+  private handedOff: Promise<void> = Promise.resolve();
   private markClosed!: () => void;
 
   private constructor(
@@ -301,6 +303,9 @@ export class DocumentSession {
       }
     }
     this.finish(reason);
+    // Until the lease is released and Closed published: a shutdown closes the
+    // backplane right after its sessions, and relays take over on that message.
+    await this.handedOff;
     return this.closedPromise;
   }
 
@@ -427,10 +432,17 @@ export class DocumentSession {
     this.queue.close(this.closedError());
     const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
-    this.peers.closed(this.epoch);
-    this.deps.lease.release().catch((releaseError: unknown) => {
-      this.deps.logger.warn({ err: releaseError, docId: this.docId }, "lease release failed; it will expire");
-    });
+    // The lease goes first, then Closed: a relay that reads the owner key when
+    // Closed reaches it finds the key free and takes over at once.
+    this.handedOff = this.deps.lease
+      .release()
+      .catch((releaseError: unknown) => {
+        this.deps.logger.warn(
+          { err: releaseError, docId: this.docId },
+          "lease release failed; it will expire",
+        );
+      })
+      .then(() => this.peers.closed(this.epoch));
     this.doc.destroy();
     this.markClosed();
     this.deps.onClosed?.(this);
