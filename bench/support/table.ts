@@ -1,4 +1,4 @@
-/** The results table: per scenario, each target's medians and their ratio to opstream's. */
+/** The results tables: per scenario, each target's medians and their ratio to opstream's; any grid. */
 import type { Repetition, Scenario } from "../scenarios/scenario.js";
 import { median } from "./histogram.js";
 
@@ -51,11 +51,20 @@ export function printTable(
     });
     return [target, failed ? `${ok}+${failed} failed` : String(ok), ...cells];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
   log("");
   log(`${scenario.name}: ${scenario.description} (medians; ×ratio to opstream)`);
+  printGrid(head, rows, log);
+}
+
+/** Prints `head`, a rule and `rows` as aligned columns: the first left-aligned, the rest (numbers) right-aligned. */
+export function printGrid(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  log: (line: string) => void,
+): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
   log(line(head));
   log(line(widths.map((w) => "-".repeat(w))));
   for (const row of rows) log(line(row));

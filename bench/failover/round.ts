@@ -1,0 +1,135 @@
+/**
+ * One failover round's accounting: from t0 (just before the signal) it waits for
+ * the first token typed after t0 that reaches a client of another surviving node,
+ * and counts the sockets that closed, until the fleet ends the round.
+ */
+import type { CloseEvent, FailoverClient } from "./client.js";
+
+/** What a round does to the node: nothing (baseline), SIGKILL, SIGTERM or SIGSTOP. */
+export type Mode = "baseline" | "kill" | "term" | "stop";
+
+export class Round {
+  /** performance.now() just before the signal. */
+  readonly t0 = performance.now();
+  /** Dropped sockets of clients on nodes other than the victim (the figure that should be 0). */
+  relayCloses = 0;
+  /** Of those, sockets of the victim's own clients after they moved to another node. */
+  movedCloses = 0;
+  readonly relayCloseCodes: Record<string, number> = {};
+  /** Sockets of clients on the victim itself (expected: it was killed, drained or stepped down). */
+  victimCloses = 0;
+  /** Connection attempts to the victim that never opened (it was killed or draining). */
+  refusedByVictim = 0;
+  /** Connection attempts to other nodes that never opened (should not happen). */
+  refusedBySurvivors = 0;
+  /** Per affected document: ms from t0 to its first qualifying delivery. */
+  private readonly first = new Map<string, number>();
+  private readonly waiters = new Map<string, (ms: number) => void>();
+
+  constructor(
+    readonly mode: Mode,
+    /** The document the round is measured on. */
+    readonly docId: string,
+    /** The node acted on (for the baseline, the node that would have been). */
+    readonly victim: number,
+    /** The documents the victim owned: the fault moves them all. */
+    readonly affected: ReadonlySet<string>,
+    /**
+     * Sender and receiver must be on different nodes (opstream's 3 nodes: the edit
+     * crosses the backplane through the new owner). With 2 nodes only one survives,
+     * so any two of its clients count.
+     */
+    private readonly crossNode: boolean,
+  ) {}
+
+  /** Called by the fleet for every token a client receives from another client. */
+  delivered(sender: FailoverClient, receiver: FailoverClient, typedAt: number, at: number): void {
+    const docId = sender.docId;
+    if (typedAt <= this.t0 || !this.affected.has(docId) || this.first.has(docId)) return;
+    // Both ends belong to surviving nodes and the receiver is on its own node.
+    if (sender.home === this.victim || receiver.home === this.victim || receiver.node !== receiver.home)
+      return;
+    if (this.crossNode && sender.home === receiver.home) return;
+    const ms = at - this.t0;
+    this.first.set(docId, ms);
+    this.waiters.get(docId)?.(ms);
+    this.waiters.delete(docId);
+  }
+
+  /** Resolves with the ms from t0 to the first qualifying delivery on `docId`, or null after `limitMs`. */
+  whenDelivered(docId: string, limitMs: number): Promise<number | null> {
+    const known = this.first.get(docId);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(docId);
+        resolve(null);
+      }, limitMs);
+      this.waiters.set(docId, (ms) => {
+        clearTimeout(timer);
+        resolve(ms);
+      });
+    });
+  }
+
+  /** First deliveries of the affected documents so far (ms after t0). */
+  deliveries(): number[] {
+    return [...this.first.values()];
+  }
+
+  closed(event: CloseEvent): void {
+    if (!event.opened) {
+      if (event.node === this.victim) this.refusedByVictim++;
+      else this.refusedBySurvivors++;
+    } else if (event.node === this.victim) {
+      this.victimCloses++;
+    } else {
+      this.relayCloses++;
+      if (event.client.home === this.victim) this.movedCloses++;
+      this.relayCloseCodes[event.code] = (this.relayCloseCodes[event.code] ?? 0) + 1;
+    }
+  }
+}
+
+/** When Redis stopped naming the victim as a document's owner, in ms after t0. */
+export interface OwnerMoves {
+  /** The first poll that found no owner at all (the lease had expired or was released); null: none seen. */
+  goneMs: number | null;
+  /** The first poll that named another node; null: none within the watch. */
+  movedMs: number | null;
+}
+
+const OWNER_POLL_MS = 100;
+
+/**
+ * Polls `ownerOf` (a node id, or "none") every 100 ms until stopped or until it names
+ * a node other than `victim`: splits a round's latency into the time until the lease
+ * moved and the time the new owner then took to deliver.
+ */
+export function watchOwner(
+  ownerOf: () => Promise<string>,
+  victim: string,
+  t0: number,
+): { stop(): Promise<OwnerMoves> } {
+  const moves: OwnerMoves = { goneMs: null, movedMs: null };
+  let stopped = false;
+  const polling = (async () => {
+    while (!stopped) {
+      const owner = await ownerOf();
+      const ms = performance.now() - t0;
+      if (owner === "none") moves.goneMs ??= ms;
+      else if (owner !== victim) {
+        moves.movedMs = ms;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, OWNER_POLL_MS));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await polling;
+      return moves;
+    },
+  };
+}
