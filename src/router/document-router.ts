@@ -395,7 +395,7 @@ export class DocumentRouter implements LeaveListener {
   }
 
   private joinerOf(session: DocumentSession): LocalJoiner {
-    return { join: (peer) => this.joinLocal(session, peer) };
+    return { seq: session.lastSeq, join: (peer) => this.joinLocal(session, peer) };
   }
 
   /** A client of a session owned here left (its {@link LocalDocumentHandle}'s leave). */

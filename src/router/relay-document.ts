@@ -24,6 +24,8 @@ import {
 
 /** Joins clients to a session this node owns (the router's local join). */
 export interface LocalJoiner {
+  /** The session's last durable seq when it opened. */
+  readonly seq: number;
   join(peer: SessionPeer): DocumentHandle;
 }
 
@@ -557,7 +559,14 @@ export class RelayDocument implements RelayCalls {
     const joined = await Promise.all(
       members.map((member) => send(OwnerRequests.JOIN, member.globalId, EMPTY)),
     );
-    const state = await send(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
+    // The log's seq runs on across epochs: when the new owner's log ends where this
+    // relay's stream did, the clients already hold every durable op and need no
+    // full state (the common case after a crash or a handoff), only the sync step 1.
+    const first = joined[0];
+    const upToDate = first !== undefined && joined.every((reply) => reply.seq <= this.seq);
+    const state = upToDate
+      ? { epoch: first.epoch, seq: first.seq, bytes: EMPTY, extra: EMPTY }
+      : await send(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
     if (joined.some((reply) => reply.epoch !== state.epoch)) {
       throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed again.`, {
         docId: this.docId,
@@ -569,7 +578,7 @@ export class RelayDocument implements RelayCalls {
     members.forEach((member, index) => {
       if (member.gone) return;
       member.rejoined(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
-      member.peer.sendUpdate(state.bytes);
+      if (!upToDate) member.peer.sendUpdate(state.bytes);
       member.peer.sendSyncStep1?.(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
       if (states && states.byteLength > 0) member.peer.sendAwareness(states);
       if (member.awareness) this.applyAwareness(member, member.awareness);
@@ -597,7 +606,7 @@ export class RelayDocument implements RelayCalls {
         continue;
       }
       member.handOver(handle);
-      void reconcileLocal(member, handle).catch((error: unknown) =>
+      void reconcileLocal(member, handle, local.seq <= this.seq).catch((error: unknown) =>
         this.deps.logger.warn({ err: error, docId: this.docId }, "could not reconcile a moved client"),
       );
     }
@@ -637,9 +646,13 @@ export class RelayDocument implements RelayCalls {
   }
 }
 
-/** A client just moved onto this node's session: its full state, a sync step 1, and its awareness again. */
-async function reconcileLocal(member: RelayMember, handle: DocumentHandle): Promise<void> {
-  member.peer.sendUpdate(await handle.syncStep1(EMPTY_STATE_VECTOR));
+/**
+ * A client just moved onto this node's session: the full state (unless the
+ * relay's stream had reached the session's last seq), a sync step 1, and its
+ * awareness again.
+ */
+async function reconcileLocal(member: RelayMember, handle: DocumentHandle, upToDate: boolean): Promise<void> {
+  if (!upToDate) member.peer.sendUpdate(await handle.syncStep1(EMPTY_STATE_VECTOR));
   member.peer.sendSyncStep1?.(await handle.stateVector());
   if (member.awareness) handle.applyAwareness(member.awareness);
   const states = handle.awarenessStates();
