@@ -6,11 +6,9 @@
  * node can take over until it resumes, so the hang bound of a frozen owner is
  * measured on Postgres, the production store.
  */
-import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import pg from "pg";
 import { PostgresDocumentStore, SqliteDocumentStore, type DocumentStore } from "../../src/index.js";
-import { sharedPostgres, stopSharedPostgres } from "../../spec/support/postgres.js";
+import { freshDatabase, sharedPostgres, stopSharedPostgres } from "../../spec/support/postgres.js";
 import { tempDir } from "../../spec/support/temp.js";
 
 export const STORAGE_KINDS = ["sqlite", "postgres"] as const;
@@ -39,17 +37,7 @@ export async function startStorage(kind: StorageKind): Promise<BenchStorage> {
   const server = await sharedPostgres();
   try {
     // A database of its own, as the cluster specs make one: the nodes create their tables in it.
-    const database = `failover_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${database}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(server.url);
-    url.pathname = `/${database}`;
-    const location = url.toString();
+    const location = await freshDatabase(server, "failover");
     return {
       kind,
       location,

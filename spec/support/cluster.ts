@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import pg from "pg";
 import {
   PostgresDocumentStore,
   RedisDocumentStore,
@@ -9,7 +8,7 @@ import {
 } from "../../src/index.js";
 import { FaultProxy } from "./fault-proxy.js";
 import { MANAGEMENT_TOKEN } from "./management.js";
-import { sharedPostgres } from "./postgres.js";
+import { freshDatabase, sharedPostgres } from "./postgres.js";
 import { spawnServer, type ServerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 import { tempDir } from "./temp.js";
@@ -159,18 +158,8 @@ async function storageFor(kind: StorageKind): Promise<{ url: string; stop(): Pro
       return { url: server.url, stop: () => server.stop() };
     }
     case "postgres": {
-      const server = await sharedPostgres();
-      const database = `cluster_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-      const admin = new pg.Client({ connectionString: server.url });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE ${database}`);
-      } finally {
-        await admin.end();
-      }
-      const url = new URL(server.url);
-      url.pathname = `/${database}`;
-      return { url: url.toString(), stop: () => Promise.resolve() };
+      const url = await freshDatabase(await sharedPostgres(), "cluster");
+      return { url, stop: () => Promise.resolve() };
     }
   }
 }

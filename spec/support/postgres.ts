@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { accessSync, chownSync, constants, readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
@@ -158,4 +159,22 @@ export async function stopSharedPostgres(): Promise<void> {
   // A server that failed to start has already failed the spec that asked for it.
   const server = await started?.catch(() => undefined);
   await server?.stop();
+}
+
+/**
+ * Creates a fresh database named `<prefix>_<random>` on `server` and returns its
+ * URL: each cluster spec (and benchmark) gets tables of its own.
+ */
+export async function freshDatabase(server: PostgresServer, prefix: string): Promise<string> {
+  const database = `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(server.url);
+  url.pathname = `/${database}`;
+  return url.toString();
 }
