@@ -61,7 +61,7 @@ describe("SqliteDocumentStore shared by several connections (a cluster on one ma
 });
 
 for (const { name, writerThread } of MODES) {
-  describe(`SqliteDocumentStore group commit, ${name} (appends made together share a transaction)`, () => {
+  describe(`SqliteDocumentStore group commit, ${name} (appends and epoch claims made together share a transaction)`, () => {
     const op = (byte: number): Uint8Array => new Uint8Array([byte]);
     const isFenced = (error: unknown): boolean => isOpStreamError(error, ErrorCodes.FENCED);
 
@@ -100,6 +100,45 @@ for (const { name, writerThread } of MODES) {
         assert.deepEqual(
           (await other.readOps("c", 0)).map((o) => o.seq),
           [1],
+        );
+      } finally {
+        await Promise.all([store.close(), other.close()]);
+      }
+    });
+
+    it("groups epoch claims with appends: each claim settles on its own, in the order asked", async () => {
+      const path = join(tempDir(), "claims.sqlite");
+      const store = new SqliteDocumentStore({ path, writerThread });
+      const other = new SqliteDocumentStore({ path, writerThread });
+      try {
+        const first = await store.claimEpoch("a");
+        await store.claimEpoch("b");
+        // A takeover of several documents at once, in one turn: one group. The append
+        // made with "a"'s first epoch comes before the claim that fences it.
+        const results = await Promise.allSettled([
+          store.append("a", first, [op(1)]),
+          store.claimEpoch("a", { mustExist: true }),
+          store.claimEpoch("gone", { mustExist: true }),
+          store.claimEpoch("b", { mustExist: true, atLeast: 7 }),
+          store.append("a", first, [op(2)]),
+        ]);
+        assert.deepEqual(
+          results.map((r) =>
+            r.status === "fulfilled"
+              ? r.value
+              : isFenced(r.reason)
+                ? "fenced"
+                : isOpStreamError(r.reason, ErrorCodes.DOCUMENT_NOT_FOUND)
+                  ? "not found"
+                  : String(r.reason),
+          ),
+          [[1], first + 1, "not found", 7, "fenced"],
+        );
+        // Durable for another connection: the claims hold, nothing was created for "gone".
+        assert.equal(await other.claimEpoch("a"), first + 2);
+        assert.equal(await other.claimEpoch("b"), 8);
+        await assert.rejects(other.claimEpoch("gone", { mustExist: true }), (error: unknown) =>
+          isOpStreamError(error, ErrorCodes.DOCUMENT_NOT_FOUND),
         );
       } finally {
         await Promise.all([store.close(), other.close()]);

@@ -51,15 +51,26 @@ interface SnapshotRow {
   snapshot_epoch: number;
 }
 
-/** One append of a group commit. */
-export interface AppendRequest {
-  readonly docId: string;
-  readonly epoch: number;
-  readonly updates: readonly Uint8Array[];
-}
+/**
+ * One write of a group commit: an append, or an epoch claim (a mass takeover
+ * claims dozens of documents at once, and each claim alone would cost an fsync).
+ */
+export type GroupedWrite =
+  | {
+      readonly op: "append";
+      readonly docId: string;
+      readonly epoch: number;
+      readonly updates: readonly Uint8Array[];
+    }
+  | {
+      readonly op: "claimEpoch";
+      readonly docId: string;
+      readonly atLeast: number;
+      readonly mustExist: boolean;
+    };
 
-/** What one append of a group commit came to, inside the shared transaction. */
-export type AppendOutcome = { seqs: number[] } | { error: unknown };
+/** What one write of a group commit came to, inside the shared transaction: an append's seqs, a claim's epoch. */
+export type GroupOutcome = { value: number[] | number } | { error: unknown };
 
 /**
  * One connection to a SQLite file, with the store's statements and transactions,
@@ -76,7 +87,7 @@ export class SqliteDatabase {
     (docId: string, epoch: number, updates: readonly Uint8Array[]) => number[]
   >;
   private readonly groupTx: Database.Transaction<
-    (group: readonly AppendRequest[], outcomes: AppendOutcome[]) => void
+    (group: readonly GroupedWrite[], outcomes: GroupOutcome[]) => void
   >;
   private readonly snapshotTx: Database.Transaction<
     (docId: string, epoch: number, state: Uint8Array, uptoSeq: number, trimThrough: number) => void
@@ -85,6 +96,9 @@ export class SqliteDatabase {
     (docId: string, epoch: number, consumer: string, seq: number) => void
   >;
   private readonly deleteTx: Database.Transaction<(docId: string) => void>;
+  private readonly claimTx: Database.Transaction<
+    (docId: string, atLeast: number, mustExist: boolean) => number
+  >;
   private readonly loadTx: Database.Transaction<(docId: string) => StoredDocument>;
 
   constructor(path: string, synchronous: "full" | "normal" = "full") {
@@ -146,13 +160,18 @@ export class SqliteDatabase {
       this.stmts.setLastSeq.run(seq, docId);
       return seqs;
     });
-    this.groupTx = db.transaction((group: readonly AppendRequest[], outcomes: AppendOutcome[]) => {
+    this.groupTx = db.transaction((group: readonly GroupedWrite[], outcomes: GroupOutcome[]) => {
       for (const entry of group) {
         try {
           // Nested: better-sqlite3 runs it in a savepoint, undone alone when it throws.
-          outcomes.push({ seqs: this.appendTx(entry.docId, entry.epoch, entry.updates) });
+          outcomes.push({
+            value:
+              entry.op === "append"
+                ? this.appendTx(entry.docId, entry.epoch, entry.updates)
+                : this.claimTx(entry.docId, entry.atLeast, entry.mustExist),
+          });
         } catch (error) {
-          // FENCED and other coded errors belong to this append; anything else
+          // FENCED, DOCUMENT_NOT_FOUND and other coded errors belong to this write; anything else
           // (I/O, a full disk) fails the whole group, which then commits nothing.
           if (!isOpStreamError(error)) throw error;
           outcomes.push({ error });
@@ -174,6 +193,9 @@ export class SqliteDatabase {
       const snapshot = this.readSnapshot(docId);
       return { snapshot, ops: this.readOps(docId, snapshot?.seq ?? 0) };
     });
+    this.claimTx = db.transaction((docId: string, atLeast: number, mustExist: boolean) =>
+      this.claimNow(docId, atLeast, mustExist),
+    );
     this.deleteTx = db.transaction((docId: string) => {
       this.stmts.deleteOps.run(docId);
       this.stmts.deleteOffsets.run(docId);
@@ -186,7 +208,7 @@ export class SqliteDatabase {
   }
 
   /** See `ClaimEpochOptions`; `mustExist` throws DOCUMENT_NOT_FOUND and writes nothing when the document is missing or deleted. */
-  claimEpoch(docId: string, atLeast: number, mustExist = false): number {
+  private claimNow(docId: string, atLeast: number, mustExist: boolean): number {
     if (mustExist) {
       const row = this.stmts.claimExisting.get(atLeast, docId);
       if (!row) throw documentNotFound(docId);
@@ -197,9 +219,9 @@ export class SqliteDatabase {
     return row.epoch;
   }
 
-  /** Commits `group` in one transaction; an outcome per append, or a throw when nothing committed. */
-  appendGroup(group: readonly AppendRequest[]): AppendOutcome[] {
-    const outcomes: AppendOutcome[] = [];
+  /** Commits `group` in one transaction; an outcome per write, or a throw when nothing committed. */
+  writeGroup(group: readonly GroupedWrite[]): GroupOutcome[] {
+    const outcomes: GroupOutcome[] = [];
     this.groupTx.immediate(group, outcomes);
     return outcomes;
   }

@@ -8,7 +8,7 @@ import type {
   StoredSnapshot,
 } from "../document-store.js";
 import { trimPoint } from "../document-store.js";
-import { SqliteDatabase, storageError, type AppendOutcome, type AppendRequest } from "./sqlite-database.js";
+import { SqliteDatabase, storageError, type GroupOutcome, type GroupedWrite } from "./sqlite-database.js";
 import { READY_ID, exact, fromWire, type WriterCall, type WriterReply } from "./writer-protocol.js";
 
 /** Options of {@link SqliteDocumentStore}. */
@@ -143,27 +143,27 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 }
 
-/** An append waiting for the next inline group commit. */
-interface PendingAppend extends AppendRequest {
-  readonly resolve: (seqs: number[]) => void;
+/** An append or epoch claim waiting for the next inline group commit. */
+type PendingWrite = GroupedWrite & {
+  readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
-}
+};
 
 /**
- * Writes on the event loop. Appends of one turn share one transaction, flushed at
+ * Writes on the event loop. Appends and claims of one turn share one transaction, flushed at
  * the end of the turn (`setImmediate`); while its fsync blocks the loop, the next
  * turn's frames pile up and form the next group.
  */
 class InlineWriter implements Writer {
   readonly ready = Promise.resolve();
-  private pending: PendingAppend[] = [];
+  private pending: PendingWrite[] = [];
   private flushScheduled = false;
 
   constructor(private readonly db: SqliteDatabase) {}
 
   write<T>(call: WriterCall, docId?: string): Promise<T> {
-    if (call.op === "append") {
-      return new Promise<number[]>((resolve, reject) => {
+    if (call.op === "append" || call.op === "claimEpoch") {
+      return new Promise<unknown>((resolve, reject) => {
         this.pending.push({ ...call, resolve, reject });
         if (this.flushScheduled) return;
         this.flushScheduled = true;
@@ -183,10 +183,8 @@ class InlineWriter implements Writer {
     return Promise.resolve();
   }
 
-  private run(call: Exclude<WriterCall, { op: "append" }>): unknown {
+  private run(call: Exclude<WriterCall, { op: "append" | "claimEpoch" }>): unknown {
     switch (call.op) {
-      case "claimEpoch":
-        return this.db.claimEpoch(call.docId, call.atLeast, call.mustExist);
       case "saveSnapshot":
         return this.db.saveSnapshot(call.docId, call.epoch, call.state, call.uptoSeq, call.trimThrough);
       case "commitOffset":
@@ -205,16 +203,16 @@ class InlineWriter implements Writer {
     const group = this.pending;
     if (group.length === 0) return;
     this.pending = [];
-    let outcomes: AppendOutcome[];
+    let outcomes: GroupOutcome[];
     try {
-      outcomes = this.db.appendGroup(group);
+      outcomes = this.db.writeGroup(group);
     } catch (error) {
-      for (const entry of group) entry.reject(storageError("append", entry.docId, error));
+      for (const entry of group) entry.reject(storageError(entry.op, entry.docId, error));
       return;
     }
     group.forEach((entry, i) => {
       const outcome = outcomes[i];
-      if (outcome && "seqs" in outcome) entry.resolve(outcome.seqs);
+      if (outcome && "value" in outcome) entry.resolve(outcome.value);
       else entry.reject(outcome?.error ?? new Error("group commit lost an outcome"));
     });
   }

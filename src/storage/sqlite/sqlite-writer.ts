@@ -2,24 +2,25 @@
  * The SQLite store's writer thread. It owns the connection that writes, so a
  * commit's fsync blocks this thread and never the server's event loop.
  *
- * Appends are group-committed across documents: every append that arrived while
- * the previous commit was running (one drain of the message port) is written by a
- * single IMMEDIATE transaction, so they share one fsync, and the group grows with
- * the load. Each append keeps its own epoch check (a savepoint): a fenced append
- * fails alone, and its neighbours commit. Any other request first commits the
- * appends queued before it, so writes keep the order in which they were asked.
+ * Appends and epoch claims are group-committed across documents: every one that
+ * arrived while the previous commit was running (one drain of the message port) is
+ * written by a single IMMEDIATE transaction, so they share one fsync, and the group
+ * grows with the load (a mass takeover claims dozens of documents at once). Each
+ * keeps its own checks (a savepoint): a fenced append fails alone, and its
+ * neighbours commit. Any other request first commits the writes queued before it,
+ * so writes keep the order in which they were asked.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { SqliteDatabase } from "./sqlite-database.js";
 import { READY_ID, toWire, type WriterReply, type WriterRequest } from "./writer-protocol.js";
 
-type AppendRequest = Extract<WriterRequest, { op: "append" }>;
+type GroupedRequest = Extract<WriterRequest, { op: "append" | "claimEpoch" }>;
 
 const port = parentPort;
 if (!port) throw new Error("sqlite-writer runs as a worker thread of SqliteDocumentStore");
 const { path, synchronous } = workerData as { path: string; synchronous: "full" | "normal" };
 const db = new SqliteDatabase(path, synchronous);
-let pending: AppendRequest[] = [];
+let pending: GroupedRequest[] = [];
 let flushScheduled = false;
 
 const reply = (message: WriterReply): void => port.postMessage(message);
@@ -31,7 +32,7 @@ function flush(): void {
   pending = [];
   let outcomes;
   try {
-    outcomes = db.appendGroup(group);
+    outcomes = db.writeGroup(group);
   } catch (error) {
     const wire = toWire(error);
     for (const request of group) reply({ id: request.id, error: wire });
@@ -39,16 +40,14 @@ function flush(): void {
   }
   group.forEach((request, i) => {
     const outcome = outcomes[i];
-    if (outcome && "seqs" in outcome) reply({ id: request.id, value: outcome.seqs });
+    if (outcome && "value" in outcome) reply({ id: request.id, value: outcome.value });
     else
       reply({ id: request.id, error: toWire(outcome?.error ?? new Error("group commit lost an outcome")) });
   });
 }
 
-function run(request: Exclude<WriterRequest, AppendRequest>): unknown {
+function run(request: Exclude<WriterRequest, GroupedRequest>): unknown {
   switch (request.op) {
-    case "claimEpoch":
-      return db.claimEpoch(request.docId, request.atLeast, request.mustExist);
     case "saveSnapshot":
       return db.saveSnapshot(
         request.docId,
@@ -69,7 +68,7 @@ function run(request: Exclude<WriterRequest, AppendRequest>): unknown {
 }
 
 port.on("message", (request: WriterRequest) => {
-  if (request.op === "append") {
+  if (request.op === "append" || request.op === "claimEpoch") {
     pending.push(request);
     if (!flushScheduled) {
       flushScheduled = true;
