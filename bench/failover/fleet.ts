@@ -17,6 +17,15 @@ const JITTER = { min: 0.5, max: 1.5 } as const;
 /** A client whose typing timeline is further behind than this (a stalled event loop) skips the backlog. */
 const MAX_BEHIND_MS = 1000;
 const TOKEN = /c(\d+)-(\d+);/g;
+/**
+ * During a round, the measured document's clients on surviving nodes also type one
+ * token each this often in turn, until the round's first delivery: the figure then
+ * measures how soon the server delivers again, not how long the next keystroke of
+ * a 2-per-second typist takes to come (up to ~340 ms at p99 with 4 typists).
+ */
+const PROBE_MS = 10;
+/** The probe stops by then at the latest (the round's own limit is shorter). */
+const PROBE_LIMIT_MS = 120_000;
 const POLL_MS = 50;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,6 +76,7 @@ export class Fleet implements Placement {
   private readonly seen: Float64Array[] = [];
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private round: Round | undefined;
+  private probe: NodeJS.Timeout | undefined;
   private typing = false;
   /** While set, every token a client receives from another client records typing → receipt (ms). */
   latency: Histogram | undefined;
@@ -159,10 +169,7 @@ export class Fleet implements Placement {
       setTimeout(
         () => {
           if (!this.typing) return;
-          const times = this.typedAt[client.id]!;
-          times.push(performance.now());
-          // Typed whether or not a socket is open: a user offline keeps typing too.
-          client.type(`c${client.id}-${times.length - 1};`);
+          this.typeToken(client);
           this.schedule(client, at);
         },
         Math.max(0, at - now),
@@ -210,10 +217,30 @@ export class Fleet implements Placement {
   /** Starts accounting deliveries and closes to `round` (until {@link endRound}). */
   beginRound(round: Round): void {
     this.round = round;
+    const typists = this.byDoc.get(round.docId)!.filter((client) => client.home !== round.victim);
+    let next = 0;
+    this.probe = setInterval(() => {
+      if (!this.typing || typists.length === 0) return;
+      this.typeToken(typists[next++ % typists.length]!);
+    }, PROBE_MS);
+    void round.whenDelivered(round.docId, PROBE_LIMIT_MS).then(() => this.stopProbe());
   }
 
   endRound(): void {
     this.round = undefined;
+    this.stopProbe();
+  }
+
+  private stopProbe(): void {
+    clearInterval(this.probe);
+    this.probe = undefined;
+  }
+
+  /** Types the client's next numbered token now. Typed whether or not a socket is open: a user offline keeps typing too. */
+  private typeToken(client: FailoverClient): void {
+    const times = this.typedAt[client.id]!;
+    times.push(performance.now());
+    client.type(`c${client.id}-${times.length - 1};`);
   }
 
   // -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ export class Round {
   refusedBySurvivors = 0;
   /** Per affected document: ms from t0 to its first qualifying delivery. */
   private readonly first = new Map<string, number>();
-  private readonly waiters = new Map<string, (ms: number) => void>();
+  private readonly waiters = new Map<string, ((ms: number) => void)[]>();
 
   constructor(
     readonly mode: Mode,
@@ -52,7 +52,7 @@ export class Round {
     if (this.crossNode && sender.home === receiver.home) return;
     const ms = at - this.t0;
     this.first.set(docId, ms);
-    this.waiters.get(docId)?.(ms);
+    for (const waiter of this.waiters.get(docId) ?? []) waiter(ms);
     this.waiters.delete(docId);
   }
 
@@ -61,14 +61,15 @@ export class Round {
     const known = this.first.get(docId);
     if (known !== undefined) return Promise.resolve(known);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(docId);
-        resolve(null);
-      }, limitMs);
-      this.waiters.set(docId, (ms) => {
+      const waiter = (ms: number | null): void => {
         clearTimeout(timer);
+        const waiting = this.waiters.get(docId)?.filter((other) => other !== waiter);
+        if (waiting?.length) this.waiters.set(docId, waiting);
+        else this.waiters.delete(docId);
         resolve(ms);
-      });
+      };
+      const timer = setTimeout(() => waiter(null), limitMs);
+      this.waiters.set(docId, [...(this.waiters.get(docId) ?? []), waiter]);
     });
   }
 
