@@ -50,7 +50,7 @@ describe("backplane envelope", () => {
     },
     { type: ChannelMessageType.Awareness, origin: "nœud-2", payload: new Uint8Array([9]) },
     { type: ChannelMessageType.Heartbeat, origin: "n", epoch: Number.MAX_SAFE_INTEGER, seq: 0 },
-    { type: ChannelMessageType.Closed, origin: "n", epoch: 7 },
+    { type: ChannelMessageType.Closed, origin: "n", epoch: 7, successor: "node-2" },
     { type: ChannelMessageType.Stateless, origin: "n", payload: '{"ping":"é"}' },
   ];
   const frames: RpcFrame[] = [
@@ -70,7 +70,7 @@ describe("backplane envelope", () => {
       [...encodeChannelMessage(messages[0]!)],
       [ENVELOPE_VERSION, 1, 6, ...bytes("node-1"), 3, 0xac, 0x02, 3, 1, 2, 3],
     );
-    assert.deepEqual([...encodeChannelMessage(messages[3]!)], [1, 4, 1, 110, 7]);
+    assert.deepEqual([...encodeChannelMessage(messages[3]!)], [1, 4, 1, 110, 7, 6, ...bytes("node-2")]);
     assert.deepEqual(
       [...encodeChannelMessage({ type: ChannelMessageType.Stateless, origin: "n", payload: "hi" })],
       [1, 5, 1, 110, 2, 104, 105],
@@ -108,7 +108,7 @@ describe("backplane envelope", () => {
       (error: unknown) => isOpStreamError(error, ErrorCodes.INVALID_FRAME),
     );
     assert.throws(
-      () => encodeChannelMessage({ type: ChannelMessageType.Closed, origin: "n", epoch: -1 }),
+      () => encodeChannelMessage({ type: ChannelMessageType.Closed, origin: "n", epoch: -1, successor: "" }),
       (error: unknown) => isOpStreamError(error, ErrorCodes.INVALID_FRAME),
     );
   });
@@ -285,7 +285,9 @@ describe("Redis backplane (real redis-server)", () => {
       await assert.rejects(a.sendRequest(b.nodeId, "hang", new Uint8Array()), (error: unknown) =>
         isOpStreamError(error, ErrorCodes.SHUTTING_DOWN),
       );
-      await assert.rejects(a.publish("d", { type: ChannelMessageType.Closed, origin: a.nodeId, epoch: 1 }));
+      await assert.rejects(
+        a.publish("d", { type: ChannelMessageType.Closed, origin: a.nodeId, epoch: 1, successor: "" }),
+      );
     });
 
     it("leaves a caller-owned client open on close()", async () => {

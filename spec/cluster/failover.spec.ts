@@ -2,6 +2,8 @@ import { strict as assert } from "node:assert";
 import type { ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
 import type * as Y from "yjs";
+import { ChannelMessageType } from "../../src/backplane/backplane.js";
+import { decodeChannelMessage } from "../../src/backplane/envelope.js";
 import { metricOf, watchLogs, type LogEntry } from "../faults/support.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
@@ -457,6 +459,66 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
       const c = cluster!;
       const { moved, takeoverMs } = await ownerGoesAway(c, "term", 1, (node) => node.stop("SIGTERM"));
       measure({ case: "sigterm", takeoverMs: Math.round(takeoverMs), ...moved });
+    });
+
+    it("SIGTERM of an owner of several documents: each Closed names a successor among the relaying nodes, and that node takes the document over", async () => {
+      const c = cluster!;
+      const docs = Array.from({ length: 6 }, (_, i) => `successor-${i}`);
+      const clients: Client[] = [];
+      for (const doc of docs) {
+        const { opener, relayClients } = await ownerAndRelays(c, doc, 2, 1);
+        drop(opener);
+        clients.push(...relayClients.flat());
+      }
+      const disconnects = clients.map(countDisconnects);
+      const named = new Map<string, string>();
+      const listener = new Redis(redis.url);
+      try {
+        listener.on("messageBuffer", (channel: Buffer, frame: Buffer) => {
+          const message = decodeChannelMessage(new Uint8Array(frame));
+          if (message.type === ChannelMessageType.Closed && message.origin === "node-3")
+            named.set(channel.toString().slice(`${c.keyPrefix}doc:`.length), message.successor);
+        });
+        await listener.subscribe(...docs.map((doc) => `${c.keyPrefix}doc:${doc}`));
+        await c.nodes[2]!.stop("SIGTERM");
+        await eventually(
+          () => assert.equal(named.size, docs.length, "a Closed message per document"),
+          10_000,
+        );
+      } finally {
+        listener.disconnect();
+      }
+      for (const doc of docs) {
+        const successor = named.get(doc)!;
+        assert.ok(
+          ["node-1", "node-2"].includes(successor),
+          `"${doc}" names a relaying node, not "${successor}"`,
+        );
+        const owner = await eventually(() => soleOwner(c, doc, [0, 1]), 10_000);
+        assert.equal(
+          `node-${owner + 1}`,
+          successor,
+          `"${doc}" was taken over by the successor its owner named`,
+        );
+      }
+      // Edits flow between the two relays' clients of every document, none reconnected.
+      for (let d = 0; d < docs.length; d++) {
+        const [a, b] = [clients[2 * d]!, clients[2 * d + 1]!];
+        a.text.insert(0, `a${d};`);
+        b.text.insert(0, `b${d};`);
+        await eventually(() => {
+          assert.ok(b.text.toString().includes(`a${d};`) && a.text.toString().includes(`b${d};`));
+        }, 10_000);
+      }
+      assert.deepEqual(
+        disconnects.flatMap((counter) => counter.closes),
+        [],
+        "no relay client's socket closed",
+      );
+      assert.deepEqual(
+        disconnects.map((counter) => counter.count),
+        clients.map(() => 0),
+      );
     });
 
     it("SIGSTOP of the owner: the relays take over once its lease expires; resumed, it is fenced and stores nothing, and its client's edits still arrive", async () => {

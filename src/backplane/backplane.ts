@@ -22,7 +22,17 @@ export type ChannelMessage =
   | { type: ChannelMessageType.Update; origin: string; epoch: number; seq: number; payload: Uint8Array }
   | { type: ChannelMessageType.Awareness; origin: string; payload: Uint8Array }
   | { type: ChannelMessageType.Heartbeat; origin: string; epoch: number; seq: number }
-  | { type: ChannelMessageType.Closed; origin: string; epoch: number }
+  | {
+      type: ChannelMessageType.Closed;
+      origin: string;
+      epoch: number;
+      /**
+       * The node the ex-owner picked to take over (one of the nodes relaying the
+       * document; "" for none): the other relays wait for its Owner message instead
+       * of racing it, so a shutdown's documents spread over the survivors.
+       */
+      successor: string;
+    }
   | { type: ChannelMessageType.Stateless; origin: string; payload: string }
   | { type: ChannelMessageType.Owner; origin: string; epoch: number; seq: number };
 

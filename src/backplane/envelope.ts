@@ -133,7 +133,10 @@ const channelWriters: {
     writeUint(encoder, m.epoch, "epoch");
     writeUint(encoder, m.seq, "seq");
   },
-  [ChannelMessageType.Closed]: (encoder, m) => writeUint(encoder, m.epoch, "epoch"),
+  [ChannelMessageType.Closed]: (encoder, m) => {
+    writeUint(encoder, m.epoch, "epoch");
+    encoding.writeVarString(encoder, m.successor);
+  },
   [ChannelMessageType.Stateless]: (encoder, m) => encoding.writeVarString(encoder, m.payload),
   [ChannelMessageType.Owner]: (encoder, m) => {
     writeUint(encoder, m.epoch, "epoch");
@@ -166,6 +169,7 @@ const channelReaders: {
     type: ChannelMessageType.Closed,
     origin,
     epoch: decoding.readVarUint(decoder),
+    successor: decoding.readVarString(decoder),
   }),
   [ChannelMessageType.Stateless]: (decoder, origin) => ({
     type: ChannelMessageType.Stateless,

@@ -430,6 +430,7 @@ export class DocumentSession {
     this.presence.stop();
     this.heartbeat.stop();
     this.queue.close(this.closedError());
+    const successor = this.peers.successor();
     const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
     // The lease goes first, then Closed: a relay that reads the owner key when
@@ -442,7 +443,7 @@ export class DocumentSession {
           "lease release failed; it will expire",
         );
       })
-      .then(() => this.peers.closed(this.epoch));
+      .then(() => this.peers.closed(this.epoch, successor));
     this.doc.destroy();
     this.markClosed();
     this.deps.onClosed?.(this);

@@ -73,9 +73,33 @@ export class FanOut {
     this.publish({ type: ChannelMessageType.Stateless, origin: this.backplane.nodeId, payload });
   }
 
-  /** Tells other nodes the session of `epoch` closed, so their relays re-resolve the owner at once. */
-  closed(epoch: number): void {
-    this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch });
+  /**
+   * Tells other nodes the session of `epoch` closed, so their relays re-resolve the
+   * owner at once; `successor` (from {@link successor}) is the one that takes over.
+   */
+  closed(epoch: number, successor: string): void {
+    this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch, successor });
+  }
+
+  /**
+   * Of the nodes whose clients are attached (through their relays), the one that
+   * should take the document over when this session closes, or "" when none is.
+   * Rendezvous hashing on (document, node): each document picks the same node
+   * wherever it is asked, and a node's documents spread evenly over the others.
+   */
+  successor(): string {
+    let best = "";
+    let bestScore = -1;
+    for (const peer of this.peers.values()) {
+      if (!peer.remote) continue;
+      const node = nodeOfPeer(peer.id);
+      const score = fnv1a(`${this.docId}\n${node}`);
+      if (score > bestScore || (score === bestScore && node < best)) {
+        best = node;
+        bestScore = score;
+      }
+    }
+    return best;
   }
 
   /** A session of `epoch` opened here at `seq`: this node is the new owner, and relays follow it at once. */
@@ -95,4 +119,20 @@ export class FanOut {
       this.logger.warn({ err: error, docId: this.docId }, "backplane publish failed; relays will resync");
     });
   }
+}
+
+/** The node of a remote peer's cluster-wide id, `<nodeId>/<peerId>`. */
+function nodeOfPeer(globalId: string): string {
+  const slash = globalId.lastIndexOf("/");
+  return slash < 0 ? globalId : globalId.slice(0, slash);
+}
+
+/** 32-bit FNV-1a of `text`'s UTF-16 code units: cheap, and spread well enough for picking among a few nodes. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
 }

@@ -69,10 +69,18 @@ export const GONE_CONFIRM_MS = 100;
 /** Default of {@link RelayDependencies.moveTimeoutMs}. */
 export const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
 
+/** How long a relay waits for the successor an ex-owner named before taking the document over itself. */
+const SUCCESSOR_WAIT_MS = 500;
+
+/** A rejoin abandoned because news named another owner (or the target closed the document). */
+const REJOIN_STALE = new OpStreamError(ErrorCodes.NOT_OWNER, "The owner being rejoined changed.", {});
+
 /** Where a move starts from: an owner that failed a request or closed, or a node announced as the new owner. */
 interface MoveHint {
   readonly suspect?: string;
   readonly owner?: string;
+  /** The successor the ex-owner named in its Closed message. */
+  readonly successor?: string;
 }
 
 /**
@@ -121,6 +129,12 @@ export class RelayDocument implements RelayCalls {
   private answeredAt = 0;
   private leaseWatch: NodeJS.Timeout | undefined;
   private leaseChecking = false;
+  /** Rejoins started; a rejoin whose number is no longer current was abandoned. */
+  private rejoins = 0;
+  /** The successor named by the Closed message of the owner being moved from, until a move uses it. */
+  private successor: string | undefined;
+  /** Abandons the rejoin under way (see rejoinUnlessStale). */
+  private interrupt: (() => void) | undefined;
 
   private constructor(
     readonly docId: string,
@@ -284,7 +298,8 @@ export class RelayDocument implements RelayCalls {
         if (message.epoch > this.epoch) this.ownerChanged(message.epoch, message.origin);
         return;
       case ChannelMessageType.Closed:
-        if (message.epoch >= this.epoch) void this.move({ suspect: message.origin });
+        if (message.epoch >= this.epoch)
+          void this.move({ suspect: message.origin, successor: message.successor });
         return;
       case ChannelMessageType.Stateless:
         for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);
@@ -298,19 +313,24 @@ export class RelayDocument implements RelayCalls {
    * backoff at once: a SIGTERM handoff is followed the moment the lease is free.
    */
   private news(message: ChannelMessage): void {
+    let stale: boolean; // whether the news says the node being rejoined owns it no more
     switch (message.type) {
       case ChannelMessageType.Owner:
       case ChannelMessageType.Update:
       case ChannelMessageType.Heartbeat:
         if (message.epoch <= this.epoch) return;
         this.announced = message.origin;
+        stale = message.origin !== this.owner;
         break;
       case ChannelMessageType.Closed:
+        stale = message.origin === this.owner;
+        if (stale) this.successor = message.successor;
         break;
       default:
         return;
     }
     this.wake?.();
+    if (stale) this.interrupt?.();
   }
 
   /** A message of another epoch: a newer one names the new owner (its origin). */
@@ -437,6 +457,9 @@ export class RelayDocument implements RelayCalls {
     if (this.moving) return this.moving;
     if (hint.suspect !== undefined && hint.suspect !== this.owner) return Promise.resolve();
     this.early ??= [];
+    // News heard during an earlier move that ended without it is stale now.
+    this.announced = undefined;
+    this.successor = hint.successor;
     const moving = this.relocate(hint).then(
       (reply) => {
         this.moving = undefined;
@@ -471,11 +494,21 @@ export class RelayDocument implements RelayCalls {
     let announced = hint.owner;
     // A step that changed who holds the lease is followed at once, a few times in a row.
     let quick = 0;
+    let waitedForSuccessor = false;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw this.closedError();
       const owner = announced ?? this.takeAnnounced() ?? (await this.deps.ownership.ownerOf(this.docId));
       announced = undefined;
-      let again = false;
+      const successor = this.successor;
+      if (owner === null && successor && successor !== this.deps.backplane.nodeId && !waitedForSuccessor) {
+        // The ex-owner named another node to take over: its Owner message comes
+        // soon; racing it would only pile every document onto whichever node is
+        // quickest. If it does not come, this node takes over after all.
+        waitedForSuccessor = true;
+        await this.untilNews(SUCCESSOR_WAIT_MS);
+        continue;
+      }
+      let again: boolean;
       if (owner === null || owner === this.deps.backplane.nodeId) {
         const local = await this.deps.takeOver(this.docId);
         if (local) {
@@ -483,14 +516,19 @@ export class RelayDocument implements RelayCalls {
           return undefined;
         }
         again = true; // another node took it first: follow it
-      } else if (!(await this.isAlive(owner)) && (await this.stillGone(owner))) {
-        // A crashed owner: free its lease and take over without waiting for it to expire.
-        again = (await this.deps.ownership.breakLease?.(this.docId, owner)) ?? false;
+      } else if (!(await this.isAlive(owner))) {
+        // A crashed owner: free its lease and take over without waiting for it to
+        // expire. Whether or not this node's break was the one that freed it (news
+        // during the confirmation, or another relay first), the next step looks again.
+        const gone = await this.stillGone(owner);
+        const broke = gone ? await this.deps.ownership.breakLease?.(this.docId, owner) : undefined;
+        again = !gone || broke !== undefined;
       } else {
         try {
-          return await this.rejoin(owner);
+          return await this.rejoinUnlessStale(owner);
         } catch (error) {
           if (!isRetryable("ownerCall", error)) throw error;
+          again = error === REJOIN_STALE; // the news names where to go: at once
         }
       }
       if (performance.now() >= deadline) {
@@ -505,13 +543,19 @@ export class RelayDocument implements RelayCalls {
 
   /** Waits the retry policy's backoff, or less if news about the owner arrives. */
   private async backoff(attempt: number): Promise<void> {
+    await this.untilNews(backoffMs(attempt));
+  }
+
+  /** Waits `ms`; resolves true at once if news about the owner arrives meanwhile. */
+  private async untilNews(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, backoffMs(attempt));
-      this.wake = resolve;
+    const news = await new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+      this.wake = () => resolve(true);
     });
     clearTimeout(timer);
     this.wake = undefined;
+    return news;
   }
 
   private takeAnnounced(): string | undefined {
@@ -523,10 +567,12 @@ export class RelayDocument implements RelayCalls {
   /**
    * Asks again after {@link GONE_CONFIRM_MS}: a live node whose subscriber is
    * reconnecting (ioredis retries after 50 ms) is back by then, a crashed one is
-   * not. A false alarm would cost the owner a step-down, never an edit.
+   * not. A false alarm would cost the owner a step-down, never an edit. False
+   * when news about the owner arrives first.
    */
   private async stillGone(nodeId: string): Promise<boolean> {
-    await new Promise((resolve) => setTimeout(resolve, GONE_CONFIRM_MS));
+    // News (the owner's Closed, another node's Owner) settles it sooner: look again.
+    if (await this.untilNews(GONE_CONFIRM_MS)) return false;
     return !(await this.isAlive(nodeId));
   }
 
@@ -540,11 +586,31 @@ export class RelayDocument implements RelayCalls {
   }
 
   /**
+   * {@link rejoin}, abandoned as soon as news says `owner` owns the document no
+   * more (it closed it, or another node announced itself): a draining or crashed
+   * node may take its time to refuse, and the move need not wait for that.
+   */
+  private async rejoinUnlessStale(owner: string): Promise<OwnerReply> {
+    const attempt = ++this.rejoins;
+    const joining = this.rejoin(owner, attempt);
+    joining.catch(() => undefined); // abandoned: its outcome no longer matters
+    try {
+      return await Promise.race([
+        joining,
+        new Promise<never>((_, reject) => (this.interrupt = () => reject(REJOIN_STALE))),
+      ]);
+    } finally {
+      this.interrupt = undefined;
+      if (attempt === this.rejoins) this.rejoins += 1; // the abandoned rejoin touches no client
+    }
+  }
+
+  /**
    * Joins every client to `owner` and reconciles it: the owner's full state (what
    * the old owner fanned out but the client never got), then a sync step 1 (the
    * client answers with what the owner lacks), and its awareness again.
    */
-  private async rejoin(owner: string): Promise<OwnerReply> {
+  private async rejoin(owner: string, attempt: number): Promise<OwnerReply> {
     this.owner = owner;
     const members = [...this.members.values()];
     const send = async (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
@@ -564,9 +630,15 @@ export class RelayDocument implements RelayCalls {
     // full state (the common case after a crash or a handoff), only the sync step 1.
     const first = joined[0];
     const upToDate = first !== undefined && joined.every((reply) => reply.seq <= this.seq);
-    const state = upToDate
-      ? { epoch: first.epoch, seq: first.seq, bytes: EMPTY, extra: EMPTY }
+    // Otherwise the ops the new owner appended since are usually buffered already
+    // (this relay stayed subscribed throughout): when they follow on from its stream
+    // without a hole, relaying them is the whole catch-up, and no full state is sent.
+    const buffered = first === undefined || upToDate ? this.seq : this.bufferedThrough(first.epoch);
+    const caughtUp = first !== undefined && joined.every((reply) => reply.seq <= buffered);
+    const state = caughtUp
+      ? { epoch: first.epoch, seq: upToDate ? first.seq : this.seq, bytes: EMPTY, extra: EMPTY }
       : await send(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
+    if (attempt !== this.rejoins) throw REJOIN_STALE;
     if (joined.some((reply) => reply.epoch !== state.epoch)) {
       throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed again.`, {
         docId: this.docId,
@@ -578,12 +650,26 @@ export class RelayDocument implements RelayCalls {
     members.forEach((member, index) => {
       if (member.gone) return;
       member.rejoined(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
-      if (!upToDate) member.peer.sendUpdate(state.bytes);
+      if (!caughtUp) member.peer.sendUpdate(state.bytes);
       member.peer.sendSyncStep1?.(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
       if (states && states.byteLength > 0) member.peer.sendAwareness(states);
       if (member.awareness) this.applyAwareness(member, member.awareness);
     });
     return state;
+  }
+
+  /**
+   * The highest seq up to which ops of `epoch` buffered during the move follow on
+   * from this relay's stream without a hole (its own seq when none do).
+   */
+  private bufferedThrough(epoch: number): number {
+    const seqs = new Set<number>();
+    for (const message of this.early ?? []) {
+      if (message.type === ChannelMessageType.Update && message.epoch === epoch) seqs.add(message.seq);
+    }
+    let through = this.seq;
+    while (seqs.has(through + 1)) through += 1;
+    return through;
   }
 
   /** This node owns the document now: every client moves to its session, reconciled the same way. */
