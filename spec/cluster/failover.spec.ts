@@ -507,7 +507,10 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
         a.text.insert(0, `a${d};`);
         b.text.insert(0, `b${d};`);
         await eventually(() => {
-          assert.ok(b.text.toString().includes(`a${d};`) && a.text.toString().includes(`b${d};`));
+          assert.ok(
+            b.text.toString().includes(`a${d};`) && a.text.toString().includes(`b${d};`),
+            `the edits of "${docs[d]}" crossed between the relays`,
+          );
         }, 10_000);
       }
       assert.deepEqual(

@@ -12,7 +12,8 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { EMPTY_STATE_VECTOR, RelayMember, type RelayCalls } from "./relay-member.js";
-import { backoffMs, isRetryable, withRetries } from "./retry-policy.js";
+import { OwnerSearch, REJOIN_STALE, type MoveHint } from "./owner-search.js";
+import { isRetryable, withRetries } from "./retry-policy.js";
 import {
   OwnerRequests,
   decodeOwnerReply,
@@ -63,25 +64,8 @@ const LEASE_WATCH_AFTER_MS = 1000;
 /** Period of that watch: one GET of the owner key. */
 const LEASE_WATCH_MS = 250;
 
-/** How long after a node was first found gone from the backplane it is checked again, before its lease is broken. */
-export const GONE_CONFIRM_MS = 100;
-
 /** Default of {@link RelayDependencies.moveTimeoutMs}. */
 export const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
-
-/** How long a relay waits for the successor an ex-owner named before taking the document over itself. */
-const SUCCESSOR_WAIT_MS = 500;
-
-/** A rejoin abandoned because news named another owner (or the target closed the document). */
-const REJOIN_STALE = new OpStreamError(ErrorCodes.NOT_OWNER, "The owner being rejoined changed.", {});
-
-/** Where a move starts from: an owner that failed a request or closed, or a node announced as the new owner. */
-interface MoveHint {
-  readonly suspect?: string;
-  readonly owner?: string;
-  /** The successor the ex-owner named in its Closed message. */
-  readonly successor?: string;
-}
 
 /**
  * A document owned by another node, as seen by a node with clients on it. Client
@@ -119,29 +103,42 @@ export class RelayDocument implements RelayCalls {
   private moving: Promise<void> | undefined;
   /** Set once this node owns the document: the clients moved to its session. */
   private handedOver = false;
-  /** Cuts the move's backoff short: news about the owner arrived (Closed, Owner, a newer epoch). */
-  private wake: (() => void) | undefined;
-  /** The newest owner announced on the channel during the move. */
-  private announced: string | undefined;
   /** Calls sent to the owner and not answered yet. */
   private waiting = 0;
   /** `performance.now()` of the owner's last answer, or of the call that started a wait. */
   private answeredAt = 0;
   private leaseWatch: NodeJS.Timeout | undefined;
   private leaseChecking = false;
-  /** Rejoins started; a rejoin whose number is no longer current was abandoned. */
-  private rejoins = 0;
-  /** The successor named by the Closed message of the owner being moved from, until a move uses it. */
-  private successor: string | undefined;
-  /** Abandons the rejoin under way (see rejoinUnlessStale). */
-  private interrupt: (() => void) | undefined;
+  /** Finds the next owner during a move. */
+  private readonly search: OwnerSearch<LocalJoiner>;
 
   private constructor(
     readonly docId: string,
     private owner: string,
     private readonly deps: RelayDependencies,
     private readonly onClosed: (relay: RelayDocument) => void,
-  ) {}
+  ) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the search reads the relay's live state
+    const relay = this;
+    this.search = new OwnerSearch<LocalJoiner>(
+      {
+        docId,
+        get epoch() {
+          return relay.epoch;
+        },
+        get owner() {
+          return relay.owner;
+        },
+        get closed() {
+          return relay.closed;
+        },
+        closedError: () => this.closedError(),
+        rejoin: (to, current) => this.rejoin(to, current),
+        handOver: (local) => this.handOver(local),
+      },
+      deps,
+    );
+  }
 
   /** Subscribes first, so nothing published after the owner's join reply is missed. */
   static async open(
@@ -273,7 +270,7 @@ export class RelayDocument implements RelayCalls {
 
   private onMessage(message: ChannelMessage): void {
     if (this.closed) return;
-    if (this.moving) this.news(message);
+    if (this.moving) this.search.news(message);
     if (this.early) {
       this.early.push(message);
       return;
@@ -305,32 +302,6 @@ export class RelayDocument implements RelayCalls {
         for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);
         return;
     }
-  }
-
-  /**
-   * During a move, a message that says who owns the document now (Owner, an op or
-   * heartbeat of a newer epoch) or that the owner let go (Closed) ends the move's
-   * backoff at once: a SIGTERM handoff is followed the moment the lease is free.
-   */
-  private news(message: ChannelMessage): void {
-    let stale: boolean; // whether the news says the node being rejoined owns it no more
-    switch (message.type) {
-      case ChannelMessageType.Owner:
-      case ChannelMessageType.Update:
-      case ChannelMessageType.Heartbeat:
-        if (message.epoch <= this.epoch) return;
-        this.announced = message.origin;
-        stale = message.origin !== this.owner;
-        break;
-      case ChannelMessageType.Closed:
-        stale = message.origin === this.owner;
-        if (stale) this.successor = message.successor;
-        break;
-      default:
-        return;
-    }
-    this.wake?.();
-    if (stale) this.interrupt?.();
   }
 
   /** A message of another epoch: a newer one names the new owner (its origin). */
@@ -457,10 +428,7 @@ export class RelayDocument implements RelayCalls {
     if (this.moving) return this.moving;
     if (hint.suspect !== undefined && hint.suspect !== this.owner) return Promise.resolve();
     this.early ??= [];
-    // News heard during an earlier move that ended without it is stale now.
-    this.announced = undefined;
-    this.successor = hint.successor;
-    const moving = this.relocate(hint).then(
+    const moving = this.search.run(hint, this.deps.moveTimeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS).then(
       (reply) => {
         this.moving = undefined;
         this.deps.metrics.relayMoves.inc({ outcome: reply ? "followed" : "took-over" });
@@ -485,132 +453,11 @@ export class RelayDocument implements RelayCalls {
   }
 
   /**
-   * Finds the next owner and moves every client to it. Resolves the new owner's
-   * state reply (epoch, seq) once the clients follow another node, or undefined
-   * once they are on this node's own session.
-   */
-  private async relocate(hint: MoveHint): Promise<OwnerReply | undefined> {
-    const deadline = performance.now() + (this.deps.moveTimeoutMs ?? DEFAULT_MOVE_TIMEOUT_MS);
-    let announced = hint.owner;
-    // A step that changed who holds the lease is followed at once, a few times in a row.
-    let quick = 0;
-    let waitedForSuccessor = false;
-    for (let attempt = 1; ; attempt++) {
-      if (this.closed) throw this.closedError();
-      const owner = announced ?? this.takeAnnounced() ?? (await this.deps.ownership.ownerOf(this.docId));
-      announced = undefined;
-      const successor = this.successor;
-      if (owner === null && successor && successor !== this.deps.backplane.nodeId && !waitedForSuccessor) {
-        // The ex-owner named another node to take over: its Owner message comes
-        // soon; racing it would only pile every document onto whichever node is
-        // quickest. If it does not come, this node takes over after all.
-        waitedForSuccessor = true;
-        await this.untilNews(SUCCESSOR_WAIT_MS);
-        continue;
-      }
-      let again: boolean;
-      if (owner === null || owner === this.deps.backplane.nodeId) {
-        const local = await this.deps.takeOver(this.docId);
-        if (local) {
-          this.handOver(local);
-          return undefined;
-        }
-        again = true; // another node took it first: follow it
-      } else if (!(await this.isAlive(owner))) {
-        // A crashed owner: free its lease and take over without waiting for it to
-        // expire. Whether or not this node's break was the one that freed it (news
-        // during the confirmation, or another relay first), the next step looks again.
-        const gone = await this.stillGone(owner);
-        const broke = gone ? await this.deps.ownership.breakLease?.(this.docId, owner) : undefined;
-        again = !gone || broke !== undefined;
-      } else {
-        try {
-          return await this.rejoinUnlessStale(owner);
-        } catch (error) {
-          if (!isRetryable("ownerCall", error)) throw error;
-          again = error === REJOIN_STALE; // the news names where to go: at once
-        }
-      }
-      if (performance.now() >= deadline) {
-        throw new OpStreamError(ErrorCodes.NOT_OWNER, `No owner of "${this.docId}" answered; rejoin.`, {
-          docId: this.docId,
-        });
-      }
-      if (again && quick++ < 3) continue;
-      await this.backoff(attempt);
-    }
-  }
-
-  /** Waits the retry policy's backoff, or less if news about the owner arrives. */
-  private async backoff(attempt: number): Promise<void> {
-    await this.untilNews(backoffMs(attempt));
-  }
-
-  /** Waits `ms`; resolves true at once if news about the owner arrives meanwhile. */
-  private async untilNews(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const news = await new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-      this.wake = () => resolve(true);
-    });
-    clearTimeout(timer);
-    this.wake = undefined;
-    return news;
-  }
-
-  private takeAnnounced(): string | undefined {
-    const owner = this.announced;
-    this.announced = undefined;
-    return owner;
-  }
-
-  /**
-   * Asks again after {@link GONE_CONFIRM_MS}: a live node whose subscriber is
-   * reconnecting (ioredis retries after 50 ms) is back by then, a crashed one is
-   * not. A false alarm would cost the owner a step-down, never an edit. False
-   * when news about the owner arrives first.
-   */
-  private async stillGone(nodeId: string): Promise<boolean> {
-    // News (the owner's Closed, another node's Owner) settles it sooner: look again.
-    if (await this.untilNews(GONE_CONFIRM_MS)) return false;
-    return !(await this.isAlive(nodeId));
-  }
-
-  /** Whether `nodeId` is on the backplane; unknown (the backplane cannot tell, or does not answer) counts as alive. */
-  private async isAlive(nodeId: string): Promise<boolean> {
-    try {
-      return (await this.deps.backplane.isNodeAlive?.(nodeId)) ?? true;
-    } catch {
-      return true;
-    }
-  }
-
-  /**
-   * {@link rejoin}, abandoned as soon as news says `owner` owns the document no
-   * more (it closed it, or another node announced itself): a draining or crashed
-   * node may take its time to refuse, and the move need not wait for that.
-   */
-  private async rejoinUnlessStale(owner: string): Promise<OwnerReply> {
-    const attempt = ++this.rejoins;
-    const joining = this.rejoin(owner, attempt);
-    joining.catch(() => undefined); // abandoned: its outcome no longer matters
-    try {
-      return await Promise.race([
-        joining,
-        new Promise<never>((_, reject) => (this.interrupt = () => reject(REJOIN_STALE))),
-      ]);
-    } finally {
-      this.interrupt = undefined;
-      if (attempt === this.rejoins) this.rejoins += 1; // the abandoned rejoin touches no client
-    }
-  }
-
-  /**
    * Joins every client to `owner` and reconciles it: the owner's full state (what
    * the old owner fanned out but the client never got), then a sync step 1 (the
    * client answers with what the owner lacks), and its awareness again.
    */
-  private async rejoin(owner: string, attempt: number): Promise<OwnerReply> {
+  private async rejoin(owner: string, current: () => boolean): Promise<OwnerReply> {
     this.owner = owner;
     const members = [...this.members.values()];
     const send = async (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
@@ -638,7 +485,7 @@ export class RelayDocument implements RelayCalls {
     const state = caughtUp
       ? { epoch: first.epoch, seq: upToDate ? first.seq : this.seq, bytes: EMPTY, extra: EMPTY }
       : await send(OwnerRequests.RESYNC, this.globalId("relay"), EMPTY);
-    if (attempt !== this.rejoins) throw REJOIN_STALE;
+    if (!current()) throw REJOIN_STALE;
     if (joined.some((reply) => reply.epoch !== state.epoch)) {
       throw new OpStreamError(ErrorCodes.NOT_OWNER, `The owner of "${this.docId}" changed again.`, {
         docId: this.docId,
