@@ -109,6 +109,8 @@ export class RelayDocument implements RelayCalls {
   private answeredAt = 0;
   private leaseWatch: NodeJS.Timeout | undefined;
   private leaseChecking = false;
+  /** The latest Owner message: where and at which seq the newest session opened. */
+  private opened: { origin: string; epoch: number; seq: number } | undefined;
   /** Finds the next owner during a move. */
   private readonly search: OwnerSearch<LocalJoiner>;
 
@@ -270,6 +272,7 @@ export class RelayDocument implements RelayCalls {
 
   private onMessage(message: ChannelMessage): void {
     if (this.closed) return;
+    if (message.type === ChannelMessageType.Owner) this.opened = message;
     if (this.moving) this.search.news(message);
     if (this.early) {
       this.early.push(message);
@@ -456,19 +459,22 @@ export class RelayDocument implements RelayCalls {
    * Joins every client to `owner` and reconciles it: the owner's full state (what
    * the old owner fanned out but the client never got), then a sync step 1 (the
    * client answers with what the owner lacks), and its awareness again.
+   *
+   * When `owner` announced itself (Owner) at the very seq this relay's stream had
+   * reached, the clients miss nothing: the relay follows it at once, and the joins
+   * and sync steps run meanwhile (a busy new owner may take a while to answer them,
+   * and edits need not wait for that). A join that then fails moves the relay again.
    */
   private async rejoin(owner: string, current: () => boolean): Promise<OwnerReply> {
     this.owner = owner;
+    const opened = this.opened;
+    if (opened && opened.origin === owner && opened.epoch > this.epoch && opened.seq === this.seq) {
+      void this.joinMeanwhile(owner, opened.epoch);
+      return { epoch: opened.epoch, seq: this.seq, bytes: EMPTY, extra: EMPTY };
+    }
     const members = [...this.members.values()];
-    const send = async (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
-      decodeOwnerReply(
-        await this.deps.backplane.sendRequest(
-          owner,
-          type,
-          encodeOwnerRequest({ docId: this.docId, peerId, bytes }),
-          { timeoutMs: Math.min(this.deps.requestTimeoutMs ?? Infinity, MOVE_REQUEST_TIMEOUT_MS) },
-        ),
-      );
+    const send = (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
+      this.sendDuringMove(owner, type, peerId, bytes);
     const joined = await Promise.all(
       members.map((member) => send(OwnerRequests.JOIN, member.globalId, EMPTY)),
     );
@@ -491,18 +497,69 @@ export class RelayDocument implements RelayCalls {
         docId: this.docId,
       });
     }
+    this.reconcile(members, joined, caughtUp ? undefined : state.bytes);
+    return state;
+  }
+
+  /** The joins and sync steps of a rejoin whose relaying already started (see rejoin). */
+  private async joinMeanwhile(owner: string, epoch: number): Promise<void> {
+    const members = [...this.members.values()];
+    try {
+      const joined = await Promise.all(
+        members.map((member) => this.sendDuringMove(owner, OwnerRequests.JOIN, member.globalId, EMPTY)),
+      );
+      if (this.closed || this.moving || this.owner !== owner) return;
+      // It opened the document again meanwhile: a full rejoin.
+      if (joined.some((reply) => reply.epoch !== epoch)) return void this.move({ owner });
+      this.reconcile(members, joined, undefined);
+    } catch (error) {
+      if (this.closed || this.owner !== owner) return;
+      this.deps.logger.warn(
+        { err: error, docId: this.docId },
+        "rejoining the new owner failed; moving again",
+      );
+      void this.move({ suspect: owner });
+    }
+  }
+
+  /**
+   * Each client after its join: the owner's full state when it may lack some
+   * (`state`), a sync step 1 with the owner's state vector, the owner's awareness
+   * states, and its own awareness again.
+   */
+  private reconcile(
+    members: readonly RelayMember[],
+    joined: readonly OwnerReply[],
+    state?: Uint8Array,
+  ): void {
     this.awareness = new AwarenessRegistry({ coalesceWindowMs: 0 });
     const states = joined[0]?.extra;
     if (states && states.byteLength > 0) this.awareness.apply("owner", states, Date.now());
     members.forEach((member, index) => {
       if (member.gone) return;
       member.rejoined(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
-      if (!caughtUp) member.peer.sendUpdate(state.bytes);
+      if (state) member.peer.sendUpdate(state);
       member.peer.sendSyncStep1?.(joined[index]?.bytes ?? EMPTY_STATE_VECTOR);
       if (states && states.byteLength > 0) member.peer.sendAwareness(states);
       if (member.awareness) this.applyAwareness(member, member.awareness);
     });
-    return state;
+  }
+
+  /** One request of a move: at most {@link MOVE_REQUEST_TIMEOUT_MS}, so a hung node cannot hold the move. */
+  private async sendDuringMove(
+    owner: string,
+    type: string,
+    peerId: string,
+    bytes: Uint8Array,
+  ): Promise<OwnerReply> {
+    return decodeOwnerReply(
+      await this.deps.backplane.sendRequest(
+        owner,
+        type,
+        encodeOwnerRequest({ docId: this.docId, peerId, bytes }),
+        { timeoutMs: Math.min(this.deps.requestTimeoutMs ?? Infinity, MOVE_REQUEST_TIMEOUT_MS) },
+      ),
+    );
   }
 
   /**
