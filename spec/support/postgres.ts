@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import pg from "pg";
 import { eventually } from "./eventually.js";
+import { killOnExit } from "./exit.js";
 import { tempDir } from "./temp.js";
 
 /** A real Postgres server on a free local port, with a fresh data folder and trust auth. */
@@ -122,11 +123,10 @@ export async function startPostgres(): Promise<PostgresServer> {
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = once(child, "exit");
-  const killOnExit = (): void => void child.kill("SIGKILL");
-  process.once("exit", killOnExit);
+  const guard = killOnExit(child);
 
   const stop = async (): Promise<void> => {
-    process.off("exit", killOnExit);
+    guard.release();
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill("SIGINT"); // fast shutdown; SIGTERM would wait for every client to disconnect
     await exited;

@@ -4,6 +4,7 @@ import { accessSync, constants } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { eventually } from "./eventually.js";
+import { killOnExit } from "./exit.js";
 
 /** A real `redis-server` on a free local port, with no persistence. */
 export interface RedisServer {
@@ -79,6 +80,7 @@ export async function startRedis(): Promise<RedisServer> {
   const binary = findRedisServer();
   const port = await freePort();
   let child: ChildProcess | undefined;
+  let guard: { release(): void } | undefined;
   let output = "";
 
   const start = async (): Promise<void> => {
@@ -88,6 +90,7 @@ export async function startRedis(): Promise<RedisServer> {
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     child = spawned;
+    guard = killOnExit(spawned);
     const keep = (chunk: Buffer): void => void (output = (output + chunk.toString()).slice(-4000));
     spawned.stdout?.on("data", keep);
     spawned.stderr?.on("data", keep);
@@ -99,7 +102,7 @@ export async function startRedis(): Promise<RedisServer> {
   };
 
   const stop = async (): Promise<void> => {
-    process.off("exit", killOnExit);
+    guard?.release();
     const running = child;
     child = undefined;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
@@ -109,8 +112,6 @@ export async function startRedis(): Promise<RedisServer> {
     await exited;
   };
 
-  const killOnExit = (): void => void child?.kill("SIGKILL");
-  process.once("exit", killOnExit);
   await start();
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -118,7 +119,6 @@ export async function startRedis(): Promise<RedisServer> {
     stop,
     async restart() {
       await stop();
-      process.once("exit", killOnExit);
       await start();
     },
     pause: () => void child?.kill("SIGSTOP"),
