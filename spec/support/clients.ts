@@ -4,6 +4,14 @@ import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { eventually } from "./eventually.js";
 
+/**
+ * Each stock WebsocketProvider in Node adds a process "exit" listener for its
+ * lifetime (to say its awareness goodbye; y-websocket.js, removed on destroy). The
+ * specs hold dozens at once: that is the client's design, not a leak, so node's
+ * warning past 10 listeners is raised to a bound the suite never reaches.
+ */
+process.setMaxListeners(Math.max(process.getMaxListeners(), 500));
+
 /** A stock y-websocket client with its own document. */
 export interface Client {
   readonly doc: Y.Doc;
