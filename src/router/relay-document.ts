@@ -12,6 +12,7 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { EMPTY_STATE_VECTOR, RelayMember, type RelayCalls } from "./relay-member.js";
+import { LeaseWatch } from "./lease-watch.js";
 import { OwnerSearch, REJOIN_STALE, type MoveHint } from "./owner-search.js";
 import { isRetryable, withRetries } from "./retry-policy.js";
 import {
@@ -59,11 +60,6 @@ const EMPTY = new Uint8Array(0);
 /** Each request of a move waits at most this long: a hung owner must not hold the move for a whole request timeout. */
 const MOVE_REQUEST_TIMEOUT_MS = 1000;
 
-/** Calls unanswered this long make the relay watch the owner's lease (see `checkLease`). */
-const LEASE_WATCH_AFTER_MS = 1000;
-/** Period of that watch: one GET of the owner key. */
-const LEASE_WATCH_MS = 250;
-
 /** Default of {@link RelayDependencies.moveTimeoutMs}. */
 export const DEFAULT_MOVE_TIMEOUT_MS = 30_000;
 
@@ -103,12 +99,8 @@ export class RelayDocument implements RelayCalls {
   private moving: Promise<void> | undefined;
   /** Set once this node owns the document: the clients moved to its session. */
   private handedOver = false;
-  /** Calls sent to the owner and not answered yet. */
-  private waiting = 0;
-  /** `performance.now()` of the owner's last answer, or of the call that started a wait. */
-  private answeredAt = 0;
-  private leaseWatch: NodeJS.Timeout | undefined;
-  private leaseChecking = false;
+  /** Watches the owner's lease while calls go unanswered. */
+  private readonly leaseWatch: LeaseWatch;
   /** The latest Owner message: where and at which seq the newest session opened. */
   private opened: { origin: string; epoch: number; seq: number } | undefined;
   /** Finds the next owner during a move. */
@@ -139,6 +131,22 @@ export class RelayDocument implements RelayCalls {
         handOver: (local) => this.handOver(local),
       },
       deps,
+    );
+    this.leaseWatch = new LeaseWatch(
+      {
+        docId,
+        get owner() {
+          return relay.owner;
+        },
+        get closed() {
+          return relay.closed;
+        },
+        get moving() {
+          return relay.moving !== undefined;
+        },
+        ownerLost: (owner) => void this.move({ suspect: owner }),
+      },
+      deps.ownership,
     );
   }
 
@@ -350,16 +358,16 @@ export class RelayDocument implements RelayCalls {
       async () => {
         await this.settled();
         const target = this.owner;
-        this.startWaiting();
+        this.leaseWatch.sent();
         try {
           const reply = await this.deps.backplane.sendRequest(target, type, payload, this.requestOptions());
-          this.answeredAt = performance.now();
+          this.leaseWatch.answered();
           return decodeOwnerReply(reply);
         } catch (error) {
           if (isRetryable("ownerCall", error)) void this.move({ suspect: target });
           throw error;
         } finally {
-          this.waiting -= 1;
+          this.leaseWatch.settled();
         }
       },
       {
@@ -376,43 +384,6 @@ export class RelayDocument implements RelayCalls {
         },
       },
     );
-  }
-
-  /** Counts a call sent to the owner, and watches the owner's lease while calls wait. */
-  private startWaiting(): void {
-    if (this.waiting === 0) this.answeredAt = performance.now();
-    this.waiting += 1;
-    if (this.leaseWatch) return;
-    this.leaseWatch = setInterval(() => this.checkLease(), LEASE_WATCH_MS);
-    this.leaseWatch.unref();
-  }
-
-  /**
-   * A hung owner (SIGSTOP, a long pause) keeps its connections, so requests to it
-   * only time out. While calls have waited {@link LEASE_WATCH_AFTER_MS} without any
-   * answer, the relay reads the owner key every {@link LEASE_WATCH_MS}: once the
-   * hung owner's lease has expired (or another node holds it) it moves at once,
-   * so the lease TTL, not the request timeout, bounds the hang.
-   */
-  private checkLease(): void {
-    if (this.waiting === 0 || this.closed) {
-      clearInterval(this.leaseWatch);
-      this.leaseWatch = undefined;
-      return;
-    }
-    if (this.moving || this.leaseChecking || performance.now() - this.answeredAt < LEASE_WATCH_AFTER_MS)
-      return;
-    const owner = this.owner;
-    this.leaseChecking = true;
-    this.deps.ownership
-      .ownerOf(this.docId)
-      .then(
-        (holder) => {
-          if (holder !== owner) void this.move({ suspect: owner });
-        },
-        () => undefined, // Redis is not answering: the requests' own timeouts decide
-      )
-      .finally(() => (this.leaseChecking = false));
   }
 
   /** Waits for the move under way, if any; rejects with NOT_OWNER once the relay relays no more. */
@@ -621,7 +592,7 @@ export class RelayDocument implements RelayCalls {
   private finish(reason: DisconnectReason | undefined): void {
     if (!this.handedOver) this.closedReason = reason ?? "step-down";
     clearInterval(this.renewalTimer);
-    clearInterval(this.leaseWatch);
+    this.leaseWatch.stop();
     this.early = undefined;
     this.subscription?.unsubscribe().catch((error: unknown) => {
       this.deps.logger.warn({ err: error, docId: this.docId }, "unsubscribe failed");
