@@ -113,8 +113,10 @@ export class OwnerSearch<Local> {
     let waitedForSuccessor = false;
     for (let attempt = 1; ; attempt++) {
       if (this.target.closed) throw this.target.closedError();
-      const owner =
-        announced ?? this.takeAnnounced() ?? (await this.deps.ownership.ownerOf(this.target.docId));
+      // A node heard from just now (its Owner message, an op of a newer epoch) is
+      // alive: no need to ask the backplane before rejoining it.
+      const heard = announced ?? this.takeAnnounced();
+      const owner = heard ?? (await this.deps.ownership.ownerOf(this.target.docId));
       announced = undefined;
       const successor = this.successor;
       if (owner === null && successor && successor !== this.deps.backplane.nodeId && !waitedForSuccessor) {
@@ -133,7 +135,7 @@ export class OwnerSearch<Local> {
           return undefined;
         }
         again = true; // another node took it first: follow it
-      } else if (!(await this.isAlive(owner))) {
+      } else if (heard === undefined && !(await this.isAlive(owner))) {
         // A crashed owner: free its lease and take over without waiting for it to
         // expire. Whether or not this node's break was the one that freed it (news
         // during the confirmation, or another relay first), the next step looks again.

@@ -103,6 +103,8 @@ export class RelayDocument implements RelayCalls {
   private readonly leaseWatch: LeaseWatch;
   /** The latest Owner message: where and at which seq the newest session opened. */
   private opened: { origin: string; epoch: number; seq: number } | undefined;
+  /** Called on every Owner message while a rejoin waits for its joins. */
+  private onOpened: (() => void) | undefined;
   /** Finds the next owner during a move. */
   private readonly search: OwnerSearch<LocalJoiner>;
 
@@ -280,10 +282,18 @@ export class RelayDocument implements RelayCalls {
 
   private onMessage(message: ChannelMessage): void {
     if (this.closed) return;
-    if (message.type === ChannelMessageType.Owner) this.opened = message;
+    if (message.type === ChannelMessageType.Owner) {
+      this.opened = message;
+      this.onOpened?.();
+    }
     if (this.moving) this.search.news(message);
     if (this.early) {
-      this.early.push(message);
+      // The old owner's last ops, published while the move is under way, carry on
+      // the stream the clients already follow: they go to them now, so that the new
+      // owner's Owner message (which names the seq it opened at) finds the relay
+      // level with it and the relay can follow at once (see rejoin).
+      if (this.moving && this.carriesOn(message)) this.relayUpdate(message);
+      else this.early.push(message);
       return;
     }
     switch (message.type) {
@@ -291,8 +301,7 @@ export class RelayDocument implements RelayCalls {
         if (message.epoch !== this.epoch) return this.ownerChanged(message.epoch, message.origin);
         if (message.seq <= this.seq) return; // already relayed (or covered by a resync)
         if (message.seq !== this.seq + 1) return this.gap();
-        this.seq = message.seq;
-        for (const member of this.members.values()) member.peer.sendUpdate(message.payload);
+        this.relayUpdate(message);
         return;
       case ChannelMessageType.Awareness:
         this.awareness.apply("owner", message.payload, Date.now());
@@ -313,6 +322,22 @@ export class RelayDocument implements RelayCalls {
         for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);
         return;
     }
+  }
+
+  /** Whether `message` is the next op of the stream this relay follows. */
+  private carriesOn(
+    message: ChannelMessage,
+  ): message is ChannelMessage & { type: ChannelMessageType.Update } {
+    return (
+      message.type === ChannelMessageType.Update &&
+      message.epoch === this.epoch &&
+      message.seq === this.seq + 1
+    );
+  }
+
+  private relayUpdate(message: ChannelMessage & { type: ChannelMessageType.Update }): void {
+    this.seq = message.seq;
+    for (const member of this.members.values()) member.peer.sendUpdate(message.payload);
   }
 
   /** A message of another epoch: a newer one names the new owner (its origin). */
@@ -438,17 +463,20 @@ export class RelayDocument implements RelayCalls {
    */
   private async rejoin(owner: string, current: () => boolean): Promise<OwnerReply> {
     this.owner = owner;
-    const opened = this.opened;
-    if (opened && opened.origin === owner && opened.epoch > this.epoch && opened.seq === this.seq) {
-      void this.joinMeanwhile(owner, opened.epoch);
-      return { epoch: opened.epoch, seq: this.seq, bytes: EMPTY, extra: EMPTY };
-    }
+    const opened = this.openedBy(owner);
+    if (opened) return this.followAtOnce(owner, opened.epoch);
     const members = [...this.members.values()];
     const send = (type: string, peerId: string, bytes: Uint8Array): Promise<OwnerReply> =>
       this.sendDuringMove(owner, type, peerId, bytes);
-    const joined = await Promise.all(
-      members.map((member) => send(OwnerRequests.JOIN, member.globalId, EMPTY)),
-    );
+    const joining = Promise.all(members.map((member) => send(OwnerRequests.JOIN, member.globalId, EMPTY)));
+    // The joins went out before the owner finished opening (it answers them once it
+    // has): when its Owner message names this relay's seq first, follow it then.
+    const announced = await this.untilOpened(owner, joining);
+    if (announced) {
+      if (!current()) throw REJOIN_STALE;
+      return this.followAtOnce(owner, announced.epoch, members, joining);
+    }
+    const joined = await joining;
     // The log's seq runs on across epochs: when the new owner's log ends where this
     // relay's stream did, the clients already hold every durable op and need no
     // full state (the common case after a crash or a handoff), only the sync step 1.
@@ -472,13 +500,66 @@ export class RelayDocument implements RelayCalls {
     return state;
   }
 
-  /** The joins and sync steps of a rejoin whose relaying already started (see rejoin). */
-  private async joinMeanwhile(owner: string, epoch: number): Promise<void> {
-    const members = [...this.members.values()];
+  /** The Owner message of `owner`, when it opened at the very seq this relay's stream reached. */
+  private openedBy(owner: string): { epoch: number } | undefined {
+    const opened = this.opened;
+    return opened && opened.origin === owner && opened.epoch > this.epoch && opened.seq === this.seq
+      ? opened
+      : undefined;
+  }
+
+  /**
+   * Resolves {@link openedBy}'s message as soon as `owner` announces itself at this
+   * relay's seq, or undefined once `joining` settled first.
+   */
+  private async untilOpened(
+    owner: string,
+    joining: Promise<unknown>,
+  ): Promise<{ epoch: number } | undefined> {
     try {
-      const joined = await Promise.all(
-        members.map((member) => this.sendDuringMove(owner, OwnerRequests.JOIN, member.globalId, EMPTY)),
-      );
+      return await Promise.race([
+        joining.then(
+          () => undefined,
+          () => undefined,
+        ),
+        new Promise<{ epoch: number }>((resolve) => {
+          this.onOpened = () => {
+            const opened = this.openedBy(owner);
+            if (opened) resolve(opened);
+          };
+        }),
+      ]);
+    } finally {
+      this.onOpened = undefined;
+    }
+  }
+
+  /**
+   * Relays from `owner` at once (its stream carries on from this relay's seq); the
+   * joins, already sent or sent now, and the sync steps run meanwhile.
+   */
+  private followAtOnce(
+    owner: string,
+    epoch: number,
+    members?: readonly RelayMember[],
+    joining?: Promise<OwnerReply[]>,
+  ): OwnerReply {
+    void this.joinMeanwhile(owner, epoch, members, joining);
+    return { epoch, seq: this.seq, bytes: EMPTY, extra: EMPTY };
+  }
+
+  /** The joins and sync steps of a rejoin whose relaying already started (see rejoin). */
+  private async joinMeanwhile(
+    owner: string,
+    epoch: number,
+    members: readonly RelayMember[] = [...this.members.values()],
+    joining?: Promise<OwnerReply[]>,
+  ): Promise<void> {
+    try {
+      const joined = await (joining ??
+        Promise.all(
+          members.map((member) => this.sendDuringMove(owner, OwnerRequests.JOIN, member.globalId, EMPTY)),
+        ));
       if (this.closed || this.moving || this.owner !== owner) return;
       // It opened the document again meanwhile: a full rejoin.
       if (joined.some((reply) => reply.epoch !== epoch)) return void this.move({ owner });
