@@ -12,7 +12,10 @@ import { MessageRateLimiter, type RateLimitEvents, type RateLimitOptions } from 
 /** What the transport needs of a connection of either dialect. */
 export interface DialectConnection {
   readonly id: string;
+  /** Whether a pong arrived since the last ping. */
   alive: boolean;
+  /** Whether a frame arrived since the last liveness check (see {@link missedPing}). */
+  heard: boolean;
   receive(frame: Uint8Array): void;
   keepAlive(idleMs: number, now: number): void;
   ping(): void;
@@ -69,6 +72,7 @@ class SocketWiring implements RateLimitEvents {
   }
 
   message(data: RawData, isBinary: boolean): void {
+    this.connection.heard = true;
     if (!isBinary) {
       this.connection.close(CloseCodes.UNSUPPORTED_DATA, "text frames are not supported", "text-frame");
       return;
@@ -92,6 +96,25 @@ class SocketWiring implements RateLimitEvents {
     this.ctx.metrics.connections.dec({ dialect: this.dialect });
     this.connection.detach();
   }
+}
+
+/**
+ * One ping period's liveness check of `connection`: a socket that sent a frame
+ * since the last check is alive without a ping (stock providers renew their
+ * awareness every 15 s, so busy and merely present clients are never pinged);
+ * a silent one is pinged, and is dead (true) at the next check if neither a frame
+ * nor the pong came meanwhile.
+ */
+export function missedPing(connection: Pick<DialectConnection, "heard" | "alive">, ws: WebSocket): boolean {
+  if (connection.heard) {
+    connection.heard = false;
+    connection.alive = true;
+    return false;
+  }
+  if (!connection.alive) return true;
+  connection.alive = false;
+  ws.ping();
+  return false;
 }
 
 /** Each open socket's wiring, for the shared listeners below (`this` is the socket). */

@@ -41,7 +41,11 @@ export interface TransportOptions {
   authTimeoutMs?: number;
   /** Longest silence towards a client before a keep-alive frame (must stay under the clients' 30 s). @default 15000 */
   keepAliveIntervalMs?: number;
-  /** ws ping period; a client that missed the previous pong is terminated. @default 30000 */
+  /**
+   * Liveness check period: a connection that sent no frame during a period gets a
+   * WebSocket ping, and is terminated at the next check if neither a frame nor
+   * the pong arrived meanwhile. Connections that send frames are never pinged. @default 30000
+   */
   pingIntervalMs?: number;
   /**
    * Longest document name, in characters (UTF-16 code units, after

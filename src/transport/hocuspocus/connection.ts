@@ -7,6 +7,7 @@ import type { DocumentJoiner } from "../tenancy.js";
 import type { Authorizer } from "../authorization.js";
 import { CloseCodes, type CloseCode } from "../close-codes.js";
 import { HocuspocusDocumentPeer, type DocumentPeerContext } from "./document-peer.js";
+import { missedPing } from "../socket-wiring.js";
 import {
   EMPTY_AWARENESS_UPDATE,
   PING_FRAME,
@@ -59,6 +60,8 @@ export class HocuspocusConnection {
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
+  /** Whether a frame arrived since the last liveness check. */
+  heard = false;
   /** The transport's rate limiter, stopped as the server starts closing the socket (so it is read again). */
   rateLimiter: { stop(): void } | undefined;
   private readonly documents = new Map<string, HocuspocusDocumentPeer>();
@@ -165,16 +168,12 @@ export class HocuspocusConnection {
     if (key !== undefined) this.send(encode.awareness(key, EMPTY_AWARENESS_UPDATE));
   }
 
-  /** Pings the socket; one that did not answer the previous ping is dead and terminated. */
+  /** The liveness check of a ping period ({@link missedPing}): a dead socket is terminated. */
   ping(): void {
-    if (!this.alive) {
-      this.deps.metrics.closes.inc({ dialect: DIALECT, code: "terminated" });
-      this.ws.terminate();
-      this.detach();
-      return;
-    }
-    this.alive = false;
-    this.ws.ping();
+    if (!missedPing(this, this.ws)) return;
+    this.deps.metrics.closes.inc({ dialect: DIALECT, code: "terminated" });
+    this.ws.terminate();
+    this.detach();
   }
 
   /** Closes the socket with `code`; `badInput` counts it as refused input. */

@@ -8,6 +8,7 @@ import { onExpiry, type Access } from "../authorization.js";
 import { AwarenessGuard, type AwarenessRefusal, type AwarenessRefusalListener } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
 import { closeForHandleError } from "../handle-errors.js";
+import { missedPing } from "../socket-wiring.js";
 import {
   KEEP_ALIVE_FRAME,
   SyncStep,
@@ -49,6 +50,8 @@ export class YWebsocketConnection implements SessionPeer, AwarenessRefusalListen
   lastSentAt = performance.now();
   /** Whether a pong arrived since the last ping. */
   alive = true;
+  /** Whether a frame arrived since the last liveness check. */
+  heard = false;
   /** The transport's rate limiter, stopped as the server starts closing the socket (so it is read again). */
   rateLimiter: { stop(): void } | undefined;
   private handle: DocumentHandle | undefined;
@@ -200,16 +203,12 @@ export class YWebsocketConnection implements SessionPeer, AwarenessRefusalListen
     if (now - this.lastSentAt >= idleMs) this.send(KEEP_ALIVE_FRAME);
   }
 
-  /** Pings the socket; one that did not answer the previous ping is dead and terminated. */
+  /** The liveness check of a ping period ({@link missedPing}): a dead socket is terminated. */
   ping(): void {
-    if (!this.alive) {
-      this.metrics.closes.inc({ dialect: "y-websocket", code: "terminated" });
-      this.ws.terminate();
-      this.detach();
-      return;
-    }
-    this.alive = false;
-    this.ws.ping();
+    if (!missedPing(this, this.ws)) return;
+    this.metrics.closes.inc({ dialect: "y-websocket", code: "terminated" });
+    this.ws.terminate();
+    this.detach();
   }
 
   disconnect(reason: DisconnectReason): void {
