@@ -2,9 +2,12 @@
  * Side-by-side benchmarks of opstream against Hocuspocus, y-websocket's server and a
  * stateless relay (issue #7). Every (scenario, target) pair gets fresh server
  * processes and fresh load workers; targets are interleaved (A B C A B C …) over the
- * repetitions so that a slow spell of the machine hits all of them. Prints the
- * medians with each target's ratio to opstream and writes every repetition's numbers
- * as JSON. It reports numbers and asserts none. Method: BENCHMARKS.md.
+ * repetitions so that a slow spell of the machine hits all of them. A load run whose
+ * generator was too slow or whose machine was busy with something else is rejected
+ * and run again (scenarios/admission.ts). S1 always runs the relay too, as the
+ * calibration: what the generator alone costs. Prints the medians with each target's
+ * ratio to opstream and writes every repetition's numbers as JSON. It reports numbers
+ * and asserts none. Method: BENCHMARKS.md.
  *
  *   npm run bench -- [--scenarios S1,S2] [--targets opstream,hocuspocus] [--reps 3]
  *                    [--scale 1] [--seconds 10] [--workers 2] [--out bench/results/x.json]
@@ -18,8 +21,9 @@ import { S4 } from "./scenarios/cold-load.js";
 import { S3 } from "./scenarios/connections.js";
 import { S1, S1_2N, S5 } from "./scenarios/fan-out.js";
 import { S2 } from "./scenarios/saturation.js";
-import type { Repetition, Scenario, ScenarioOptions } from "./scenarios/scenario.js";
-import { printTable } from "./support/table.js";
+import { ADMISSION, rejectionReasons } from "./scenarios/admission.js";
+import type { Rejection, Repetition, Scenario, ScenarioOptions } from "./scenarios/scenario.js";
+import { printCalibration, printNotes, printTable } from "./support/table.js";
 import { TARGETS, type RunningTarget, type Target } from "./targets/index.js";
 
 const SCENARIOS: readonly Scenario[] = [S1, S1_2N, S2, S3, S4, S5];
@@ -86,8 +90,10 @@ async function once(scenario: Scenario, target: Target, rep: number): Promise<Re
     live.add(running);
     generator = await LoadGenerator.start(workers);
     live.add(generator);
-    const numbers = await scenario.run({ target: running, generator, options });
-    return { scenario: scenario.name, target: target.name, rep, numbers };
+    const { numbers, problems = [], details } = await scenario.run({ target: running, generator, options });
+    for (const problem of problems)
+      process.stderr.write(`${scenario.name} ${target.name} rep ${rep}: ${problem}\n`);
+    return { scenario: scenario.name, target: target.name, rep, numbers, problems, details };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`${scenario.name} ${target.name} rep ${rep} failed: ${message}\n`);
@@ -101,6 +107,45 @@ async function once(scenario: Scenario, target: Target, rep: number): Promise<Re
   }
 }
 
+/**
+ * Runs `once` until the admission check accepts it, at most ADMISSION.maxAttempts
+ * times. Problems of rejected attempts stay with the repetition: a lost token is a
+ * fault whatever else ran on the machine.
+ */
+async function admitted(scenario: Scenario, target: Target, rep: number): Promise<Repetition> {
+  const rejected: Rejection[] = [];
+  const earlier: string[] = [];
+  const keep = (result: Repetition, flags: Partial<Repetition> = {}): Repetition =>
+    rejected.length === 0
+      ? result
+      : { ...result, ...flags, rejected, problems: [...earlier, ...(result.problems ?? [])] };
+  for (let attempt = 1; ; attempt++) {
+    const result = await once(scenario, target, rep);
+    if (!result.numbers) return keep(result);
+    const { numbers, details } = result;
+    const reasons = rejectionReasons({ numbers, details }, target.calibration === true);
+    if (reasons.length === 0) return keep(result);
+    const last = attempt >= ADMISSION.maxAttempts;
+    log(
+      `rep ${rep} ${scenario.name} ${target.name}: attempt ${attempt} rejected (${reasons.join("; ")})` +
+        (last ? `; keeping it, flagged: ${ADMISSION.maxAttempts} attempts made` : "; running it again"),
+    );
+    rejected.push({ attempt, reasons, numbers, details });
+    if (last) return keep(result, { accepted: false });
+    earlier.push(...(result.problems ?? []).map((problem) => `attempt ${attempt} (rejected): ${problem}`));
+  }
+}
+
+/** The stateless relay, which calibrated scenarios always run. */
+const calibration = TARGETS.find((t) => t.calibration);
+
+/** The targets `scenario` runs on: the chosen ones it applies to, plus the calibration target if it wants one. */
+function targetsOf(scenario: Scenario): Target[] {
+  const chosen = targets.filter((t) => scenario.applies(t));
+  if (!scenario.calibrated || !calibration || chosen.includes(calibration)) return chosen;
+  return scenario.applies(calibration) ? [...chosen, calibration] : chosen;
+}
+
 async function main(): Promise<void> {
   const machine = {
     cpu: cpus()[0]?.model ?? "unknown",
@@ -111,11 +156,16 @@ async function main(): Promise<void> {
   };
   log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   log(`scale ${options.scale}, ${options.seconds} s, ${reps} repetitions, ${workers} load workers`);
+  for (const scenario of scenarios) {
+    const added = targetsOf(scenario).filter((t) => !targets.includes(t));
+    for (const target of added)
+      log(`${scenario.name} also runs ${target.name}: the calibration (what the generator alone costs)`);
+  }
   const results: Repetition[] = [];
   for (let rep = 1; rep <= reps; rep++) {
     for (const scenario of scenarios) {
-      for (const target of targets.filter((t) => scenario.applies(t))) {
-        const result = await once(scenario, target, rep);
+      for (const target of targetsOf(scenario)) {
+        const result = await admitted(scenario, target, rep);
         results.push(result);
         const summary = result.numbers
           ? scenario.metrics.map((m) => `${m.key}=${result.numbers?.[m.key]?.toFixed(2)}`).join(" ")
@@ -124,7 +174,11 @@ async function main(): Promise<void> {
       }
     }
   }
-  for (const scenario of scenarios) printTable(scenario, results, log);
+  for (const scenario of scenarios) {
+    printTable(scenario, results, log);
+    if (scenario.calibrated && calibration) printCalibration(scenario, results, calibration.name, log);
+  }
+  printNotes(results, log);
   mkdirSync(dirname(out), { recursive: true });
   const config = {
     ...options,
@@ -132,13 +186,15 @@ async function main(): Promise<void> {
     workers,
     scenarios: scenarios.map((s) => s.name),
     targets: targets.map((t) => t.name),
+    admission: ADMISSION,
   };
   writeFileSync(
     out,
     `${JSON.stringify({ startedAt, machine, versions: versions(), config, results }, null, 2)}\n`,
   );
   log(`\nresults: ${out}`);
-  if (results.some((r) => r.error !== undefined)) process.exitCode = 1;
+  // Lost tokens and closed sockets fail the run like an error: its numbers describe a broken run.
+  if (results.some((r) => r.error !== undefined || (r.problems?.length ?? 0) > 0)) process.exitCode = 1;
 }
 
 let interrupted = false;

@@ -1,15 +1,15 @@
 /**
  * The load generator as seen from the runner: `workers` forked processes
- * (bench/load/worker.ts, bundled), each holding every n-th client, so the generator
- * uses more than one core and is not the bottleneck it measures. Commands go to all
- * workers at once; their reports are merged here.
+ * (bench/load/worker.ts, bundled), each holding its share of the clients, so the
+ * generator uses more than one core and is not the bottleneck it measures. Commands
+ * go to all workers at once; their reports are merged here.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { bundled } from "../support/bundle.js";
 import { Histogram } from "../support/histogram.js";
-import type { ClientSpec, Command, Reply, RunPlan } from "./messages.js";
+import type { ClientSpec, Command, PlacedClient, Reply, RunPlan, SenderCount } from "./messages.js";
 
 export interface Connected {
   /** Connect→synced ms of each client that synced. */
@@ -22,12 +22,28 @@ export interface RunResult {
   readonly sent: number;
   readonly received: number;
   readonly observed: number;
+  /** Tokens seen again by a client that had already seen them or a later one (dropped). */
+  readonly repeats: number;
   readonly sendErrors: number;
+  /** Clients whose socket had closed by the end of the run, and one reason. */
+  readonly socketsClosed: number;
+  readonly firstClose: string | undefined;
+  /** Every sender's token count over the whole run, for the convergence check. */
+  readonly senders: readonly SenderCount[];
   /** Generator CPU time / wall time / cores: the share of the machine the workers took. */
   readonly cpuShare: number;
+  /** The highest of the workers' event-loop delay p99s, and the longest delay, in ms. */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
   /** Seconds of the measured window (sending time minus warm-up). */
   readonly measuredSeconds: number;
 }
+
+/**
+ * Node options for the load workers, space-separated, e.g.
+ * `BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` to profile them.
+ */
+const WORKER_NODE_ARGS = (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 /** Sends `command` to `worker` and resolves with its reply (one command at a time per worker). */
 async function ask<T extends Reply["type"]>(
@@ -55,15 +71,30 @@ export class LoadGenerator {
   static async start(count: number): Promise<LoadGenerator> {
     const path = await bundled(new URL("./worker.ts", import.meta.url));
     const workers = Array.from({ length: count }, () =>
-      fork(path, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] }),
+      fork(path, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: WORKER_NODE_ARGS }),
     );
     await Promise.all(workers.map((worker) => once(worker, "spawn")));
     return new LoadGenerator(workers);
   }
 
-  /** Connects `clients` (client i on worker i mod n), `concurrency` connects in flight per worker. */
+  /** How many worker processes there are (ClientSpec.worker ranges over 0 … count − 1). */
+  get count(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * Connects `clients`, `concurrency` connects in flight per worker. Client i is held
+   * by worker `spec.worker` if given, else i mod the worker count, and sends as
+   * sender id i.
+   */
   async connect(clients: readonly ClientSpec[], concurrency = 50): Promise<Connected> {
-    const shares = this.workers.map((_, w) => clients.filter((_, i) => i % this.workers.length === w));
+    const shares = this.workers.map((): PlacedClient[] => []);
+    clients.forEach((spec, id) => {
+      const worker = spec.worker ?? id % this.workers.length;
+      const share = shares[worker];
+      if (!share) throw new Error(`client ${id} asks for worker ${worker}; there are ${this.count}`);
+      share.push({ ...spec, id });
+    });
     const replies = await Promise.all(
       this.workers.map((worker, w) =>
         ask(worker, { type: "connect", clients: shares[w]!, concurrency }, "connected"),
@@ -76,25 +107,29 @@ export class LoadGenerator {
     const replies = await Promise.all(
       this.workers.map((worker) => ask(worker, { type: "run", plan }, "ran")),
     );
+    const reports = replies.map((r) => r.report);
     const latency = new Histogram();
-    let sent = 0;
-    let received = 0;
-    let observed = 0;
-    let sendErrors = 0;
-    let cpuMicros = 0;
-    let wallMs = 0;
-    for (const { report } of replies) {
-      latency.merge(report.latency);
-      sent += report.sent;
-      received += report.received;
-      observed += report.observed;
-      sendErrors += report.sendErrors;
-      cpuMicros += report.cpuMicros;
-      wallMs = Math.max(wallMs, report.wallMs);
-    }
-    const cpuShare = cpuMicros / 1000 / wallMs / availableParallelism();
-    const measuredSeconds = plan.seconds - plan.warmupSeconds;
-    return { latency, sent, received, observed, sendErrors, cpuShare, measuredSeconds };
+    for (const report of reports) latency.merge(report.latency);
+    const sum = (
+      key: "sent" | "received" | "observed" | "repeats" | "sendErrors" | "socketsClosed",
+    ): number => reports.reduce((total, report) => total + report[key], 0);
+    const cpuMicros = reports.reduce((total, report) => total + report.cpuMicros, 0);
+    const wallMs = Math.max(...reports.map((report) => report.wallMs));
+    return {
+      latency,
+      sent: sum("sent"),
+      received: sum("received"),
+      observed: sum("observed"),
+      repeats: sum("repeats"),
+      sendErrors: sum("sendErrors"),
+      socketsClosed: sum("socketsClosed"),
+      firstClose: reports.find((report) => report.firstClose !== undefined)?.firstClose,
+      senders: reports.flatMap((report) => report.senders),
+      cpuShare: cpuMicros / 1000 / wallMs / availableParallelism(),
+      loopDelayP99Ms: Math.max(...reports.map((report) => report.loopDelayP99Ms)),
+      loopDelayMaxMs: Math.max(...reports.map((report) => report.loopDelayMaxMs)),
+      measuredSeconds: plan.seconds - plan.warmupSeconds,
+    };
   }
 
   /** Closes every client and ends the workers. */

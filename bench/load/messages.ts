@@ -7,18 +7,27 @@ export interface ClientSpec {
   readonly url: string;
   readonly dialect: Dialect;
   readonly doc: string;
-  /** Sends updates during a run. */
+  /** Sends updates (tokens) during a run. */
   readonly sends: boolean;
-  /** Its send→apply latencies go into the histogram and its receipts into `received`. */
+  /** Its send→receive latencies go into the histogram and its receipts into `received`. */
   readonly records: boolean;
-  /** Counted apart, in `observed`: the read-only client of S2 that sees what the server accepted. */
+  /**
+   * S2's observer: counts, times and acknowledges the tokens of the senders in its own
+   * worker, which closes their window (RunPlan `closed`). Each document with
+   * closed-loop senders needs one in every worker that holds such a sender.
+   */
   readonly observer?: boolean;
+  /** The worker (0-based) that holds this client; default: its index in the list mod the worker count. */
+  readonly worker?: number;
 }
 
-export interface RunPlan {
-  /** `paced`: `rate` updates/s per sending client; `flood`: the next update as soon as the socket's buffer is low. */
-  readonly mode: "paced" | "flood";
-  readonly rate: number;
+/** A connected client as the runner knows it: `id` is the sender id in its tokens. */
+export interface PlacedClient extends ClientSpec {
+  readonly id: number;
+}
+
+/** When a run sends and measures. */
+export interface RunTiming {
   /** Sending time, warm-up included. */
   readonly seconds: number;
   /** Sends of the first seconds are not measured. */
@@ -27,26 +36,54 @@ export interface RunPlan {
   readonly drainMs: number;
 }
 
+/**
+ * `paced`: `rate` tokens/s per sender. `closed`: a closed loop, each sender keeping at
+ * most `window` tokens in flight (sent, not yet seen by its worker's observer) and
+ * sending nothing while its socket holds `bufferBytes` or more unsent.
+ */
+export type RunPlan = RunTiming &
+  (
+    | { readonly mode: "paced"; readonly rate: number }
+    | { readonly mode: "closed"; readonly window: number; readonly bufferBytes: number }
+  );
+
 export type Command =
-  | { readonly type: "connect"; readonly clients: readonly ClientSpec[]; readonly concurrency: number }
+  | { readonly type: "connect"; readonly clients: readonly PlacedClient[]; readonly concurrency: number }
   | { readonly type: "run"; readonly plan: RunPlan }
   | { readonly type: "close" };
 
+/** How many tokens one sender sent in a run (seqs 0 … count − 1). */
+export interface SenderCount {
+  readonly doc: string;
+  readonly sender: number;
+  readonly count: number;
+}
+
 /** What one worker measured in one run; the runner merges them. */
 export interface RunReport {
-  /** Send→apply latency histogram (ms) at recording clients, of updates sent in the measured window. */
+  /** Send→receive latency histogram (ms) at recording clients and observers, of tokens sent in the measured window. */
   readonly latency: Counts;
-  /** Updates sent in the measured window. */
+  /** Tokens sent in the measured window. */
   readonly sent: number;
-  /** Updates applied by recording clients in the measured window (each receiver counts). */
+  /** Tokens received by recording clients in the measured window (each receiver counts). */
   readonly received: number;
-  /** Updates applied by observers in the measured window. */
+  /** Tokens of this worker's senders seen by its observers in the measured window. */
   readonly observed: number;
+  /** Tokens a client saw again, or after a later one of the same sender (dropped). */
+  readonly repeats: number;
   /** Sends that failed because the client's socket had closed. */
   readonly sendErrors: number;
+  /** Clients whose socket had closed by the end of the run, and the first reason. */
+  readonly socketsClosed: number;
+  readonly firstClose?: string;
+  /** Every sender's token count over the whole run (warm-up and drain included). */
+  readonly senders: readonly SenderCount[];
   /** This worker's CPU time (user + system) during the sending time, in µs. */
   readonly cpuMicros: number;
   readonly wallMs: number;
+  /** p99 and max of this worker's event-loop delay during the sending time, in ms. */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
 }
 
 export type Reply =

@@ -1,79 +1,93 @@
 /**
- * A load worker process (forked by generator.ts). It holds its share of the clients,
- * sends updates as the runner's plan says, and measures what its clients receive.
+ * A load worker process (forked by generator.ts). It holds its share of the clients
+ * (lean clients: lean-client.ts), sends tokens as the runner's plan says
+ * (senders.ts), and measures what its clients receive.
  *
- * Latency: each update appends the sender's wall clock in ms
- * (`performance.timeOrigin + performance.now()`, comparable across processes) to the
- * Y.Array "t"; a receiver reads the values inserted by a remote transaction and
- * records `now - value`. An array, not a map, so that a server that merges several
- * updates into one broadcast still delivers every timestamp.
+ * Latency: a token carries its sender's wall clock in ms
+ * (`performance.timeOrigin + performance.now()`, comparable across processes); a
+ * receiving client that finds it in a frame records `arrival - sentAt`. Each client
+ * keeps the highest seq it saw per sender and drops anything at or below it (counted
+ * as `repeats`), so a server's resync cannot count a token twice.
  */
-import * as Y from "yjs";
-import { Histogram } from "../support/histogram.js";
-import { connectHocuspocus } from "../support/hocuspocus-client.js";
-import { connect, type BenchClient } from "../support/y-websocket-client.js";
-import type { ClientSpec, Command, Reply, RunPlan, RunReport } from "./messages.js";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { LeanClient, now, type TokenListener } from "./lean-client.js";
+import { measurement, within, type Measurement } from "./measurement.js";
+import type { Command, PlacedClient, Reply, RunPlan, RunReport } from "./messages.js";
+import { closedLoop, pace, type Sender } from "./senders.js";
 
-/** Flood mode sends only while the socket holds less than this unsent. */
-const FLOOD_BUFFER_BYTES = 16 * 1024;
+/**
+ * Sampling interval of the event-loop delay histogram. The histogram records the
+ * interval between samples, so the delay is a value minus this; 1 ms gives the most
+ * samples and the finest view of short stalls.
+ */
+const LOOP_RESOLUTION_MS = 1;
 
 interface Client {
-  readonly spec: ClientSpec;
-  readonly bench: BenchClient;
-  readonly stamps: Y.Array<number>;
+  readonly spec: PlacedClient;
+  readonly lean: LeanClient;
 }
 
-/** The measured window of the current run, and what fell into it. */
-interface Window {
-  from: number;
-  to: number;
-  histogram: Histogram;
-  sent: number;
-  received: number;
-  observed: number;
-  sendErrors: number;
-}
-
-const now = (): number => performance.timeOrigin + performance.now();
 let clients: Client[] = [];
-let window: Window | undefined;
+/** This worker's senders by id: its observers acknowledge their tokens. */
+const senders = new Map<number, Sender>();
+let current: Measurement | undefined;
 
 function reply(message: Reply): void {
   process.send?.(message);
 }
 
-function open(spec: ClientSpec): Client {
-  const bench =
-    spec.dialect === "hocuspocus" ? connectHocuspocus(spec.url, spec.doc) : connect(spec.url, spec.doc);
-  const stamps = bench.doc.getArray<number>("t");
-  stamps.observe((event) => {
-    if (event.transaction.local || !window) return;
-    const at = now();
-    for (const change of event.delta) {
-      for (const sentAt of (change.insert as number[] | undefined) ?? []) {
-        const inWindow = at >= window.from && at <= window.to;
-        if (spec.observer) {
-          if (inWindow) window.observed += 1;
-        } else if (spec.records) {
-          if (inWindow) window.received += 1;
-          if (sentAt >= window.from && sentAt <= window.to) window.histogram.record(at - sentAt);
-        }
-      }
+/** What `spec`'s client does with each token it finds; undefined: it does not search frames. */
+function listener(spec: PlacedClient): TokenListener | undefined {
+  if (!spec.records && !spec.observer) return undefined;
+  const last = new Map<number, number>();
+  return (sender, seq, sentAt, receivedAt) => {
+    if (sender === spec.id) return;
+    if (seq <= (last.get(sender) ?? -1)) {
+      if (current) current.repeats += 1;
+      return;
     }
-  });
-  return { spec, bench, stamps };
+    last.set(sender, seq);
+    const m = current;
+    if (spec.observer) {
+      // Only this worker's senders: the others are counted by their own worker's observer.
+      const local = senders.get(sender);
+      if (!local || local.doc !== spec.doc) return;
+      local.acked = Math.max(local.acked, seq);
+      if (m) count(m, "observed", sentAt, receivedAt);
+      local.onAck?.();
+    } else if (m) {
+      count(m, "received", sentAt, receivedAt);
+    }
+  };
 }
 
-async function connectAll(specs: readonly ClientSpec[], concurrency: number): Promise<Reply> {
+function count(m: Measurement, counter: "observed" | "received", sentAt: number, receivedAt: number): void {
+  if (within(m, receivedAt)) m[counter] += 1;
+  if (within(m, sentAt)) m.histogram.record(receivedAt - sentAt);
+}
+
+async function connectAll(specs: readonly PlacedClient[], concurrency: number): Promise<Reply> {
   const syncMs: number[] = [];
   const errors: string[] = [];
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < specs.length) {
-      const client = open(specs[next++]!);
-      clients.push(client);
+      const spec = specs[next++]!;
+      const { url, dialect, doc } = spec;
+      const lean = new LeanClient({ url, dialect, doc, onToken: listener(spec) });
+      clients.push({ spec, lean });
+      if (spec.sends) {
+        senders.set(spec.id, {
+          id: spec.id,
+          doc: spec.doc,
+          client: lean,
+          sent: 0,
+          acked: -1,
+          onAck: undefined,
+        });
+      }
       try {
-        syncMs.push(await client.bench.synced);
+        syncMs.push(await lean.synced);
       } catch (error) {
         errors.push(error instanceof Error ? error.message : String(error));
       }
@@ -83,82 +97,60 @@ async function connectAll(specs: readonly ClientSpec[], concurrency: number): Pr
   return { type: "connected", syncMs, errors };
 }
 
-function stamp(client: Client, current: Window): void {
-  const at = now();
-  try {
-    client.stamps.push([at]);
-  } catch (error) {
-    // The server closed this client (the reason went to its `synced` waiters): count, don't crash the worker.
-    if (current.sendErrors++ === 0) process.stderr.write(`load worker: ${String(error)}\n`);
-    return;
+/** A closed loop only closes through an observer of the same document in this worker. */
+function checkObservers(): void {
+  const observed = new Set(clients.filter((c) => c.spec.observer).map((c) => c.spec.doc));
+  for (const sender of senders.values()) {
+    if (!observed.has(sender.doc))
+      throw new Error(
+        `closed loop: sender ${sender.id} of ${sender.doc} has no observer in its worker; ` +
+          `give the document an observer client placed (ClientSpec.worker) with this sender`,
+      );
   }
-  if (at >= current.from && at <= current.to) current.sent += 1;
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const delayMs = (nanoseconds: number): number => Math.max(0, nanoseconds / 1e6 - LOOP_RESOLUTION_MS);
 
 async function run(plan: RunPlan): Promise<RunReport> {
+  if (plan.mode === "closed") checkObservers();
   const startedAt = now();
-  const current: Window = {
-    from: startedAt + plan.warmupSeconds * 1000,
-    to: startedAt + plan.seconds * 1000,
-    histogram: new Histogram(),
-    sent: 0,
-    received: 0,
-    observed: 0,
-    sendErrors: 0,
-  };
-  window = current;
+  const m = measurement(startedAt, plan.warmupSeconds, plan.seconds);
+  current = m;
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loop.enable();
   const cpuBefore = process.cpuUsage();
-  const senders = clients.filter((client) => client.spec.sends);
-  const stopSending = plan.mode === "paced" ? pace(senders, plan.rate, current) : flood(senders, current);
-  await new Promise((resolve) => setTimeout(resolve, plan.seconds * 1000));
+  const sending = [...senders.values()];
+  const stopSending = plan.mode === "paced" ? pace(sending, plan.rate, m) : closedLoop(sending, plan, m);
+  await sleep(plan.seconds * 1000);
   stopSending();
+  loop.disable();
   const cpu = process.cpuUsage(cpuBefore);
   const wallMs = now() - startedAt;
-  await new Promise((resolve) => setTimeout(resolve, plan.drainMs));
-  window = undefined;
-  const { histogram, sent, received, observed, sendErrors } = current;
-  const cpuMicros = cpu.user + cpu.system;
-  return { latency: histogram.counts, sent, received, observed, sendErrors, cpuMicros, wallMs };
-}
-
-/** Each sender sends `rate` updates/s, starting at a random phase so that sends spread out. */
-function pace(senders: readonly Client[], rate: number, current: Window): () => void {
-  const period = 1000 / rate;
-  const timers = senders.map((client) => {
-    const timer = {
-      interval: undefined as NodeJS.Timeout | undefined,
-      start: undefined as NodeJS.Timeout | undefined,
-    };
-    timer.start = setTimeout(() => {
-      stamp(client, current);
-      timer.interval = setInterval(() => stamp(client, current), period);
-    }, Math.random() * period);
-    return timer;
-  });
-  return () => {
-    for (const timer of timers) {
-      clearTimeout(timer.start);
-      clearInterval(timer.interval);
-    }
+  await sleep(plan.drainMs);
+  current = undefined;
+  const closed = clients.filter((client) => client.lean.failure !== undefined);
+  return {
+    latency: m.histogram.counts,
+    sent: m.sent,
+    received: m.received,
+    observed: m.observed,
+    repeats: m.repeats,
+    sendErrors: m.sendErrors,
+    socketsClosed: closed.length,
+    firstClose: closed[0]?.lean.failure?.message,
+    senders: sending.map((s) => ({ doc: s.doc, sender: s.id, count: s.sent })),
+    cpuMicros: cpu.user + cpu.system,
+    wallMs,
+    loopDelayP99Ms: delayMs(loop.percentile(99)),
+    loopDelayMaxMs: delayMs(loop.max),
   };
-}
-
-/** Each sender sends one update per event-loop turn while its socket buffer is low. */
-function flood(senders: readonly Client[], current: Window): () => void {
-  let running = true;
-  const turn = (): void => {
-    if (!running) return;
-    for (const client of senders)
-      if (client.bench.bufferedAmount() < FLOOD_BUFFER_BYTES) stamp(client, current);
-    setImmediate(turn);
-  };
-  setImmediate(turn);
-  return () => void (running = false);
 }
 
 async function closeAll(): Promise<void> {
-  await Promise.all(clients.map((client) => client.bench.close()));
+  await Promise.all(clients.map((client) => client.lean.close()));
   clients = [];
+  senders.clear();
 }
 
 const handlers: { [K in Command["type"]]: (command: Extract<Command, { type: K }>) => Promise<Reply> } = {

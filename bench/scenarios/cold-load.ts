@@ -47,6 +47,6 @@ export const S4: Scenario = {
     if (loaded !== expected) {
       throw new Error(`cold load returned ${loaded.length} characters, ${expected.length} were written`);
     }
-    return { coldSyncMs, writeMs, updates };
+    return { numbers: { coldSyncMs, writeMs, updates } };
   },
 };

@@ -50,7 +50,7 @@ export const S3: Scenario = {
     const cpuBefore = sum(pids.map(cpuSeconds));
     await sleep(options.seconds * 1000);
     const idleCpu = (sum(pids.map(cpuSeconds)) - cpuBefore) / options.seconds;
-    return {
+    const numbers = {
       syncP50: percentileOf(connected.syncMs, 50),
       syncP99: percentileOf(connected.syncMs, 99),
       rssPerConnKB: (rssAfter - rssBefore) / connections / 1024,
@@ -60,5 +60,6 @@ export const S3: Scenario = {
       connections,
       docs,
     };
+    return { numbers };
   },
 };

@@ -1,18 +1,17 @@
 /**
  * Fan-out latency (S1), the same on 2 nodes (S1-2n), and cross-node (S5): documents
- * of 10 clients, each sending update twice a second; latency from send to apply at
- * the other clients. In S5 five clients of each document write on node A and five
+ * of 10 clients, each sending a token twice a second; latency from send to receipt
+ * at the other clients. In S5 five clients of each document write on node A and five
  * only read on node B, so every measured update crossed the backplane.
  */
-import { ProcessSampler } from "../support/proc-stats.js";
 import type { ClientSpec } from "../load/messages.js";
 import type { RunningTarget } from "../targets/index.js";
+import { GENERATOR_METRICS, measureLoad } from "./load-run.js";
 import {
-  MB,
   scaled,
   warmupFor,
   type Metric,
-  type Numbers,
+  type Outcome,
   type Scenario,
   type ScenarioOptions,
 } from "./scenario.js";
@@ -27,9 +26,7 @@ const METRICS: readonly Metric[] = [
   { key: "p95", label: "p95 ms", better: "lower" },
   { key: "p99", label: "p99 ms", better: "lower" },
   { key: "deliveredPerSec", label: "delivered/s", better: "higher" },
-  { key: "serverCpu", label: "server CPU", better: "lower" },
-  { key: "peakRssMB", label: "peak RSS MB", better: "lower" },
-  { key: "generatorCpu", label: "gen CPU", better: "lower" },
+  ...GENERATOR_METRICS,
 ];
 
 type Layout = (
@@ -42,40 +39,45 @@ async function fanOut(
   name: string,
   layout: Layout,
   context: { target: RunningTarget; generator: LoadGenerator; options: ScenarioOptions },
-): Promise<Numbers> {
+): Promise<Outcome> {
   const { target, generator, options } = context;
   const urls = target.urls();
-  const docs = scaled(DOCS, options.scale, 1);
-  const clients: ClientSpec[] = [];
-  for (let doc = 0; doc < docs; doc++) {
-    for (let client = 0; client < CLIENTS_PER_DOC; client++) {
-      clients.push({ dialect: target.dialect, doc: `${name}-${doc}`, ...layout(urls, doc, client) });
-    }
-  }
+  const docs = Array.from({ length: scaled(DOCS, options.scale, 1) }, (_, doc) => `${name}-${doc}`);
+  const clients: ClientSpec[] = docs.flatMap((doc, d) =>
+    Array.from({ length: CLIENTS_PER_DOC }, (_, client) => ({
+      dialect: target.dialect,
+      doc,
+      ...layout(urls, d, client),
+    })),
+  );
   const connected = await generator.connect(clients);
   if (connected.errors.length > 0)
     throw new Error(`${connected.errors.length} clients failed: ${connected.errors[0]}`);
   const warmupSeconds = warmupFor(options.seconds);
-  const sampler = new ProcessSampler(target.pids());
-  const result = await generator.run({
-    mode: "paced",
-    rate: RATE,
-    seconds: options.seconds + warmupSeconds,
-    warmupSeconds,
-    drainMs: 1000,
-  });
-  const usage = sampler.stop();
+  const { result, numbers, problems, details } = await measureLoad(
+    target,
+    generator,
+    {
+      mode: "paced",
+      rate: RATE,
+      seconds: options.seconds + warmupSeconds,
+      warmupSeconds,
+      drainMs: 1000,
+    },
+    docs,
+  );
   return {
-    p50: result.latency.percentile(50),
-    p95: result.latency.percentile(95),
-    p99: result.latency.percentile(99),
-    deliveredPerSec: result.received / result.measuredSeconds,
-    sentPerSec: result.sent / result.measuredSeconds,
-    sendErrors: result.sendErrors,
-    serverCpu: usage.cpuCores,
-    peakRssMB: usage.peakRssBytes / MB,
-    generatorCpu: result.cpuShare,
-    clients: clients.length,
+    numbers: {
+      p50: result.latency.percentile(50),
+      p95: result.latency.percentile(95),
+      p99: result.latency.percentile(99),
+      deliveredPerSec: result.received / result.measuredSeconds,
+      sentPerSec: result.sent / result.measuredSeconds,
+      ...numbers,
+      clients: clients.length,
+    },
+    problems,
+    details,
   };
 }
 
@@ -88,6 +90,7 @@ export const S1: Scenario = {
   description: `fan-out: ${DOCS} docs x ${CLIENTS_PER_DOC} clients, ${RATE} updates/s each, one node`,
   metrics: METRICS,
   persist: false,
+  calibrated: true,
   applies: (target) => target.nodes === 1,
   run: (context) =>
     fanOut(

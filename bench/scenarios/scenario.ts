@@ -15,9 +15,20 @@ export interface Metric {
   readonly label: string;
   /** Which way is better: ratios are printed for every metric, this only tells the reader. */
   readonly better: "lower" | "higher";
+  /** A check on the run rather than a figure of the target (generator loop, other CPU, lost tokens): no ratio. */
+  readonly check?: boolean;
 }
 
 export type Numbers = Record<string, number>;
+
+/** What one run of a scenario measured. */
+export interface Outcome {
+  readonly numbers: Numbers;
+  /** What went wrong without stopping the run (tokens lost, sockets closed): printed after the tables. */
+  readonly problems?: readonly string[];
+  /** Facts that are not numbers, for the JSON and the rejection reasons (e.g. `otherBusiest`). */
+  readonly details?: Readonly<Record<string, string>>;
+}
 
 export interface Scenario {
   readonly name: string;
@@ -26,12 +37,22 @@ export interface Scenario {
   readonly metrics: readonly Metric[];
   /** Whether the peers should keep documents across a restart (S4 only). */
   readonly persist: boolean;
+  /** Whether the calibration target (the stateless relay) always runs it too (S1). */
+  readonly calibrated?: boolean;
   applies(target: Target): boolean;
   run(context: {
     target: RunningTarget;
     generator: LoadGenerator;
     options: ScenarioOptions;
-  }): Promise<Numbers>;
+  }): Promise<Outcome>;
+}
+
+/** An attempt that the admission check (admission.ts) turned down, and why. */
+export interface Rejection {
+  readonly attempt: number;
+  readonly reasons: readonly string[];
+  readonly numbers: Numbers;
+  readonly details?: Readonly<Record<string, string>>;
 }
 
 /** One (scenario, target, repetition) of a run, as the JSON results hold it. */
@@ -41,6 +62,12 @@ export interface Repetition {
   readonly rep: number;
   readonly numbers?: Numbers;
   readonly error?: string;
+  readonly problems?: readonly string[];
+  readonly details?: Readonly<Record<string, string>>;
+  /** Attempts of this repetition that were rejected (every one when `accepted` is false). */
+  readonly rejected?: readonly Rejection[];
+  /** False when every attempt was rejected: `numbers` are then the last attempt's. */
+  readonly accepted?: boolean;
 }
 
 /** `n` scaled, never below `min`. */

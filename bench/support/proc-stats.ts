@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 /** Clock ticks per second of the stat fields (`getconf CLK_TCK`, 100 on every common kernel). */
-const TICKS_PER_SECOND = (() => {
+export const TICKS_PER_SECOND = (() => {
   try {
     return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
   } catch (error) {
@@ -17,13 +17,27 @@ const TICKS_PER_SECOND = (() => {
   }
 })();
 
-/** CPU seconds (user + system) the process has used so far. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+/** The fields of a /proc/<pid>/stat line that the bench reads. */
+export interface Stat {
+  /** The command name (`comm`, at most 15 characters). */
+  readonly name: string;
+  readonly ppid: number;
+  /** utime + stime, in clock ticks: every thread of the process, not its children. */
+  readonly cpuTicks: number;
+}
+
+/** Parses the text of /proc/<pid>/stat. */
+export function parseStat(stat: string): Stat {
   // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // After the name, field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  // After the name, field 3 (state) is index 0: ppid (4) is 1, utime (14) and stime (15) are 11 and 12.
+  const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  return { name, ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  return parseStat(readFileSync(`/proc/${pid}/stat`, "utf8")).cpuTicks / TICKS_PER_SECOND;
 }
 
 /** Resident set size in bytes. */

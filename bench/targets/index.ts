@@ -15,6 +15,8 @@ export type Dialect = "y-websocket" | "hocuspocus";
 
 export interface RunningTarget {
   readonly dialect: Dialect;
+  /** Keeps no document (the relay): a fresh client's sync returns nothing, so convergence cannot be checked. */
+  readonly stateless: boolean;
   /** `ws://127.0.0.1:<port>` of each node: y-websocket documents are at `<url>/<name>`, Hocuspocus's endpoint is the URL itself. */
   urls(): string[];
   /** The server processes to sample (not redis-server). */
@@ -29,13 +31,18 @@ export interface Target {
   readonly nodes: 1 | 2;
   /** Whether the target can keep a document across a restart (S4). */
   readonly canPersist: boolean;
+  /**
+   * The calibration target (the stateless relay): its S1 latency is what the generator,
+   * loopback and a trivial forwarder cost, so the runner adds it to every S1 run.
+   */
+  readonly calibration?: boolean;
   /** `persist`: peers keep documents in files (S4 only); opstream always persists. */
   start(options: { persist: boolean }): Promise<RunningTarget>;
 }
 
 /** A target made of `count` nodes started by `startNode(index)`, plus what they share. */
 async function cluster(
-  dialect: Dialect,
+  { dialect, stateless = false }: { dialect: Dialect; stateless?: boolean },
   count: number,
   startNode: (index: number) => Promise<NodeProcess>,
   shared: { stop(): Promise<void> } = { stop: () => Promise.resolve() },
@@ -55,6 +62,7 @@ async function cluster(
   }
   return {
     dialect,
+    stateless,
     urls: () => nodes.map((node) => `ws://127.0.0.1:${node.port}`),
     pids: () => nodes.map((node) => node.pid),
     async restart() {
@@ -76,7 +84,7 @@ export const TARGETS: readonly Target[] = [
     canPersist: true,
     start() {
       const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
-      return cluster("y-websocket", 1, () => startOpstream(storage));
+      return cluster({ dialect: "y-websocket" }, 1, () => startOpstream(storage));
     },
   },
   {
@@ -87,7 +95,9 @@ export const TARGETS: readonly Target[] = [
     canPersist: true,
     start() {
       const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
-      return cluster("y-websocket", 1, () => startOpstream(storage, ["--sqlite-synchronous", "normal"]));
+      return cluster({ dialect: "y-websocket" }, 1, () =>
+        startOpstream(storage, ["--sqlite-synchronous", "normal"]),
+      );
     },
   },
   {
@@ -99,7 +109,7 @@ export const TARGETS: readonly Target[] = [
       const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
       const prefix = `bench-${randomUUID().slice(0, 8)}:`;
       const args = ["--redis", redis.url, "--key-prefix", prefix];
-      return cluster("y-websocket", 2, () => startOpstream(storage, args), sharedRedis(redis));
+      return cluster({ dialect: "y-websocket" }, 2, () => startOpstream(storage, args), sharedRedis(redis));
     },
   },
   {
@@ -108,7 +118,7 @@ export const TARGETS: readonly Target[] = [
     canPersist: true,
     start({ persist }) {
       const args = persist ? ["--persist-dir", tempDir("hocuspocus-bench-")] : [];
-      return cluster("hocuspocus", 1, () => startPeer("hocuspocus-server", args));
+      return cluster({ dialect: "hocuspocus" }, 1, () => startPeer("hocuspocus-server", args));
     },
   },
   {
@@ -118,7 +128,12 @@ export const TARGETS: readonly Target[] = [
     async start() {
       const redis = await startRedis();
       const args = ["--redis", redis.url];
-      return cluster("hocuspocus", 2, () => startPeer("hocuspocus-server", args), sharedRedis(redis));
+      return cluster(
+        { dialect: "hocuspocus" },
+        2,
+        () => startPeer("hocuspocus-server", args),
+        sharedRedis(redis),
+      );
     },
   },
   {
@@ -127,13 +142,14 @@ export const TARGETS: readonly Target[] = [
     canPersist: true,
     start({ persist }) {
       const args = persist ? ["--persist-dir", tempDir("y-websocket-bench-")] : [];
-      return cluster("y-websocket", 1, () => startPeer("y-websocket-server", args));
+      return cluster({ dialect: "y-websocket" }, 1, () => startPeer("y-websocket-server", args));
     },
   },
   {
     name: "relay",
     nodes: 1,
     canPersist: false,
-    start: () => cluster("y-websocket", 1, () => startPeer("relay-server")),
+    calibration: true,
+    start: () => cluster({ dialect: "y-websocket", stateless: true }, 1, () => startPeer("relay-server")),
   },
 ];
