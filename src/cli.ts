@@ -1,9 +1,8 @@
 #!/usr/bin/env node
-import express from "express";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ServiceCollection } from "./hosting/service-collection.js";
+import type { SqliteDocumentStore } from "./storage/sqlite/sqlite-store.js";
 
 const USAGE = `Usage: opstream serve [options]
 
@@ -97,6 +96,14 @@ async function serve(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  const storage = values.storage;
+  const kind = storageKind(storage);
+  const sqlite = kind === "sqlite" ? await openSqlite(storage, values["sqlite-synchronous"]) : undefined;
+  // Imported only now, so that the SQLite writer thread starts first (see openSqlite).
+  const [{ ServiceCollection }, { default: express }] = await Promise.all([
+    import("./hosting/service-collection.js"),
+    import("express"),
+  ]);
   const services = new ServiceCollection();
   const builder = services.addOpStream({
     ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
@@ -133,17 +140,10 @@ async function serve(argv: string[]): Promise<void> {
         : { authTimeoutMs: Number(values["auth-timeout-ms"]) }),
     },
   });
-  const storage = values.storage;
-  if (/^rediss?:\/\//.test(storage)) {
+  if (sqlite) builder.useStorage(sqlite);
+  else if (kind === "redis")
     builder.useRedisStorage({ connectionString: storage, keyPrefix: values["key-prefix"] });
-  } else if (/^postgres(ql)?:\/\//.test(storage)) {
-    builder.usePostgresStorage(storage);
-  } else {
-    const synchronous = values["sqlite-synchronous"];
-    if (synchronous !== "full" && synchronous !== "normal")
-      throw new Error(`--sqlite-synchronous wants full or normal, got ${synchronous}`);
-    builder.useSqliteStorage({ path: storage, synchronous });
-  }
+  else builder.usePostgresStorage(storage);
   if (values.redis !== undefined) {
     builder.useRedisBackplane({
       connectionString: values.redis,
@@ -176,6 +176,27 @@ async function serve(argv: string[]): Promise<void> {
       );
     });
   }
+}
+
+/** What `--storage` names: a redis:// or postgres:// URL, else a SQLite file. */
+function storageKind(storage: string): "redis" | "postgres" | "sqlite" {
+  if (/^rediss?:\/\//.test(storage)) return "redis";
+  if (/^postgres(ql)?:\/\//.test(storage)) return "postgres";
+  return "sqlite";
+}
+
+/**
+ * Opens the SQLite store before the rest of opstream is loaded: its writer thread
+ * (a V8 isolate of its own that loads better-sqlite3 and opens the file) then
+ * starts on another core while this thread loads express, Yjs and the server,
+ * instead of after `services.build()` with `listen()` waiting for it. The store
+ * module itself is small.
+ */
+async function openSqlite(path: string, synchronous: string): Promise<SqliteDocumentStore> {
+  if (synchronous !== "full" && synchronous !== "normal")
+    throw new Error(`--sqlite-synchronous wants full or normal, got ${synchronous}`);
+  const { SqliteDocumentStore } = await import("./storage/sqlite/sqlite-store.js");
+  return new SqliteDocumentStore({ path, synchronous });
 }
 
 const [command = "serve", ...rest] = process.argv.slice(2);

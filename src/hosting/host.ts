@@ -42,10 +42,12 @@ export class OpStreamHost {
 
   /** @internal Created by `services.build()`. */
   constructor(provider: ServiceProvider) {
+    // The store first: the SQLite store's writer thread then starts while the rest
+    // is built, and `listen()` waits less for it (see `DocumentStore.whenReady`).
+    this.store = provider.get(Tokens.Store);
     this.options = provider.get(Tokens.Options);
     this.logger = provider.get(Tokens.Logger);
     this.metrics = provider.get(Tokens.Metrics);
-    this.store = provider.get(Tokens.Store);
     this.backplane = provider.get(Tokens.Backplane);
     // Every line the router, sessions and transport log names this node.
     this.logger = this.logger.child({ nodeId: this.backplane.nodeId });
@@ -145,10 +147,11 @@ export class OpStreamHost {
    * JSON 404 and a JSON error handler: add `app` routes before calling this.
    */
   async listen(port: number, options: { host?: string; app?: express.Express } = {}): Promise<Server> {
+    const routes = this.http(); // built while the store gets ready
     await this.store.whenReady?.();
     const app = options.app ?? express();
     // express's own final handler answers HTML, with the stack unless NODE_ENV=production.
-    app.use(this.http(), routeNotFound(this), httpErrorHandler(this));
+    app.use(routes, routeNotFound(this), httpErrorHandler(this));
     const server = createServer(app);
     this.attach(server);
     await new Promise<void>((resolve, reject) => {

@@ -1,12 +1,4 @@
-import {
-  createRemoteJWKSet,
-  errors as joseErrors,
-  importSPKI,
-  jwtVerify,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  type CryptoKey,
-} from "jose";
+import type { CryptoKey, JWTPayload, JWTVerifyGetKey } from "jose";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { AccessGrant, AuthorizationRequest } from "./authorization.js";
 import { accessFromScopes } from "./scopes.js";
@@ -69,7 +61,11 @@ export function jwtAuthorizer(
   }
   const algorithms =
     options.algorithms ?? (options.secret !== undefined ? ["HS256", "HS384", "HS512"] : ["RS256", "ES256"]);
-  const key = keySource(options, algorithms);
+  // jose is ESM-only, so it cannot be required on demand like the drivers: it is
+  // imported here, when JWTs are configured (not when opstream is), and has loaded
+  // long before the first connection needs it.
+  const jose = import("jose");
+  const key = keySource(jose, options, algorithms);
   const scopeClaim = options.scopeClaim ?? "scope";
   const verifyOptions = {
     algorithms,
@@ -81,6 +77,7 @@ export function jwtAuthorizer(
   const unauthenticated: JwtGrant = Object.freeze({ access: "deny", reason: "unauthenticated" });
   return async ({ token, docId, tenant }) => {
     if (!token) return unauthenticated;
+    const { errors, jwtVerify } = await jose;
     let payload: JWTPayload;
     try {
       const resolved = await key;
@@ -89,7 +86,7 @@ export function jwtAuthorizer(
           ? (await jwtVerify(token, resolved, verifyOptions)).payload
           : (await jwtVerify(token, resolved, verifyOptions)).payload;
     } catch (error) {
-      if (error instanceof joseErrors.JOSEError) return unauthenticated;
+      if (error instanceof errors.JOSEError) return unauthenticated;
       throw error;
     }
     const access = accessFromScopes(scopesOf(payload[scopeClaim]), docId, tenant);
@@ -103,6 +100,7 @@ export function jwtAuthorizer(
 }
 
 function keySource(
+  jose: Promise<typeof import("jose")>,
   options: JwtAuthorizerOptions,
   algorithms: string[],
 ): Promise<Uint8Array | CryptoKey | JWTVerifyGetKey> {
@@ -114,9 +112,11 @@ function keySource(
   if (options.publicKey !== undefined) {
     const [algorithm] = algorithms;
     if (!algorithm) throw new OpStreamError(ErrorCodes.INVALID_OPTION, "jwtAuthorizer: algorithms is empty.");
-    return importSPKI(options.publicKey, algorithm);
+    const pem = options.publicKey;
+    return jose.then(({ importSPKI }) => importSPKI(pem, algorithm));
   }
-  return Promise.resolve(createRemoteJWKSet(new URL(String(options.jwksUrl))));
+  const jwksUrl = new URL(String(options.jwksUrl));
+  return jose.then(({ createRemoteJWKSet }) => createRemoteJWKSet(jwksUrl));
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import Redlock from "redlock";
+import type Redlock from "redlock";
+import { loadRedlock } from "../../drivers.js";
 import { ACQUIRE_SCRIPT, BREAK_SCRIPT, RECORD_MARK_SCRIPT } from "./lease-scripts.js";
 
 /**
@@ -39,13 +40,17 @@ export type ExtendOutcome = LeaseLock | "lost";
  */
 export class LeaseLocks {
   private readonly redlock: Redlock;
+  /** Redlock's "no quorum" error, which the methods below tell apart with a GET. */
+  private readonly LockError: typeof Redlock.LockError;
 
   constructor(
     private readonly redis: Redis,
     readonly nodeId: string,
   ) {
+    const RedlockClass = loadRedlock();
+    this.LockError = RedlockClass.LockError;
     const value = nodeId;
-    class NodeIdRedlock extends Redlock {
+    class NodeIdRedlock extends RedlockClass {
       protected override _random(): string {
         return value;
       }
@@ -89,7 +94,7 @@ export class LeaseLocks {
     try {
       return await this.redlock.lock(key, ttlMs);
     } catch (error) {
-      if (!(error instanceof Redlock.LockError)) throw error;
+      if (!(error instanceof this.LockError)) throw error;
       await this.holder(key); // rejects when Redis is unreachable
       return null;
     }
@@ -105,7 +110,7 @@ export class LeaseLocks {
     try {
       return await this.redlock.extend(lock, ttlMs);
     } catch (error) {
-      if (!(error instanceof Redlock.LockError)) throw error;
+      if (!(error instanceof this.LockError)) throw error;
       const holder = await this.holder(keyOf(lock));
       if (holder === this.nodeId) throw error; // still ours: the extend itself failed
       return "lost";
@@ -120,7 +125,7 @@ export class LeaseLocks {
     try {
       await this.redlock.unlock(lock);
     } catch (error) {
-      if (!(error instanceof Redlock.LockError)) throw error;
+      if (!(error instanceof this.LockError)) throw error;
       const holder = await this.holder(keyOf(lock));
       if (holder === this.nodeId) throw error;
     }

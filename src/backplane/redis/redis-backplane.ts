@@ -1,4 +1,5 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { loadIoredis } from "../../drivers.js";
 import type { DocumentStore } from "../../storage/document-store.js";
 import { ClusterBackplane } from "../cluster-backplane.js";
 import { resolveRedisBackplaneOptions, type RedisBackplaneOptions } from "./options.js";
@@ -67,7 +68,7 @@ export class RedisBackplane extends ClusterBackplane {
     this.pingTimeoutMs = resolved.pingTimeoutMs;
     this.hostMetrics = resolved.metrics;
     this.ownsPublisher = resolved.redis === undefined;
-    this.redis = resolved.redis ?? new Redis(resolved.connectionString);
+    this.redis = resolved.redis ?? new (loadIoredis().Redis)(resolved.connectionString);
     this.subscriber = this.redis.duplicate({ lazyConnect: false });
     this.probe = this.redis.duplicate({
       lazyConnect: false,

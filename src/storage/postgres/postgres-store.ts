@@ -1,4 +1,5 @@
-import pg from "pg";
+import type pg from "pg";
+import { loadPg } from "../../drivers.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import { createDefaultLogger } from "../../logging/logger.js";
 import type {
@@ -122,12 +123,13 @@ export class PostgresDocumentStore implements DocumentStore {
     if (!Number.isInteger(statementTimeoutMs) || statementTimeoutMs < 0) {
       throw invalid("statementTimeoutMs", statementTimeoutMs, "must be a whole number of milliseconds >= 0");
     }
-    this.schema = pg.escapeIdentifier(this.schemaName);
+    const { Pool, escapeIdentifier } = loadPg();
+    this.schema = escapeIdentifier(this.schemaName);
     this.sql = statements(this.schema);
     this.ownsPool = o.pool === undefined;
     this.pool =
       o.pool ??
-      new pg.Pool({
+      new Pool({
         connectionString: o.connectionString,
         max: poolSize,
         // A startup parameter, so it holds for every statement on every connection.

@@ -12,7 +12,8 @@
  * last_seq keeps sequence numbers from repeating when the document is re-created.
  * Every write is one fenced Lua script (store-scripts.ts).
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { loadIoredis } from "../../drivers.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import type {
   ClaimEpochOptions,
@@ -104,7 +105,7 @@ export class RedisDocumentStore implements DocumentStore {
     this.ownsClient = options.redis === undefined;
     this.redis =
       options.redis ??
-      new Redis(options.connectionString ?? d.connectionString, {
+      new (loadIoredis().Redis)(options.connectionString ?? d.connectionString, {
         // The timer also runs while a command waits in the offline queue.
         commandTimeout: commandTimeoutMs,
         // Reject in-flight and queued commands at each failed reconnect instead of
