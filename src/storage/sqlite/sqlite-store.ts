@@ -9,14 +9,7 @@ import type {
 } from "../document-store.js";
 import { trimPoint } from "../document-store.js";
 import { SqliteDatabase, storageError, type GroupOutcome, type GroupedWrite } from "./sqlite-database.js";
-import {
-  READY_ID,
-  exact,
-  fromWire,
-  type WriterCall,
-  type WriterReply,
-  type WriterRequest,
-} from "./writer-protocol.js";
+import { READY_ID, exact, fromWire, type WriterCall, type WriterReply } from "./writer-protocol.js";
 
 /** Options of {@link SqliteDocumentStore}. */
 export interface SqliteStoreOptions {
@@ -241,13 +234,6 @@ class ThreadWriter implements Writer {
   readonly ready: Promise<void>;
   private readonly worker: Worker;
   private readonly calls = new Map<number, ThreadCall>();
-  /**
-   * Requests made while earlier ones are still in flight: the writer would only
-   * group them after its current commit anyway, so they go over as one message at
-   * the end of the event-loop turn instead of one message (a structured clone and a
-   * thread wake-up) each.
-   */
-  private outbox: WriterRequest[] = [];
   private nextId = READY_ID + 1;
   private failure: Error | undefined;
   private opening: { resolve: () => void; reject: (error: unknown) => void } | undefined;
@@ -267,10 +253,7 @@ class ThreadWriter implements Writer {
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => (this.opening = { resolve, reject }));
     this.ready.catch(() => undefined); // a failure is also every later write's
-    this.worker.on("message", (replies: WriterReply | WriterReply[]) => {
-      if (Array.isArray(replies)) for (const reply of replies) this.settle(reply);
-      else this.settle(replies);
-    });
+    this.worker.on("message", (reply: WriterReply) => this.settle(reply));
     this.worker.on("error", (error) => this.fail(error));
     this.worker.on("exit", (code) => this.fail(new Error(`the SQLite writer thread exited (code ${code})`)));
   }
@@ -279,24 +262,11 @@ class ThreadWriter implements Writer {
     if (this.failure) return Promise.reject(storageError(call.op, docId, this.failure));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const idle = this.calls.size === 0;
       this.calls.set(id, { resolve: resolve as (value: unknown) => void, reject, operation: call.op, docId });
-      if (idle) {
-        this.worker.ref();
-        this.worker.postMessage({ ...call, id });
-        return;
-      }
-      // Behind the outbox, so requests keep their order.
-      this.outbox.push({ ...call, id });
-      if (this.outbox.length === 1) setImmediate(this.sendOutbox);
+      if (this.calls.size === 1) this.worker.ref();
+      this.worker.postMessage({ ...call, id });
     });
   }
-
-  private readonly sendOutbox = (): void => {
-    const requests = this.outbox;
-    this.outbox = [];
-    if (requests.length > 0 && !this.failure) this.worker.postMessage(requests);
-  };
 
   async close(): Promise<void> {
     if (this.failure) return;

@@ -16,22 +16,14 @@ import { READY_ID, toWire, type WriterReply, type WriterRequest } from "./writer
 
 type GroupedRequest = Extract<WriterRequest, { op: "append" | "claimEpoch" }>;
 
-if (!parentPort) throw new Error("sqlite-writer runs as a worker thread of SqliteDocumentStore");
 const port = parentPort;
+if (!port) throw new Error("sqlite-writer runs as a worker thread of SqliteDocumentStore");
 const { path, synchronous } = workerData as { path: string; synchronous: "full" | "normal" };
 const db = new SqliteDatabase(path, synchronous);
 let pending: GroupedRequest[] = [];
 let flushScheduled = false;
 
-/** Replies of the current message (or group commit): posted together by {@link sendReplies}. */
-let replies: WriterReply[] = [];
-const reply = (message: WriterReply): void => void replies.push(message);
-
-function sendReplies(): void {
-  if (replies.length === 0) return;
-  port.postMessage(replies.length === 1 ? replies[0] : replies);
-  replies = [];
-}
+const reply = (message: WriterReply): void => port.postMessage(message);
 
 function flush(): void {
   flushScheduled = false;
@@ -44,7 +36,7 @@ function flush(): void {
   } catch (error) {
     const wire = toWire(error);
     for (const request of group) reply({ id: request.id, error: wire });
-    return sendReplies();
+    return;
   }
   group.forEach((request, i) => {
     const outcome = outcomes[i];
@@ -52,7 +44,6 @@ function flush(): void {
     else
       reply({ id: request.id, error: toWire(outcome?.error ?? new Error("group commit lost an outcome")) });
   });
-  sendReplies();
 }
 
 function run(request: Exclude<WriterRequest, GroupedRequest>): unknown {
@@ -76,8 +67,7 @@ function run(request: Exclude<WriterRequest, GroupedRequest>): unknown {
   }
 }
 
-/** One request, in the order asked: appends and claims join the next group commit. */
-function handle(request: WriterRequest): void {
+port.on("message", (request: WriterRequest) => {
   if (request.op === "append" || request.op === "claimEpoch") {
     pending.push(request);
     if (!flushScheduled) {
@@ -92,15 +82,7 @@ function handle(request: WriterRequest): void {
   } catch (error) {
     reply({ id: request.id, error: toWire(error) });
   }
-  sendReplies();
   if (request.op === "close") port.close();
-}
-
-// The store posts one request, or the requests of one event-loop turn together.
-port.on("message", (requests: WriterRequest | WriterRequest[]) => {
-  if (Array.isArray(requests)) for (const request of requests) handle(request);
-  else handle(requests);
 });
 
 reply({ id: READY_ID, value: null });
-sendReplies();
