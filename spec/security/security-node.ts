@@ -40,6 +40,13 @@ export class SecurityNode {
     const child = fork(script, [JSON.stringify(config)], {
       execArgv: ["--import", "tsx", "--expose-gc"],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      // The RSS specs measure what the server keeps, not what glibc caches: by
+      // default, once a large buffer (a 4 MiB frame) is freed, glibc raises its mmap
+      // threshold and serves later ones from the heap, whose freed pages it may keep
+      // resident (+13 and +25 MB after 100 such frames on CI machines, while the
+      // same run locally grew 1 MB). A fixed threshold returns every freed large
+      // buffer to the kernel; a leak of what the frames carried still shows.
+      env: { ...process.env, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) },
     });
     const [reply] = (await once(child, "message")) as [NodeReply];
     if (reply.type !== "listening") throw new Error(`security node did not start: ${JSON.stringify(reply)}`);
