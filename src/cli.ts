@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { SqliteDocumentStore } from "./storage/sqlite/sqlite-store.js";
 
 const USAGE = `Usage: opstream serve [options]
+       opstream --version       print the version
 
   --port <n>        port to listen on            (env OPSTREAM_PORT, default 1234)
   --host <addr>     address to bind              (env OPSTREAM_HOST, default all)
@@ -199,8 +200,18 @@ async function openSqlite(path: string, synchronous: string): Promise<SqliteDocu
   return new SqliteDocumentStore({ path, synchronous });
 }
 
+/** The version in opstream's package.json (next to dist/ in the package and in the repository). */
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
 const [command = "serve", ...rest] = process.argv.slice(2);
-if (command === "serve") {
+if (command === "--version" || command === "-v" || command === "version") {
+  process.stdout.write(`${version()}\n`);
+} else if (command === "serve") {
   serve(rest).catch((error: unknown) => {
     process.stderr.write(`opstream: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);

@@ -1,9 +1,15 @@
 import { strict as assert } from "node:assert";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { spawnServer, type ServerProcess } from "../support/process.js";
 import { tempDir } from "../support/temp.js";
+
+const run = promisify(execFile);
 
 /** Tokens like "a17;" that a writer appends; a reader records which it has seen. */
 function tokensIn(text: string): Set<string> {
@@ -71,6 +77,15 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
       assert.ok(recovered.size >= seenByReader.size);
     });
   }
+
+  it("opstream --version prints the package's version and exits 0", async () => {
+    const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+    const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version: string;
+    };
+    const { stdout } = await run(process.execPath, [cli, "--version"]);
+    assert.equal(stdout, `${manifest.version}\n`);
+  });
 
   it("refuses an unknown --sqlite-synchronous value, naming the flag", async () => {
     const storage = join(tempDir(), "opstream.sqlite");
