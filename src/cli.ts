@@ -2,161 +2,90 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { parseOptions, usage } from "./cli-flags.js";
 import type { SqliteDocumentStore } from "./storage/sqlite/sqlite-store.js";
 
-const USAGE = `Usage: opstream serve [options]
-       opstream --version       print the version
-
-  --port <n>        port to listen on            (env OPSTREAM_PORT, default 1234)
-  --host <addr>     address to bind              (env OPSTREAM_HOST, default all)
-  --storage <path>  SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage
-                                                 (env OPSTREAM_STORAGE, default ./data/opstream.sqlite)
-  --sqlite-synchronous <full|normal>  SQLite storage: full fsyncs every commit (survives power
-                    loss); normal survives a crash of the process, not of the machine
-                                                 (env OPSTREAM_SQLITE_SYNCHRONOUS, default full)
-  --prefix <path>   WebSocket path prefix        (env OPSTREAM_PREFIX, default /)
-  --hocuspocus-path <path>  Hocuspocus endpoint  (env OPSTREAM_HOCUSPOCUS_PATH, default /hocuspocus)
-  --idle-ms <n>     unload idle documents after  (env OPSTREAM_IDLE_MS, default 300000)
-  --drain-timeout-ms <n>  longest graceful drain on SIGTERM/SIGINT (env OPSTREAM_DRAIN_TIMEOUT_MS, default 10000)
-  --no-sample       do not serve the sample editor at /
-  --management-token <t>  bearer token of the /api/documents management API, >= 16 chars
-                          (env OPSTREAM_MANAGEMENT_TOKEN, default none: the API answers 403)
-  --jwt-secret <s>        authorize clients with HS256/384/512 JWTs signed with this secret
-                          (scopes opstream.write:<doc> / opstream.read:<doc>, see README)
-                          (env OPSTREAM_JWT_SECRET, default none: everyone may edit everything)
-  --allowed-origins <list>  comma-separated origins whose pages may connect, e.g.
-                          https://app.example.com (env OPSTREAM_ALLOWED_ORIGINS, default *)
-  --max-connections-per-ip <n>  connections from one address; 0 = no limit
-                          (env OPSTREAM_MAX_CONNECTIONS_PER_IP, default 100)
-  --ipv6-prefix-length <n>  IPv6 clients count per prefix of n bits for the limit above;
-                          128 = per address (env OPSTREAM_IPV6_PREFIX_LENGTH, default 64)
-  --auth-timeout-ms <n>   close a Hocuspocus socket on which no document was authorized
-                          within n ms (4010); 0 = off (env OPSTREAM_AUTH_TIMEOUT_MS, default 10000)
-  --message-rate <n>      frames per second per connection (token bucket); 0 = no limit
-                          (env OPSTREAM_MESSAGE_RATE, default 100)
-  --max-documents <n>     documents this node holds open; past it new ones get 1013; 0 = no limit
-                          (env OPSTREAM_MAX_DOCUMENTS, default 10000)
-  --max-documents-per-socket <n>  documents open on one Hocuspocus socket; 0 = no limit
-                          (env OPSTREAM_MAX_DOCUMENTS_PER_SOCKET, default 100)
-  --max-documents-per-principal <n>  documents one principal (JWT sub, else address) has open
-                          on this node; 0 = no limit (env OPSTREAM_MAX_DOCUMENTS_PER_PRINCIPAL, default 1000)
-  --max-pending-update-bytes <n>  bytes of updates waiting for missing dependencies per
-                          document; past it the sender is closed (4009)
-                          (env OPSTREAM_MAX_PENDING_UPDATE_BYTES, default 4194304)
-
-Cluster (all nodes share one Redis and one store):
-  --redis <url>               use the Redis backplane        (env OPSTREAM_REDIS_URL)
-  --key-prefix <p>            Redis key/channel prefix       (env OPSTREAM_KEY_PREFIX, default opstream:)
-  --node-id <id>              this node's id                 (env OPSTREAM_NODE_ID, default random)
-  --lease-ttl-ms <n>          ownership lease TTL            (env OPSTREAM_LEASE_TTL_MS, default 5000)
-  --request-timeout-ms <n>    timeout of requests to owners  (env OPSTREAM_REQUEST_TIMEOUT_MS, default 5000)
-  --subscriber-check-interval-ms <n>  self-check period of the Redis subscriber; 3 misses
-                              reconnect it; 0 = off (env OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS, default 1000)
-`;
-
 async function serve(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: "string", default: process.env.OPSTREAM_PORT ?? "1234" },
-      host: { type: "string", default: process.env.OPSTREAM_HOST },
-      storage: { type: "string", default: process.env.OPSTREAM_STORAGE ?? "./data/opstream.sqlite" },
-      "sqlite-synchronous": { type: "string", default: process.env.OPSTREAM_SQLITE_SYNCHRONOUS ?? "full" },
-      prefix: { type: "string", default: process.env.OPSTREAM_PREFIX ?? "/" },
-      "hocuspocus-path": { type: "string", default: process.env.OPSTREAM_HOCUSPOCUS_PATH ?? "/hocuspocus" },
-      "idle-ms": { type: "string", default: process.env.OPSTREAM_IDLE_MS ?? "300000" },
-      "no-sample": { type: "boolean", default: false },
-      redis: { type: "string", default: process.env.OPSTREAM_REDIS_URL },
-      "key-prefix": { type: "string", default: process.env.OPSTREAM_KEY_PREFIX ?? "opstream:" },
-      "node-id": { type: "string", default: process.env.OPSTREAM_NODE_ID },
-      "lease-ttl-ms": { type: "string", default: process.env.OPSTREAM_LEASE_TTL_MS ?? "5000" },
-      "request-timeout-ms": { type: "string", default: process.env.OPSTREAM_REQUEST_TIMEOUT_MS ?? "5000" },
-      "subscriber-check-interval-ms": {
-        type: "string",
-        default: process.env.OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS ?? "1000",
-      },
-      "management-token": { type: "string", default: process.env.OPSTREAM_MANAGEMENT_TOKEN },
-      "jwt-secret": { type: "string", default: process.env.OPSTREAM_JWT_SECRET },
-      "allowed-origins": { type: "string", default: process.env.OPSTREAM_ALLOWED_ORIGINS ?? "*" },
-      "drain-timeout-ms": { type: "string", default: process.env.OPSTREAM_DRAIN_TIMEOUT_MS ?? "10000" },
-      "max-connections-per-ip": { type: "string", default: process.env.OPSTREAM_MAX_CONNECTIONS_PER_IP },
-      "message-rate": { type: "string", default: process.env.OPSTREAM_MESSAGE_RATE },
-      "max-documents": { type: "string", default: process.env.OPSTREAM_MAX_DOCUMENTS },
-      "max-documents-per-socket": { type: "string", default: process.env.OPSTREAM_MAX_DOCUMENTS_PER_SOCKET },
-      "max-documents-per-principal": {
-        type: "string",
-        default: process.env.OPSTREAM_MAX_DOCUMENTS_PER_PRINCIPAL,
-      },
-      "ipv6-prefix-length": { type: "string", default: process.env.OPSTREAM_IPV6_PREFIX_LENGTH },
-      "auth-timeout-ms": { type: "string", default: process.env.OPSTREAM_AUTH_TIMEOUT_MS },
-      "max-pending-update-bytes": { type: "string", default: process.env.OPSTREAM_MAX_PENDING_UPDATE_BYTES },
-      help: { type: "boolean", default: false },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: parseOptions() });
+  /** A string flag's value: given, else its variable, else its default (see cli-flags.ts). */
+  const flag = (name: string): string | undefined => {
+    const value = values[name];
+    return typeof value === "string" ? value : undefined;
+  };
+  /** A numeric flag, left out (undefined) when not given so the library's default holds. */
+  const count = (name: string): number | undefined => {
+    const value = flag(name);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n)) throw new Error(`--${name} wants a number, got ${value}`);
+    return n;
+  };
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return;
   }
-  const storage = values.storage;
+  /** A string flag that has a default (see cli-flags.ts), so it always has a value. */
+  const given = (name: string): string => {
+    const value = flag(name);
+    if (value === undefined) throw new Error(`--${name} has no value`);
+    return value;
+  };
+  /** Drops the keys whose value is undefined, so the library's defaults stay in one place. */
+  const defined = <T extends object>(options: T): T =>
+    Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as T;
+  const storage = given("storage");
   const kind = storageKind(storage);
-  const sqlite = kind === "sqlite" ? await openSqlite(storage, values["sqlite-synchronous"]) : undefined;
+  const sqlite = kind === "sqlite" ? await openSqlite(storage, given("sqlite-synchronous")) : undefined;
   // Imported only now, so that the SQLite writer thread starts first (see openSqlite).
   const [{ ServiceCollection }, { default: express }] = await Promise.all([
     import("./hosting/service-collection.js"),
     import("express"),
   ]);
   const services = new ServiceCollection();
-  const builder = services.addOpStream({
-    ...(values["node-id"] === undefined ? {} : { nodeId: values["node-id"] }),
-    sessions: {
-      idleTimeoutMs: Number(values["idle-ms"]),
-      ...(values["max-documents"] === undefined ? {} : { maxDocuments: Number(values["max-documents"]) }),
-      ...(values["max-pending-update-bytes"] === undefined
-        ? {}
-        : { maxPendingBytes: Number(values["max-pending-update-bytes"]) }),
-    },
-    transport: {
-      prefix: values.prefix,
-      hocuspocusPath: values["hocuspocus-path"],
-      allowedOrigins: values["allowed-origins"]
-        .split(",")
-        .map((origin) => origin.trim())
-        .filter(Boolean),
-      // Left out when not given, so the transport's defaults stay in one place.
-      ...(values["max-connections-per-ip"] === undefined
-        ? {}
-        : { maxConnectionsPerIp: Number(values["max-connections-per-ip"]) }),
-      ...(values["message-rate"] === undefined ? {} : { messageRate: Number(values["message-rate"]) }),
-      ...(values["max-documents-per-socket"] === undefined
-        ? {}
-        : { maxDocumentsPerSocket: Number(values["max-documents-per-socket"]) }),
-      ...(values["max-documents-per-principal"] === undefined
-        ? {}
-        : { maxDocumentsPerPrincipal: Number(values["max-documents-per-principal"]) }),
-      ...(values["ipv6-prefix-length"] === undefined
-        ? {}
-        : { ipv6PrefixLength: Number(values["ipv6-prefix-length"]) }),
-      ...(values["auth-timeout-ms"] === undefined
-        ? {}
-        : { authTimeoutMs: Number(values["auth-timeout-ms"]) }),
-    },
-  });
+  const builder = services.addOpStream(
+    defined({
+      nodeId: flag("node-id"),
+      sessions: defined({
+        idleTimeoutMs: count("idle-ms"),
+        maxDocuments: count("max-documents"),
+        maxPendingBytes: count("max-pending-update-bytes"),
+      }),
+      transport: defined({
+        prefix: given("prefix"),
+        hocuspocusPath: given("hocuspocus-path"),
+        allowedOrigins: given("allowed-origins")
+          .split(",")
+          .map((origin) => origin.trim())
+          .filter(Boolean),
+        maxConnectionsPerIp: count("max-connections-per-ip"),
+        messageRate: count("message-rate"),
+        maxDocumentsPerSocket: count("max-documents-per-socket"),
+        maxDocumentsPerPrincipal: count("max-documents-per-principal"),
+        ipv6PrefixLength: count("ipv6-prefix-length"),
+        authTimeoutMs: count("auth-timeout-ms"),
+      }),
+    }),
+  );
   if (sqlite) builder.useStorage(sqlite);
   else if (kind === "redis")
-    builder.useRedisStorage({ connectionString: storage, keyPrefix: values["key-prefix"] });
+    builder.useRedisStorage({ connectionString: storage, keyPrefix: given("key-prefix") });
   else builder.usePostgresStorage(storage);
-  if (values.redis !== undefined) {
-    builder.useRedisBackplane({
-      connectionString: values.redis,
-      keyPrefix: values["key-prefix"],
-      ownershipLeaseTtlMs: Number(values["lease-ttl-ms"]),
-      requestTimeoutMs: Number(values["request-timeout-ms"]),
-      subscriberCheckIntervalMs: Number(values["subscriber-check-interval-ms"]),
-    });
+  const redis = flag("redis");
+  if (redis !== undefined) {
+    builder.useRedisBackplane(
+      defined({
+        connectionString: redis,
+        keyPrefix: given("key-prefix"),
+        ownershipLeaseTtlMs: count("lease-ttl-ms"),
+        requestTimeoutMs: count("request-timeout-ms"),
+        subscriberCheckIntervalMs: count("subscriber-check-interval-ms"),
+      }),
+    );
   }
-  if (values["management-token"] !== undefined)
-    builder.useManagementAuthorization(values["management-token"]);
-  if (values["jwt-secret"] !== undefined) builder.useJwtAuthorization({ secret: values["jwt-secret"] });
+  const managementToken = flag("management-token");
+  if (managementToken !== undefined) builder.useManagementAuthorization(managementToken);
+  const jwtSecret = flag("jwt-secret");
+  if (jwtSecret !== undefined) builder.useJwtAuthorization({ secret: jwtSecret });
   const opstream = services.build();
   const app = express();
   const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));
@@ -164,11 +93,11 @@ async function serve(argv: string[]): Promise<void> {
     if (existsSync(samplePage)) app.use(express.static(samplePage));
     else opstream.logger.warn({ samplePage }, "sample editor not built; run npm run build");
   }
-  await opstream.listen(Number(values.port), { host: values.host, app });
+  await opstream.listen(count("port") ?? 0, defined({ host: flag("host"), app }));
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       opstream.logger.info({ signal }, "draining");
-      opstream.shutdown({ drainTimeoutMs: Number(values["drain-timeout-ms"]) }).then(
+      opstream.shutdown({ drainTimeoutMs: count("drain-timeout-ms") }).then(
         () => process.exit(0),
         (error: unknown) => {
           opstream.logger.error({ err: error }, "shutdown failed");
@@ -217,6 +146,6 @@ if (command === "--version" || command === "-v" || command === "version") {
     process.exit(1);
   });
 } else {
-  process.stderr.write(USAGE);
+  process.stderr.write(usage());
   process.exit(command === "--help" || command === "help" ? 0 : 2);
 }

@@ -27,7 +27,7 @@ const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 export function cliDefaults(): CliDefaults {
   const usage = execFileSync(process.execPath, [CLI, "serve", "--help"], { encoding: "utf8" });
   const read = (flag: string): number => {
-    const match = new RegExp(`--${flag} <n>.*default (\\d+)\\)`).exec(usage);
+    const match = new RegExp(`--${flag} <n>\\n.*default (\\d+)\\)`).exec(usage);
     if (!match) throw new Error(`opstream serve --help states no default for --${flag}:\n${usage}`);
     return Number(match[1]);
   };
