@@ -1,20 +1,20 @@
 /**
- * The failover bench's client: the lean clients of bench/support (`ws` plus
- * y-protocols' sync messages, no awareness, no BroadcastChannel) with what a node
- * failure needs. Its replica outlives its sockets, and each new socket may go to a
- * different node, as a load balancer would place it. Like the stock providers it
- * resends nothing by hand: the server's SyncStep1 on every (re)connect is answered
- * with a SyncStep2 holding every local change the server lacks, edits made while
- * no socket was open included. Speaks either wire dialect (PROTOCOL.md).
+ * The failover bench's client: a lean client (`ws` plus y-protocols' sync messages,
+ * no awareness, no BroadcastChannel) with what a node failure needs. It keeps a
+ * Y.Doc of **its own edits only**: it builds its updates with Yjs, and answers the
+ * server's SyncStep1 on every (re)connect with a SyncStep2 holding every edit of
+ * its own the server lacks, edits made while no socket was open included, as the
+ * stock providers do. What others type it does not apply: it hands the bytes of
+ * every update and SyncStep2 it receives to the fleet, which scans them for
+ * tokens (the generator must not cost more than the servers it measures; see
+ * bench/README.md, "Lean generator"). Each new socket may go to a different node,
+ * as a load balancer would place it. Speaks either wire dialect (PROTOCOL.md).
  */
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import WebSocket from "ws";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
-
-/** Origin of updates that came from a server: applied to the replica, never sent back. */
-const REMOTE = Symbol("remote");
 
 /** How one wire format frames a document's sync messages. */
 export interface Dialect {
@@ -109,6 +109,11 @@ export interface Placement {
   /** The node a client whose socket closed should connect to next, asked when it reconnects. */
   reconnectTarget(client: FailoverClient): number;
   onClose(event: CloseEvent): void;
+  /**
+   * Bytes of an update or SyncStep2 `client` received at `at` (performance.now()),
+   * holding others' edits; a SyncStep2 after a (re)connect holds the whole document.
+   */
+  received(client: FailoverClient, bytes: Uint8Array, at: number): void;
 }
 
 /** Reconnect backoff of the stock y-websocket provider: 100 ms doubling to 2.5 s (here jittered). */
@@ -122,8 +127,9 @@ interface Socket {
   intentional: boolean;
 }
 
-/** One user of one document: a replica, and at most one socket at a time to some node. */
+/** One user of one document: its own edits, and at most one socket at a time to some node. */
 export class FailoverClient {
+  /** This client's own edits only (see the module comment). */
   readonly doc = new Y.Doc();
   readonly text = this.doc.getText("t");
   /** The node the socket is on (or was last on, while no socket is open). */
@@ -134,8 +140,6 @@ export class FailoverClient {
   errors = 0;
   lastError: Error | undefined;
   private socket: Socket | undefined;
-  /** Just after the last character this client typed (undefined before its first token). */
-  private end: Y.RelativePosition | undefined;
   private syncedNow = false;
   private closedForGood = false;
   private attempt = 0;
@@ -166,18 +170,12 @@ export class FailoverClient {
   }
 
   /**
-   * Appends `token` to this client's own run of text: the first at the end of the
-   * text, each next one right after the previous. Yjs merges the consecutive inserts
-   * of a run into one item in every replica, so a token costs its characters, not an
-   * item (about 300 B) per replica, and finding the spot walks a few items rather
-   * than the whole text, as inserting at the end of interleaved tokens did.
+   * Appends `token` to this client's own run of text, right after its previous one
+   * (the doc holds nothing else). Yjs merges the consecutive inserts of a run into
+   * one item in every replica, so a token costs its characters, not an item.
    */
   type(token: string): void {
-    const at = this.end && Y.createAbsolutePositionFromRelativePosition(this.end, this.doc);
-    const index = at?.index ?? this.text.length;
-    this.text.insert(index, token);
-    // assoc -1: the position sticks to our last character, whatever others insert after it.
-    this.end = Y.createRelativePositionFromTypeIndex(this.text, index + token.length, -1);
+    this.text.insert(this.text.length, token);
   }
 
   /** Opens a socket to `node`, closing the current one first (an intentional close). */
@@ -206,8 +204,7 @@ export class FailoverClient {
     socket.ws.terminate();
   }
 
-  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === REMOTE) return;
+  private readonly onUpdate = (update: Uint8Array): void => {
     // Without an open socket the change stays in the replica: the next sync carries it.
     const ws = this.socket?.ws;
     if (ws?.readyState === WebSocket.OPEN) {
@@ -225,6 +222,7 @@ export class FailoverClient {
     ws.on("open", () => {
       socket.opened = true;
       for (const frame of this.dialect.hello(this.docId)) ws.send(frame);
+      // Our state vector holds only our own edits: the answer is the whole document.
       ws.send(this.dialect.sync(this.docId, (encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)));
     });
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -267,16 +265,28 @@ export class FailoverClient {
   }
 
   private receive(ws: WebSocket, frame: Uint8Array): void {
+    const at = performance.now();
     const read = this.dialect.read(frame);
     if (read === null) return;
     if ("answer" in read) return void ws.send(read.answer);
-    const reply = encoding.createEncoder();
-    const step = syncProtocol.readSyncMessage(read.decoder, reply, this.doc, REMOTE);
-    // The server's SyncStep1 is answered with our SyncStep2: what it lacks of our edits.
-    if (encoding.length(reply) > 0) {
-      const answer = encoding.toUint8Array(reply);
-      ws.send(this.dialect.sync(this.docId, (encoder) => encoding.writeUint8Array(encoder, answer)));
+    const decoder = read.decoder;
+    const step = decoding.readVarUint(decoder);
+    if (step === syncProtocol.messageYjsSyncStep1) {
+      // The server's SyncStep1 is answered with our SyncStep2: what it lacks of our edits.
+      const vector = decoding.readVarUint8Array(decoder);
+      const missing = Y.encodeStateAsUpdate(this.doc, vector);
+      ws.send(
+        this.dialect.sync(this.docId, (encoder) => {
+          encoding.writeVarUint(encoder, syncProtocol.messageYjsSyncStep2);
+          encoding.writeVarUint8Array(encoder, missing);
+        }),
+      );
+      return;
     }
+    if (step !== syncProtocol.messageYjsSyncStep2 && step !== syncProtocol.messageYjsUpdate) {
+      throw new Error(`unknown sync message type ${step}`);
+    }
+    this.placement.received(this, decoding.readVarUint8Array(decoder), at);
     if (step === syncProtocol.messageYjsSyncStep2 && !this.syncedNow) {
       this.syncedNow = true;
       this.attempt = 0;

@@ -2,12 +2,12 @@
  * The failover bench's load: `clientsPerNode` clients per document on every node,
  * each appending its own numbered token (`c<client>-<n>;`) to its run of the
  * document's Y.Text `rate` times a second on average (default 2), jittered. The
- * fleet remembers when every token was typed;
- * each client reads the tokens that remote transactions bring, which
- * is all the bench measures: first deliveries after a fault, whether edits flow
- * between every pair of clients, and, once typing stops, convergence and lost edits.
+ * fleet remembers when every token was typed, and scans the bytes of every update
+ * a client receives for tokens (clients apply nothing: see client.ts). That is all
+ * the bench measures: first deliveries after a fault, whether edits flow between
+ * every pair of clients, and, once typing stops, whether every client received
+ * every token (convergence) and storage holds them (lost edits).
  */
-import * as Y from "yjs";
 import type { Histogram } from "../support/histogram.js";
 import { FailoverClient, type CloseEvent, type Dialect, type Placement } from "./client.js";
 import type { Round } from "./round.js";
@@ -74,6 +74,8 @@ export class Fleet implements Placement {
   private readonly typedAt: number[][] = [];
   /** `seen[client][j]`: the typing time of the newest token of the doc's j-th client this client has. */
   private readonly seen: Float64Array[] = [];
+  /** `have[client][j]`: the numbers of the doc's j-th client's tokens this client received. */
+  private readonly have: TokenSet[][] = [];
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private round: Round | undefined;
   private probe: NodeJS.Timeout | undefined;
@@ -96,9 +98,7 @@ export class Fleet implements Placement {
         const client = new FailoverClient(this.clients.length, docId, j % nodes.count, dialect, this);
         this.typedAt.push([]);
         this.seen.push(new Float64Array(this.clientsPerDoc).fill(-Infinity));
-        client.doc.on("afterTransaction", (transaction: Y.Transaction) => {
-          if (!transaction.local) this.received(client, transaction, performance.now());
-        });
+        this.have.push(Array.from({ length: this.clientsPerDoc }, () => new TokenSet()));
         this.clients.push(client);
         members.push(client);
       }
@@ -178,35 +178,28 @@ export class Fleet implements Placement {
   }
 
   /**
-   * Reads the tokens a remote transaction integrated: the structs past each Yjs
-   * client's clock before it. Not the text's delta, whose computation walks the
-   * whole text and would make the generator slower as documents grow.
+   * Reads the tokens in bytes a client received: a byte search (tokens are ASCII,
+   * and Yjs writes a string's characters as they are). Only tokens new to the
+   * receiver count, since a SyncStep2 after a reconnect repeats the whole document.
    */
-  private received(receiver: FailoverClient, transaction: Y.Transaction, at: number): void {
+  received(receiver: FailoverClient, bytes: Uint8Array, at: number): void {
     const base = this.baseIndex(receiver);
     const seen = this.seen[receiver.id]!;
-    const store = transaction.doc.store;
-    transaction.afterState.forEach((clock, yClient) => {
-      const before = transaction.beforeState.get(yClient) ?? 0;
-      const structs = store.clients.get(yClient);
-      if (clock <= before || !structs) return;
-      for (let i = Y.findIndexSS(structs, before); i < structs.length; i++) {
-        const struct = structs[i];
-        if (!(struct instanceof Y.Item) || !(struct.content instanceof Y.ContentString)) continue;
-        // A client's run of text merges into one item: read only what starts at `before`
-        // (tokens are ASCII, so a clock offset is a string offset).
-        const fresh = struct.content.str.slice(Math.max(0, before - struct.id.clock));
-        for (const match of fresh.matchAll(TOKEN)) {
-          const sender = this.clients[Number(match[1])];
-          const typedAt = this.typedAt[Number(match[1])]?.[Number(match[2])];
-          if (!sender || typedAt === undefined || sender.docId !== receiver.docId) continue;
-          const j = sender.id - base;
-          if (typedAt > seen[j]!) seen[j] = typedAt;
-          this.latency?.record(at - typedAt);
-          this.round?.delivered(sender, receiver, typedAt, at);
-        }
-      }
-    });
+    const have = this.have[receiver.id]!;
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+    for (const match of text.matchAll(TOKEN)) {
+      const senderId = Number(match[1]);
+      const n = Number(match[2]);
+      const sender = this.clients[senderId];
+      const typedAt = this.typedAt[senderId]?.[n];
+      if (!sender || typedAt === undefined || sender.docId !== receiver.docId || sender === receiver)
+        continue;
+      const j = sender.id - base;
+      if (!have[j]!.add(n)) continue;
+      if (typedAt > seen[j]!) seen[j] = typedAt;
+      this.latency?.record(at - typedAt);
+      this.round?.delivered(sender, receiver, typedAt, at);
+    }
   }
 
   /** The id of the first client of `client`'s document (clients of a document have consecutive ids). */
@@ -312,12 +305,14 @@ export class Fleet implements Placement {
 
   /**
    * With typing stopped: waits up to `limitMs` until every document's clients are
-   * synced, hold no pending updates and have equal content.
+   * synced and each has received every token the others typed.
    */
   async converge(limitMs: number): Promise<Convergence> {
     const startedAt = performance.now();
     const unconverged = (): string[] =>
-      [...this.byDoc].filter(([, members]) => !sameContent(members)).map(([docId]) => docId);
+      [...this.byDoc]
+        .filter(([, members]) => members.some((client) => !client.synced || this.lacking(client).length > 0))
+        .map(([docId]) => docId);
     let notConverged = unconverged();
     while (notConverged.length > 0 && performance.now() - startedAt < limitMs) {
       await sleep(POLL_MS);
@@ -326,26 +321,36 @@ export class Fleet implements Placement {
     return { converged: notConverged.length === 0, ms: performance.now() - startedAt, notConverged };
   }
 
+  /** The tokens typed by the other clients of `client`'s document that it has not received. */
+  private lacking(client: FailoverClient): string[] {
+    const members = this.byDoc.get(client.docId)!;
+    const base = this.baseIndex(client);
+    const have = this.have[client.id]!;
+    const result: string[] = [];
+    for (const sender of members) {
+      if (sender === client) continue;
+      const got = have[sender.id - base]!;
+      const typed = this.typedAt[sender.id]!.length;
+      if (got.size === typed) continue;
+      for (let n = 0; n < typed; n++) if (!got.has(n)) result.push(`c${sender.id}-${n};`);
+    }
+    return result;
+  }
+
   /**
-   * Every token typed so far that some client's text, or the stored text when
-   * `stored` is given (docId → text), lacks.
+   * Every token typed so far that some client did not receive, or the stored text
+   * lacks when `stored` is given (docId → text).
    */
   missing(stored?: ReadonlyMap<string, string>): Missing[] {
     const result: Missing[] = [];
     for (const [docId, members] of this.byDoc) {
-      const expected = members.flatMap((client) =>
-        this.typedAt[client.id]!.map((_, n) => `c${client.id}-${n};`),
-      );
-      const lacking = new Set<string>();
-      for (const client of members) {
-        const have = tokensOf(client.text.toString());
-        for (const token of expected) if (!have.has(token)) lacking.add(token);
-      }
-      const storedText = stored?.get(docId);
-      const fromStore =
-        stored === undefined
-          ? []
-          : ((have) => expected.filter((token) => !have.has(token)))(tokensOf(storedText ?? ""));
+      const lacking = new Set(members.flatMap((client) => this.lacking(client)));
+      const inStore = stored && tokensOf(stored.get(docId) ?? "");
+      const fromStore = !inStore
+        ? []
+        : members
+            .flatMap((client) => this.typedAt[client.id]!.map((_, n) => `c${client.id}-${n};`))
+            .filter((token) => !inStore.has(token));
       if (lacking.size > 0 || fromStore.length > 0)
         result.push({ docId, fromClients: [...lacking], fromStore });
     }
@@ -370,19 +375,26 @@ function tokensOf(text: string): Set<string> {
   return new Set(Array.from(text.matchAll(TOKEN), (match) => match[0]));
 }
 
-/** Synced, nothing pending, and the same content (state vectors first: cheap, and we never delete). */
-function sameContent(members: readonly FailoverClient[]): boolean {
-  const first = members[0];
-  if (!first) return true;
-  const ready = (client: FailoverClient): boolean =>
-    client.synced && client.doc.store.pendingStructs === null && client.doc.store.pendingDs === null;
-  if (!members.every(ready)) return false;
-  const vector = Y.decodeStateVector(Y.encodeStateVector(first.doc));
-  const sameVector = (client: FailoverClient): boolean => {
-    const other = Y.decodeStateVector(Y.encodeStateVector(client.doc));
-    return other.size === vector.size && [...vector].every(([id, clock]) => other.get(id) === clock);
-  };
-  if (!members.every(sameVector)) return false;
-  const text = first.text.toString();
-  return members.every((client) => client.text.toString() === text);
+/** Token numbers of one sender, as a growable bitmap. */
+class TokenSet {
+  private bits = new Uint8Array(64);
+  size = 0;
+
+  add(n: number): boolean {
+    const byte = n >> 3;
+    if (byte >= this.bits.length) {
+      const grown = new Uint8Array(Math.max(byte + 1, this.bits.length * 2));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    const mask = 1 << (n & 7);
+    if (this.bits[byte]! & mask) return false;
+    this.bits[byte]! |= mask;
+    this.size++;
+    return true;
+  }
+
+  has(n: number): boolean {
+    return ((this.bits[n >> 3] ?? 0) & (1 << (n & 7))) !== 0;
+  }
 }
