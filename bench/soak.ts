@@ -176,8 +176,9 @@ class Fleet {
     const server = this.cluster.nodes[node];
     if (!server) throw new Error(`no node ${node}`);
     // A node keeps its port across restarts, so the URL stays valid.
-    // One source address per client, as real users have: a node admits at most
-    // 100 connections per address (maxConnectionsPerIp) and would answer 429.
+    // One source address per client, as real users have. (Loopback peers that
+    // forward no client address are exempt from the per-address cap since
+    // transport.trustProxy's defaults; distinct addresses keep the soak realistic.)
     const client = new ReconnectingClient(server.url, docId, {
       localAddress: `127.${this.addressBlock}.${Math.floor(index / 250)}.${(index % 250) + 1}`,
     });

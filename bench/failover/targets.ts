@@ -151,11 +151,9 @@ export class OpstreamCluster implements FailoverTarget {
         "--no-sample",
         "--management-token",
         this.options.managementToken,
-        // All load comes from 127.0.0.1: lift the per-address and per-socket rate limits.
-        "--max-connections-per-ip",
-        "0",
-        "--message-rate",
-        "0",
+        // Pure defaults otherwise: loopback clients are under no per-address cap
+        // (a trusted peer forwarding no address), and no client types past the
+        // per-connection rate limit (the probe's 25 tokens/s per client at most).
         ...(this.options.leaseTtlMs === undefined ? [] : ["--lease-ttl-ms", String(this.options.leaseTtlMs)]),
       ],
     });

@@ -1,18 +1,20 @@
 // samples/cluster: one command starts a redis-server, three opstream nodes sharing
-// it (and one SQLite file), and a non-sticky round-robin TCP proxy in front of them.
-// Open http://localhost:1234 (or /tiptap.html) in several tabs: each connection may
-// land on any node.
+// it (and one SQLite file), and nginx in front of them, configured as you would
+// deploy it (nginx-config.ts: WebSocket upgrades, X-Forwarded-For, no sticky
+// sessions). Open http://localhost:1234 (or /tiptap.html) in several tabs: each
+// connection may land on any node.
 //
-//   npm run cluster            (Ctrl-C stops everything)
+//   npm run cluster            (Ctrl-C stops everything; needs redis-server and nginx)
 //
-// Environment: CLUSTER_PORT (proxy, 1234), CLUSTER_REDIS_PORT (6390),
+// Environment: CLUSTER_PORT (nginx, 1234), CLUSTER_REDIS_PORT (6390),
 // CLUSTER_LEASE_TTL_MS (unset: the nodes' default), CLUSTER_STORAGE (./data/cluster.sqlite).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RoundRobinProxy } from "./round-robin-proxy.js";
+// The specs' launcher: nginx in the foreground, as the current user, from a temporary folder.
+import { NGINX_INSTALL, nginxBinary, startNginx, type Nginx } from "../../spec/support/nginx.js";
 
 const proxyPort = Number(process.env.CLUSTER_PORT ?? 1234);
 const redisPort = Number(process.env.CLUSTER_REDIS_PORT ?? 6390);
@@ -50,8 +52,11 @@ async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
 }
 
 let stopping = false;
+/** nginx, once started (a signal may come before). */
+const proxies: Nginx[] = [];
 async function stop(): Promise<void> {
   stopping = true;
+  await Promise.all(proxies.map((proxy) => proxy.close()));
   const nodes = children.slice(1);
   for (const child of nodes) child.kill("SIGTERM"); // graceful: final snapshots, leases released
   await Promise.all(nodes.filter((child) => child.exitCode === null).map((child) => once(child, "exit")));
@@ -61,6 +66,11 @@ async function stop(): Promise<void> {
 
 if (spawnSync("redis-server", ["--version"]).error)
   fail("redis-server is missing: run `apt-get install -y redis-server`");
+try {
+  nginxBinary();
+} catch {
+  fail(`nginx is missing: run \`${NGINX_INSTALL}\``);
+}
 if (!existsSync(cli)) fail("dist/cli.js is missing: run `npm run build` (npm run cluster does)");
 mkdirSync(dirname(storage), { recursive: true });
 
@@ -95,16 +105,16 @@ nodePorts.forEach((port, i) =>
 process.once("SIGINT", () => void stop());
 process.once("SIGTERM", () => void stop());
 await Promise.all(nodePorts.map((port) => waitFor(`http://127.0.0.1:${port}/readyz`)));
-// A node that is down, hung or draining (its /readyz fails) gets no new clients:
-// a client whose node died lands on a live one at its first reconnect.
-const proxy = await RoundRobinProxy.start(
-  nodePorts.map((port) => ({ host: "127.0.0.1", port })),
-  proxyPort,
-  "127.0.0.1",
-  { healthPath: "/readyz" },
-);
+// A node that is down, or answers 503 while it drains, is passed over for the next
+// one: a client whose node died lands on a live one at its first reconnect.
+const nginx = await startNginx({
+  upstreams: nodePorts.map((port) => ({ host: "127.0.0.1", port })),
+  port: proxyPort,
+  stdio: "inherit",
+});
+proxies.push(nginx);
 process.stdout.write(
   `\ncluster: redis on ${redisPort}, nodes on ${nodePorts.join(", ")}; ` +
-    `open http://localhost:${proxy.port} (CodeMirror) or http://localhost:${proxy.port}/tiptap.html ` +
-    `(Tiptap; &provider=hocuspocus or y-websocket), round-robin over the nodes. Ctrl-C stops everything.\n`,
+    `open http://localhost:${nginx.port} (CodeMirror) or http://localhost:${nginx.port}/tiptap.html ` +
+    `(Tiptap; &provider=hocuspocus or y-websocket), nginx round-robin over the nodes. Ctrl-C stops everything.\n`,
 );

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
 import { Redis } from "ioredis";
 import * as Y from "yjs";
-import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
 import type { ServerProcess } from "../support/process.js";
 import { assertAwarenessRoundTrip, connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { stopSharedPostgres } from "../support/postgres.js";
-import { ErrorCodes, RedisBackplane, isOpStreamError } from "../../src/index.js";
+import { ErrorCodes, isOpStreamError } from "../../src/index.js";
+import { RedisBackplane } from "../../src/backplane/redis/redis-backplane.js";
 import {
   OwnerRequests,
   decodeOwnerReply,
@@ -14,6 +14,7 @@ import {
   type OwnerReply,
 } from "../../src/router/rpc.js";
 import { eventually } from "../support/eventually.js";
+import type { Nginx } from "../support/nginx.js";
 import {
   assertConverged,
   assertConvergedWith,
@@ -31,7 +32,7 @@ const REQUEST_TIMEOUT_MS = 2000;
 
 /**
  * Three real node processes, a real redis-server, stock y-websocket clients
- * behind a non-sticky round-robin proxy; once per storage backend (one SQLite
+ * behind nginx (round-robin, no sticky sessions); once per storage backend (one SQLite
  * file, a Redis of its own, a Postgres database).
  */
 after(() => stopSharedPostgres());
@@ -40,7 +41,7 @@ for (const storage of ["sqlite", "redis", "postgres"] as const)
   describe(`cluster of 3 nodes on Redis, ${storage} storage`, function () {
     this.timeout(60_000);
     let cluster: Cluster;
-    let proxy: RoundRobinProxy;
+    let proxy: Nginx;
     let clients: Client[] = [];
 
     beforeEach(async () => {

@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
-import { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
 import { connectClient, type Client } from "../support/clients.js";
 import type { Cluster } from "../support/cluster.js";
 import { MANAGEMENT_TOKEN } from "../support/management.js";
+import { startNginx, type Nginx } from "../support/nginx.js";
 import type { ServerProcess } from "../support/process.js";
 
 /**
@@ -28,13 +28,13 @@ export async function ownersOf(nodes: readonly ServerProcess[], doc: string): Pr
   return answers.filter((index) => index >= 0);
 }
 
-/** A round-robin proxy over the cluster's node ports (non-sticky, like a load balancer). */
-export function proxyFor(cluster: Cluster): Promise<RoundRobinProxy> {
-  return RoundRobinProxy.start(cluster.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })));
+/** nginx over the cluster's node ports, as samples/cluster deploys it (round-robin, no sticky sessions). */
+export function proxyFor(cluster: Cluster): Promise<Nginx> {
+  return startNginx({ upstreams: cluster.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })) });
 }
 
-/** `n` stock clients through the proxy: consecutive connections land on consecutive nodes. */
-export function clientsVia(proxy: RoundRobinProxy, doc: string, n: number): Client[] {
+/** `n` stock clients through nginx: consecutive connections land on consecutive nodes. */
+export function clientsVia(proxy: Nginx, doc: string, n: number): Client[] {
   return Array.from({ length: n }, () => connectClient(`ws://127.0.0.1:${proxy.port}`, doc));
 }
 

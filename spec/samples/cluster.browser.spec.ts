@@ -1,18 +1,19 @@
 // The Tiptap sample on a cluster, end to end: a real Chromium, three real
-// `opstream serve` processes on a real redis-server, and the non-sticky
-// round-robin proxy in front. One page edits through @hocuspocus/provider, the
-// other through y-websocket's WebsocketProvider, both on the same Y.XmlFragment;
-// then the document's owner is killed with SIGKILL while both keep typing.
+// `opstream serve` processes on a real redis-server, and nginx in front (the
+// sample's configuration: round-robin, no sticky sessions). One page edits
+// through @hocuspocus/provider, the other through y-websocket's WebsocketProvider,
+// both on the same Y.XmlFragment; then the document's owner is killed with
+// SIGKILL while both keep typing.
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
 import type { Browser, Page } from "playwright-core";
-import type { RoundRobinProxy } from "../../samples/cluster/round-robin-proxy.js";
 import { PROVIDER_LABELS, type ProviderKind } from "../../samples/editor/src/providers.js";
 import type { OpStreamTiptapSample } from "../../samples/editor/src/tiptap.js";
 import { ownersOf, proxyFor } from "../cluster/support.js";
 import { launchChromium, saveScreenshot } from "../support/browser.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
+import type { Nginx } from "../support/nginx.js";
 
 /** Each wait while every node is up. */
 const WAIT_MS = 15_000;
@@ -78,7 +79,7 @@ async function typeAtEnd(page: Page, text: string): Promise<void> {
   await page.keyboard.type(text);
 }
 
-describe("Tiptap sample on a 3-node cluster behind a round-robin proxy (Chromium)", function () {
+describe("Tiptap sample on a 3-node cluster behind nginx (Chromium)", function () {
   this.timeout(180_000);
 
   const docName = `tiptap-e2e-${randomUUID()}`;
@@ -90,7 +91,7 @@ describe("Tiptap sample on a 3-node cluster behind a round-robin proxy (Chromium
   const statusLog = new Map<string, string[]>();
   let browser: Browser | undefined;
   let cluster: Cluster | undefined;
-  let proxy: RoundRobinProxy | undefined;
+  let proxy: Nginx | undefined;
 
   function page(name: string): Page {
     const found = pages.get(name);
@@ -163,7 +164,7 @@ describe("Tiptap sample on a 3-node cluster behind a round-robin proxy (Chromium
     if (failures.length > 0) throw new AggregateError(failures, "cluster browser spec cleanup failed");
   });
 
-  it("opens the Tiptap page through the proxy, one user on each provider", async () => {
+  it("opens the Tiptap page through nginx, one user on each provider", async () => {
     assert.ok(browser && proxy);
     for (const user of USERS) {
       // One context each: no shared storage, no BroadcastChannel between them.

@@ -22,7 +22,14 @@ export interface ServerProcess {
  * resolves once it logs that it listens. `port` 0 picks a free port.
  */
 export async function spawnServer(options: {
-  storage: string;
+  /**
+   * The `--storage` argument, given with `--host 127.0.0.1`. Left out, neither is
+   * passed: the node runs at the CLI's defaults, as users run it (every address,
+   * `./data/opstream.sqlite` under `cwd`).
+   */
+  storage?: string;
+  /** The process's working directory. @default this process's */
+  cwd?: string;
   port?: number;
   args?: string[];
   /** Options for node itself, before the script (e.g. `--cpu-prof`). */
@@ -34,15 +41,16 @@ export async function spawnServer(options: {
       ...(options.nodeArgs ?? []),
       CLI,
       "serve",
-      "--host",
-      "127.0.0.1",
       "--port",
       String(options.port ?? 0),
-      "--storage",
-      options.storage,
+      ...(options.storage === undefined ? [] : ["--host", "127.0.0.1", "--storage", options.storage]),
       ...(options.args ?? []),
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPSTREAM_LOG_LEVEL: "info" } },
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, OPSTREAM_LOG_LEVEL: "info" },
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    },
   );
   const exited = once(child, "exit");
   let stderr = "";

@@ -57,11 +57,6 @@ export function documentPath(
   return { name };
 }
 
-/** The socket's remote address: the default `transport.clientAddress`. */
-export function remoteAddress(request: IncomingMessage): string {
-  return request.socket.remoteAddress ?? "unknown";
-}
-
 /**
  * Checks the Origin header of upgrades against `allowedOrigins` (`"*"` allows
  * all). Browsers always send it, so this stops other sites' pages from opening

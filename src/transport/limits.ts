@@ -1,6 +1,6 @@
 import { ErrorCodes, OpStreamError } from "../errors.js";
-import { addressKey } from "./address-key.js";
 import { MAX_TIMEOUT_MS } from "./authorization.js";
+import { compileTrust } from "./client-address.js";
 import type { TransportOptions } from "./transport-options.js";
 
 /** The rate limit of one connection (the transport options of the same names). */
@@ -115,8 +115,10 @@ export class MessageRateLimiter {
 /**
  * Open connections per node and per client address, counted from the start of
  * the upgrade (so authorizers still running count too) until the socket closes.
- * An address is counted under its {@link addressKey}: an IPv6 address by its
- * `ipv6PrefixLength` prefix (one /64 is one host in practice).
+ * An address is counted under its key (`ClientOrigin.key`: an IPv6 address
+ * by its `ipv6PrefixLength` prefix, one /64 being one host in practice); a
+ * connection without a key (a trusted proxy's own) counts towards the node's
+ * total only.
  */
 export class ConnectionCounter {
   private total = 0;
@@ -125,28 +127,22 @@ export class ConnectionCounter {
   constructor(
     private readonly maxConnections: number,
     private readonly maxPerAddress: number,
-    private readonly ipv6PrefixLength: number,
   ) {}
 
-  /** The key `address` is counted under (what acquire and release use; passing it again changes nothing). */
-  keyOf(address: string): string {
-    return addressKey(address, this.ipv6PrefixLength);
-  }
-
-  /** Takes a slot for `address`, or says which limit is reached (0 = no limit). */
-  acquire(address: string): "node-limit" | "ip-limit" | undefined {
-    const key = this.keyOf(address);
+  /** Takes a slot for an address `key`, or says which limit is reached (0 = no limit). */
+  acquire(key: string | undefined): "node-limit" | "ip-limit" | undefined {
     if (this.maxConnections > 0 && this.total >= this.maxConnections) return "node-limit";
-    const count = this.perAddress.get(key) ?? 0;
-    if (this.maxPerAddress > 0 && count >= this.maxPerAddress) return "ip-limit";
+    const count = key === undefined ? 0 : (this.perAddress.get(key) ?? 0);
+    if (key !== undefined && this.maxPerAddress > 0 && count >= this.maxPerAddress) return "ip-limit";
     this.total += 1;
-    this.perAddress.set(key, count + 1);
+    if (key !== undefined) this.perAddress.set(key, count + 1);
     return undefined;
   }
 
-  release(address: string): void {
-    const key = this.keyOf(address);
+  /** Gives back a slot taken with {@link acquire} for the same `key`. */
+  release(key: string | undefined): void {
     this.total -= 1;
+    if (key === undefined) return;
     const count = (this.perAddress.get(key) ?? 1) - 1;
     if (count > 0) this.perAddress.set(key, count);
     else this.perAddress.delete(key);
@@ -158,9 +154,12 @@ export class ConnectionCounter {
  * numeric option is checked for): throws OpStreamError(INVALID_OPTION).
  */
 export function checkAdmissionOptions(
-  options: Pick<Required<TransportOptions>, "ipv6PrefixLength" | "authTimeoutMs" | "maxRefusedKeyBytes">,
+  options: Pick<
+    Required<TransportOptions>,
+    "ipv6PrefixLength" | "authTimeoutMs" | "maxRefusedKeyBytes" | "trustProxy"
+  >,
 ): void {
-  const invalid = (option: keyof typeof options, want: string): OpStreamError =>
+  const invalid = (option: Exclude<keyof typeof options, "trustProxy">, want: string): OpStreamError =>
     new OpStreamError(
       ErrorCodes.INVALID_OPTION,
       `transport.${option} must be ${want}; got ${options[option]}.`,
@@ -176,4 +175,5 @@ export function checkAdmissionOptions(
     throw invalid("authTimeoutMs", `an integer number of milliseconds from 0 (off) to ${MAX_TIMEOUT_MS}`);
   if (!Number.isInteger(maxRefusedKeyBytes) || maxRefusedKeyBytes < 0)
     throw invalid("maxRefusedKeyBytes", "a non-negative integer number of bytes");
+  compileTrust(options.trustProxy);
 }

@@ -6,6 +6,7 @@
 import type { RawData, WebSocket } from "ws";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
+import { originFields, type ClientOrigin } from "./client-address.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
 import { MessageRateLimiter, type RateLimitEvents, type RateLimitOptions } from "./limits.js";
 
@@ -51,6 +52,7 @@ class SocketWiring implements RateLimitEvents {
     private readonly connection: DialectConnection,
     private readonly dialect: Dialect,
     private readonly docId: string | undefined,
+    private readonly origin: ClientOrigin,
   ) {
     this.limiter = new MessageRateLimiter(ctx.options, ws, this);
   }
@@ -65,7 +67,7 @@ class SocketWiring implements RateLimitEvents {
 
   flooded(): void {
     this.ctx.logger.warn(
-      { docId: this.docId, peerId: this.connection.id },
+      { docId: this.docId, peerId: this.connection.id, ...originFields(this.origin) },
       "message flood; closing the connection",
     );
     this.connection.close(CloseCodes.RATE_LIMITED, "message rate exceeded", "rate-limit");
@@ -148,8 +150,9 @@ export function wireSocket(
   connection: DialectConnection,
   dialect: Dialect,
   docId: string | undefined,
+  origin: ClientOrigin,
 ): void {
-  const wiring = new SocketWiring(ctx, ws, connection, dialect, docId);
+  const wiring = new SocketWiring(ctx, ws, connection, dialect, docId, origin);
   // A socket the limiter paused must be read again, or its close handshake would wait for ws's timeout.
   connection.rateLimiter = wiring.limiter;
   wirings.set(ws, wiring);

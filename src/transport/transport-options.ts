@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { remoteAddress } from "./admission.js";
+import { DEFAULT_TRUSTED_PROXIES } from "./client-address.js";
 
 /** Options of the WebSocket transport (the `transport` section of `addOpStream()` options). */
 export interface TransportOptions {
@@ -57,9 +57,12 @@ export interface TransportOptions {
   /** Most connections on this node (a Hocuspocus socket counts once); beyond, upgrades get HTTP 503. 0 = no limit. @default 10000 */
   maxConnections?: number;
   /**
-   * Most connections from one client address (`clientAddress`); beyond, upgrades
-   * get HTTP 429. Behind a proxy every client has the proxy's address: set
-   * `clientAddress`, or raise this. 0 = no limit. @default 100
+   * Most connections from one client address (the address `trustProxy` finds,
+   * forwarded by a trusted proxy or else the socket's peer; or `clientAddress`);
+   * beyond, upgrades get HTTP 429. A connection from a trusted proxy that forwards
+   * no address (a local test rig, a server-side client on the private network) is
+   * not counted: `maxConnections` and every other limit still hold it. 0 = no
+   * limit. @default 100
    */
   maxConnectionsPerIp?: number;
   /**
@@ -70,9 +73,24 @@ export interface TransportOptions {
    */
   ipv6PrefixLength?: number;
   /**
-   * The client address that `maxConnectionsPerIp` counts. Behind a proxy you
-   * trust, return the address it forwards (e.g. the last `X-Forwarded-For` entry
-   * it appends). @default the socket's remote address
+   * Peers whose `X-Forwarded-For` is believed, in express's `trust proxy`
+   * vocabulary: addresses, CIDRs (`10.0.0.0/8`, `fd00::/8`) and the names
+   * `loopback` (127.0.0.0/8, ::1), `linklocal` (169.254.0.0/16, fe80::/10) and
+   * `uniquelocal` (10/8, 172.16/12, 192.168/16, fc00::/7). Behind a trusted peer the
+   * client address is read from `X-Forwarded-For` from the right, past every
+   * trusted hop (as express does, with proxy-addr); the per-address cap counts it
+   * and the logs show it (with the peer's). `false` (or `[]`) trusts no peer:
+   * every connection is its socket's address. The default trusts the same host and
+   * the private networks, where reverse proxies and load balancers connect from; a
+   * peer there could forge the header, but only to move its own connections
+   * between per-address buckets. Public peers' headers are never believed.
+   * @default ["loopback", "linklocal", "uniquelocal"]
+   */
+  trustProxy?: readonly string[] | false;
+  /**
+   * The client address that `maxConnectionsPerIp` counts, replacing the one
+   * `trustProxy` finds (every connection is then counted). Use it for a proxy
+   * that forwards the address in another header. @default the address `trustProxy` finds
    */
   clientAddress?: (request: IncomingMessage) => string;
   /**
@@ -84,7 +102,7 @@ export interface TransportOptions {
   /**
    * Most distinct documents one principal may have open on this node at once,
    * over all its connections: the authorizer's `AccessGrant.principal` (the JWT
-   * authorizer's `sub`), else the client address (`clientAddress`). Beyond, a
+   * authorizer's `sub`), else the client address (see `trustProxy`). Beyond, a
    * y-websocket upgrade gets HTTP 429 and a Hocuspocus Auth PermissionDenied
    * `too-many-documents`. 0 = no limit. @default 1000
    */
@@ -112,6 +130,15 @@ export interface TransportOptions {
   maxAwarenessStateBytes?: number;
 }
 
+/**
+ * Every transport option's default. `clientAddress` has none: unset, the address
+ * comes from `trustProxy`.
+ */
+export type TransportDefaults = Required<Omit<TransportOptions, "clientAddress">>;
+
+/** Transport options with every default filled in. */
+export type ResolvedTransportOptions = TransportDefaults & Pick<TransportOptions, "clientAddress">;
+
 export const TRANSPORT_DEFAULTS = Object.freeze({
   prefix: "/",
   hocuspocusPath: "/hocuspocus",
@@ -127,7 +154,7 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   maxConnections: 10_000,
   maxConnectionsPerIp: 100,
   ipv6PrefixLength: 64,
-  clientAddress: remoteAddress,
+  trustProxy: DEFAULT_TRUSTED_PROXIES,
   maxDocumentsPerSocket: 100,
   maxDocumentsPerPrincipal: 1000,
   allowedOrigins: Object.freeze<string[]>(["*"]),
@@ -135,4 +162,4 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   messageBurst: 300,
   maxThrottledMessages: 1000,
   maxAwarenessStateBytes: 16 * 1024,
-} satisfies Required<TransportOptions>);
+} satisfies TransportDefaults);

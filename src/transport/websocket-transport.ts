@@ -3,19 +3,27 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ErrorCodes, OpStreamError } from "../errors.js";
+import type { HookEmitter } from "../hooks.js";
 import { redactUrl, type Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
 import { TENANT_ID, tenantScoped, type DocumentJoiner, type TenantResolver } from "./tenancy.js";
 import { OriginCheck, documentPath, selectProtocol, upgradeToken } from "./admission.js";
 import { toGrant, type Authorizer } from "./authorization.js";
+import { ClientAddresses, originFields, type ClientOrigin } from "./client-address.js";
 import { CloseCodes } from "./close-codes.js";
-import { DocumentQuota, joinFailureCloseCode } from "./document-quota.js";
+import { observedJoiner } from "./connection-hooks.js";
+import { DocumentQuota, joinFailureCloseCode, joinRefusalReason } from "./document-quota.js";
 import { HocuspocusConnection } from "./hocuspocus/connection.js";
 import type { StatelessHandler } from "./hocuspocus/stateless.js";
 import { ConnectionCounter } from "./limits.js";
+import { RefusalLog } from "./refusal-log.js";
 import { wireSocket, type Dialect, type DialectConnection, type WiringContext } from "./socket-wiring.js";
-import { TRANSPORT_DEFAULTS, type TransportOptions } from "./transport-options.js";
+import {
+  TRANSPORT_DEFAULTS,
+  type ResolvedTransportOptions,
+  type TransportOptions,
+} from "./transport-options.js";
 import { YWebsocketConnection, type ConnectionGrant } from "./y-websocket/connection.js";
 
 export { TRANSPORT_DEFAULTS, type TransportOptions } from "./transport-options.js";
@@ -43,11 +51,13 @@ type Refusal = keyof typeof REFUSALS;
  * Before either: the Origin check and the connection caps.
  */
 export class WebSocketTransport {
-  private readonly options: Required<TransportOptions>;
+  private readonly options: ResolvedTransportOptions;
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<DialectConnection>();
   private readonly origins: OriginCheck;
   private readonly counter: ConnectionCounter;
+  private readonly addresses: ClientAddresses;
+  private readonly refusals: RefusalLog;
   private readonly quota: DocumentQuota;
   private readonly servers = new Set<Server>();
   private readonly keepAliveTimer: NodeJS.Timeout;
@@ -70,6 +80,8 @@ export class WebSocketTransport {
     private readonly logger: Logger,
     private readonly statelessHandlers: readonly StatelessHandler[] = [],
     private readonly tenantResolver: TenantResolver | undefined = undefined,
+    /** The node's `connect` and `disconnect` hooks are told about every connection's documents. */
+    private readonly hooks: HookEmitter | undefined = undefined,
   ) {
     this.options = { ...TRANSPORT_DEFAULTS, ...options };
     this.wiringContext = { options: this.options, metrics, logger, connections: this.connections };
@@ -77,11 +89,13 @@ export class WebSocketTransport {
     this.options.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
     this.options.hocuspocusPath = hocuspocusPathOf(this.options.hocuspocusPath);
     this.origins = new OriginCheck(this.options.allowedOrigins);
-    this.counter = new ConnectionCounter(
-      this.options.maxConnections,
-      this.options.maxConnectionsPerIp,
+    this.counter = new ConnectionCounter(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.addresses = new ClientAddresses(
+      this.options.trustProxy,
       this.options.ipv6PrefixLength,
+      this.options.clientAddress,
     );
+    this.refusals = new RefusalLog(logger);
     this.quota = new DocumentQuota(this.options, metrics);
     if (this.options.messageRate > 0 && this.options.messageBurst < 1) {
       throw new OpStreamError(
@@ -131,6 +145,7 @@ export class WebSocketTransport {
     for (const connection of this.connections)
       connection.close(CloseCodes.GOING_AWAY, "server shutting down");
     this.wss.close();
+    this.refusals.close();
   }
 
   // Made once: a listener created inside upgrade() would share that call's closure
@@ -142,9 +157,11 @@ export class WebSocketTransport {
     socket.on("error", this.onUpgradeSocketError);
     const hocuspocus = this.isHocuspocusPath(request.url ?? "/");
     const dialect: Dialect = hocuspocus ? "hocuspocus" : "y-websocket";
+    const origin = this.addresses.of(request);
     const refuse = (reason: Refusal): void => {
       this.metrics.upgradesRefused.inc({ dialect, reason });
-      this.logger.debug({ dialect, reason, url: redactUrl(request.url) }, "upgrade refused");
+      const fields = { dialect, url: redactUrl(request.url), ...originFields(origin) };
+      this.refusals.refused("connection refused", reason, fields);
       const [status, message] = REFUSALS[reason];
       rejectUpgrade(socket, status, message);
     };
@@ -156,17 +173,18 @@ export class WebSocketTransport {
     if (!this.accepting) return refuse("draining");
     if (!this.origins.allows(request)) return refuse("origin");
     // Counted (and told to the document quota) by its key: an IPv6 client by its prefix.
-    const address = this.counter.keyOf(this.options.clientAddress(request));
-    const full = this.counter.acquire(address);
+    const address = origin.key;
+    const capped = origin.capped ? address : undefined;
+    const full = this.counter.acquire(capped);
     if (full) return refuse(full);
     // The slot is held from here until the socket closes, whatever happens to the upgrade.
-    releaseOnClose(socket, this.counter, address);
+    releaseOnClose(socket, this.counter, capped);
     const scope = await this.tenantScope(request);
     if (!scope) return refuse("unauthenticated");
     if (docId === undefined) {
       // Documents are named in the frames: each is authorized on its own Auth message.
       this.wss.handleUpgrade(request, socket, head, (ws) =>
-        this.acceptHocuspocus(ws, request, scope, address),
+        this.acceptHocuspocus(ws, request, scope, origin),
       );
       return;
     }
@@ -180,7 +198,7 @@ export class WebSocketTransport {
     if (!this.quota.holdUntilClose(socket, principal, docId)) return refuse("principal-limit");
     const { access, expiresAt } = grant;
     this.wss.handleUpgrade(request, socket, head, (ws) =>
-      this.accept(ws, docId, { access, expiresAt }, scope.router),
+      this.accept(ws, docId, { access, expiresAt }, scope.router, origin),
     );
   }
 
@@ -213,7 +231,13 @@ export class WebSocketTransport {
     return pathname === this.options.hocuspocusPath || pathname === `${this.options.hocuspocusPath}/`;
   }
 
-  private accept(ws: WebSocket, docId: string, grant: ConnectionGrant, router: DocumentJoiner): void {
+  private accept(
+    ws: WebSocket,
+    docId: string,
+    grant: ConnectionGrant,
+    router: DocumentJoiner,
+    origin: ClientOrigin,
+  ): void {
     const connection = new YWebsocketConnection(
       newConnectionId(),
       ws,
@@ -223,16 +247,19 @@ export class WebSocketTransport {
       this.metrics,
       this.logger,
     );
-    this.wire(ws, connection, "y-websocket", docId);
+    this.wire(ws, connection, "y-websocket", docId, origin);
     // Only writers may create the document: a reader of a missing one is closed with 4005.
-    router
+    observedJoiner(router, this.hooks, "y-websocket")
       .join(docId, connection, { create: grant.access === "read-write" })
       .then((handle) => connection.attach(handle))
       .catch((error: unknown) => {
         const code = joinFailureCloseCode(error);
+        // Refusals (a reader of a missing document, the node's document cap) were counted by the router.
+        const refused = joinRefusalReason(error);
+        const fields = { dialect: "y-websocket", docId, peerId: connection.id, ...originFields(origin) };
+        if (refused) this.refusals.refused("document refused", refused, fields);
+        else this.logger.warn({ err: error, ...fields }, "could not open the document");
         const notFound = code === CloseCodes.DOCUMENT_NOT_FOUND;
-        if (notFound) this.logger.debug({ docId }, "a reader asked for a missing document");
-        else this.logger.warn({ err: error, docId }, "could not open the document");
         connection.close(code, notFound ? "document not found" : "document unavailable");
       });
   }
@@ -241,11 +268,17 @@ export class WebSocketTransport {
     ws: WebSocket,
     request: IncomingMessage,
     scope: { router: DocumentJoiner; tenant: string | undefined },
-    address: string,
+    origin: ClientOrigin,
   ): void {
     const connection = new HocuspocusConnection(newConnectionId(), ws, request, {
       // Each socket counts its documents (and its principals') through its own joiner.
-      router: this.quota.forSocket(scope.router, address, scope.tenant),
+      router: this.quota.forSocket(
+        observedJoiner(scope.router, this.hooks, "hocuspocus"),
+        origin.key,
+        scope.tenant,
+      ),
+      origin,
+      refusals: this.refusals,
       ...(scope.tenant === undefined ? {} : { tenant: scope.tenant }),
       authorizer: this.authorizer,
       statelessHandlers: this.statelessHandlers,
@@ -260,7 +293,7 @@ export class WebSocketTransport {
       maxDocumentsPerSocket: this.options.maxDocumentsPerSocket,
       authTimeoutMs: this.options.authTimeoutMs,
     });
-    this.wire(ws, connection, "hocuspocus", undefined);
+    this.wire(ws, connection, "hocuspocus", undefined, origin);
   }
 
   /** Socket events of either dialect: binary frames in (rate-limited), pongs, errors counted, close. */
@@ -269,10 +302,11 @@ export class WebSocketTransport {
     connection: DialectConnection,
     dialect: Dialect,
     docId: string | undefined,
+    origin: ClientOrigin,
   ): void {
     this.connections.add(connection);
     this.metrics.connections.inc({ dialect });
-    wireSocket(this.wiringContext, ws, connection, dialect, docId);
+    wireSocket(this.wiringContext, ws, connection, dialect, docId, origin);
   }
 
   private keepAlive(idleMs: number): void {
@@ -294,9 +328,9 @@ function newConnectionId(): string {
   return Buffer.from(randomUUID(), "latin1").toString("latin1");
 }
 
-/** Frees `address`'s connection slot when `socket` closes; a function of its own so the listener holds only these. */
-function releaseOnClose(socket: Duplex, counter: ConnectionCounter, address: string): void {
-  socket.once("close", () => counter.release(address));
+/** Frees the slot taken for `key` when `socket` closes; a function of its own so the listener holds only these. */
+function releaseOnClose(socket: Duplex, counter: ConnectionCounter, key: string | undefined): void {
+  socket.once("close", () => counter.release(key));
 }
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {

@@ -5,6 +5,7 @@ import type { Logger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentJoiner } from "../tenancy.js";
 import type { Authorizer } from "../authorization.js";
+import { originFields, type ClientOrigin } from "../client-address.js";
 import { CloseCodes, type CloseCode } from "../close-codes.js";
 import { HocuspocusDocumentPeer, type DocumentPeerContext } from "./document-peer.js";
 import { missedPing } from "../socket-wiring.js";
@@ -13,11 +14,13 @@ import {
   PING_FRAME,
   PONG_FRAME,
   decodeFrame,
+  documentNameOf,
   encode,
   hocuspocusFrameErrorReason,
   maxRoutingKeyLength,
   type HocuspocusFrame,
 } from "./messages.js";
+import type { RefusalLog } from "../refusal-log.js";
 import { RefusedKeys } from "./refused-keys.js";
 import type { StatelessHandler } from "./stateless.js";
 
@@ -30,6 +33,10 @@ export interface HocuspocusConnectionDependencies {
   readonly statelessHandlers: readonly StatelessHandler[];
   readonly metrics: OpStreamMetrics;
   readonly logger: Logger;
+  /** Where the socket comes from (logged with its refusals). */
+  readonly origin: ClientOrigin;
+  /** Where its refused documents and its auth timeout are logged. */
+  readonly refusals: RefusalLog;
   /** Close a client whose unsent bytes pass this. */
   readonly maxBufferedBytes: number;
   /** Frames queued on the socket, all documents together, before their documents are open. */
@@ -106,13 +113,14 @@ export class HocuspocusConnection {
       close: (code, reason, badInput) => this.close(code, reason, badInput),
       forget: (peer, refused) => this.forget(peer, refused),
       authorized: () => this.stopAuthTimer(),
+      refused: (reason, docId) => this.logRefusal("document refused", reason, docId),
     };
     if (deps.authTimeoutMs > 0) {
       // A socket that never authenticates would hold its connection slot (and per-IP share) forever.
-      this.authTimer = setTimeout(
-        () => this.close(CloseCodes.AUTH_TIMEOUT, "no document authorized in time", "auth-timeout"),
-        deps.authTimeoutMs,
-      );
+      this.authTimer = setTimeout(() => {
+        this.logRefusal("connection refused", "auth-timeout", undefined);
+        this.close(CloseCodes.AUTH_TIMEOUT, "no document authorized in time", "auth-timeout");
+      }, deps.authTimeoutMs);
       this.authTimer.unref();
     }
   }
@@ -218,6 +226,7 @@ export class HocuspocusConnection {
    */
   private refuseDocument(key: string, waiting: HocuspocusDocumentPeer | undefined): void {
     this.deps.metrics.joinsRefused.inc({ reason: "socket-limit" });
+    this.logRefusal("document refused", "socket-limit", documentNameOf(key));
     if (waiting) return waiting.refuse("too-many-documents");
     this.send(encode.permissionDenied(key, "too-many-documents"));
     this.rememberRefused(key);
@@ -256,6 +265,12 @@ export class HocuspocusConnection {
     // Bounded by count and bytes: each entry cost an Auth frame, but a socket lives long.
     this.refused ??= new RefusedKeys(this.deps.maxPendingFrames, this.deps.maxRefusedKeyBytes);
     this.refused.add(key);
+  }
+
+  /** Logs a refusal on this socket (rate-limited; the caller counts it). */
+  private logRefusal(message: string, reason: string, docId: string | undefined): void {
+    const fields = { dialect: DIALECT, peerId: this.id, docId, ...originFields(this.deps.origin) };
+    this.deps.refusals.refused(message, reason, fields);
   }
 
   private stopAuthTimer(): void {

@@ -7,7 +7,7 @@ import type { DocumentJoiner } from "../tenancy.js";
 import { onExpiry, toGrant, type Authorizer } from "../authorization.js";
 import { AwarenessGuard, type AwarenessRefusal, type AwarenessRefusalListener } from "../awareness-guard.js";
 import { CloseCodes, DISCONNECT_CLOSE_CODES, type CloseCode } from "../close-codes.js";
-import { joinDenialReason, joinFailureCloseCode } from "../document-quota.js";
+import { joinDenialReason, joinFailureCloseCode, joinRefusalReason } from "../document-quota.js";
 import { closeForHandleError } from "../handle-errors.js";
 import {
   EMPTY_AWARENESS_UPDATE,
@@ -42,6 +42,8 @@ export interface DocumentPeerContext {
   forget(peer: HocuspocusDocumentPeer, refused: boolean): void;
   /** The document was authorized and joined: the socket's pre-auth timeout is over. */
   authorized(): void;
+  /** Logs a refusal of a document (rate-limited; the caller counts it). */
+  refused(reason: string, docId: string | undefined): void;
 }
 
 /** The reasons sent with PermissionDenied when the authorizer answers `deny`: Hocuspocus's own, and ours for a missing or bad token. */
@@ -185,7 +187,12 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     // The stock provider sends "" when it has no token.
     const token = rawToken === "" ? undefined : rawToken;
     const invalid = this.invalidKey();
-    if (invalid) return this.deny(invalid);
+    if (invalid) {
+      // Not the name itself: it may be far too long for a log line.
+      this.ctx.metrics.joinsRefused.inc({ reason: "invalid-name" });
+      this.ctx.refused("invalid-name", undefined);
+      return this.deny(invalid);
+    }
     this.state = "authorizing";
     // A throwing authorizer closes the socket with 1011 (startAuthorization).
     const grant = toGrant(
@@ -197,7 +204,11 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
       }),
     );
     if (this.isGone()) return;
-    if (grant.access === "deny") return this.deny(DENIAL_REASONS[grant.reason]);
+    if (grant.access === "deny") {
+      this.ctx.metrics.joinsRefused.inc({ reason: grant.reason });
+      this.ctx.refused(grant.reason, this.docId);
+      return this.deny(DENIAL_REASONS[grant.reason]);
+    }
     this.access = grant.access;
     this.token = token;
     // Until the next Auth, the grant holds, up to its end: then the socket is closed
@@ -242,13 +253,15 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
       handle = await this.ctx.router.join(this.docId, this, { create, principal });
     } catch (error) {
       if (this.isGone()) return undefined;
+      // Refusals were counted by the router or the quota; logged here, where the socket is known.
+      const refused = joinRefusalReason(error);
+      if (refused) this.ctx.refused(refused, this.docId);
       const denial = joinDenialReason(error);
       if (denial) {
-        this.ctx.logger.debug({ docId: this.docId, peerId: this.id, reason: denial }, "join refused");
         this.deny(denial);
         return undefined;
       }
-      this.ctx.logger.warn({ err: error, docId: this.docId }, "could not open the document");
+      if (!refused) this.ctx.logger.warn({ err: error, docId: this.docId }, "could not open the document");
       this.ctx.close(joinFailureCloseCode(error), "document unavailable");
       return undefined;
     }
