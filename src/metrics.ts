@@ -217,13 +217,13 @@ export class OpStreamMetrics {
   // Transport admission and limits: refused upgrades, throttled frames, refused awareness.
   readonly upgradesRefused = new Counter({
     name: "opstream_upgrades_refused_total",
-    help: "WebSocket upgrades refused before any document work (reason: unauthenticated, forbidden, origin, node-limit, ip-limit, principal-limit, draining, error).",
+    help: "WebSocket upgrades refused before any document work (reason: unauthenticated, forbidden, origin, node-limit, ip-limit, principal-limit, draining, not-found, no-document, name-too-long, error); each is logged at warn, at most one line per reason per 10 s.",
     labelNames: ["dialect", "reason"] as const,
     registers: [this.registry],
   });
   readonly joinsRefused = new Counter({
     name: "opstream_joins_refused_total",
-    help: "Joins of a document refused after authorization (reason: document-not-found for a reader, socket-limit, principal-limit, node-limit).",
+    help: "Documents refused to a connection (reason: unauthenticated, forbidden, invalid-name for a Hocuspocus Auth; document-not-found for a reader, socket-limit, principal-limit, node-limit after authorization); each is logged at warn, at most one line per reason per 10 s.",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
@@ -243,6 +243,12 @@ export class OpStreamMetrics {
     name: "opstream_http_errors_total",
     help: "HTTP requests answered with an error or refused, by status and error code (/healthz?doc without the management credential: status 200, OPS_ERR_FORBIDDEN).",
     labelNames: ["status", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly hookErrors = new Counter({
+    name: "opstream_hook_errors_total",
+    help: "Lifecycle hook handlers (builder.on) that threw or rejected, by event; each was logged at warn and nothing else was affected.",
+    labelNames: ["event"] as const,
     registers: [this.registry],
   });
 

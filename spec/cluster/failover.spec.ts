@@ -461,14 +461,31 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
       measure({ case: "sigterm", takeoverMs: Math.round(takeoverMs), ...moved });
     });
 
-    it("SIGTERM of an owner of several documents: each Closed names a successor among the relaying nodes, and that node takes the document over", async () => {
+    it("SIGTERM of an owner of several documents: each Closed names a successor among the relaying nodes (y-websocket or Hocuspocus clients), and that node takes the document over", async () => {
       const c = cluster!;
       const docs = Array.from({ length: 6 }, (_, i) => `successor-${i}`);
+      /** Two editors per document, one on each relaying node; the last two documents' are Hocuspocus providers. */
+      const pairs: [Editor, Editor][] = [];
       const clients: Client[] = [];
-      for (const doc of docs) {
-        const { opener, relayClients } = await ownerAndRelays(c, doc, 2, 1);
-        drop(opener);
-        clients.push(...relayClients.flat());
+      const hpClients: HocuspocusClient[] = [];
+      for (const [d, doc] of docs.entries()) {
+        if (d < 4) {
+          const { opener, relayClients } = await ownerAndRelays(c, doc, 2, 1);
+          drop(opener);
+          const [a, b] = relayClients.flat() as [Client, Client];
+          clients.push(a, b);
+          pairs.push([a, b]);
+        } else {
+          // A Hocuspocus client's id on the owner holds slashes of its own: the
+          // successor must still be its node, not a prefix of its id.
+          const opener = yws(c.nodes[2]!, doc);
+          await synced(opener, 10_000);
+          const [a, b] = [hocuspocus(c.nodes[0]!, doc), hocuspocus(c.nodes[1]!, doc)];
+          await Promise.all([hpSynced(a, 10_000), hpSynced(b, 10_000)]);
+          drop(opener);
+          hpClients.push(a, b);
+          pairs.push([a, b]);
+        }
       }
       const disconnects = clients.map(countDisconnects);
       const named = new Map<string, string>();
@@ -502,8 +519,7 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
         );
       }
       // Edits flow between the two relays' clients of every document, none reconnected.
-      for (let d = 0; d < docs.length; d++) {
-        const [a, b] = [clients[2 * d]!, clients[2 * d + 1]!];
+      for (const [d, [a, b]] of pairs.entries()) {
         a.text.insert(0, `a${d};`);
         b.text.insert(0, `b${d};`);
         await eventually(() => {
@@ -521,6 +537,11 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
       assert.deepEqual(
         disconnects.map((counter) => counter.count),
         clients.map(() => 0),
+      );
+      assert.deepEqual(
+        hpClients.map((client) => client.events.closed),
+        hpClients.map(() => []),
+        "no relay Hocuspocus client's socket closed",
       );
     });
 

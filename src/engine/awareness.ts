@@ -44,6 +44,8 @@ export interface AwarenessApplyResult {
   readonly dropped: number;
   /** Client ids of entries refused because another peer owns that client id (spoofing). */
   readonly foreign: readonly number[];
+  /** Client ids in `forward` whose state is new (the others changed, were renewed or removed). */
+  readonly added: readonly number[];
 }
 
 export function decodeAwarenessUpdate(update: Uint8Array): AwarenessRecord[] {
@@ -99,6 +101,7 @@ export class AwarenessRegistry {
     const records = decodeAwarenessUpdate(update);
     const forward: AwarenessRecord[] = [];
     const foreign: number[] = [];
+    const added: number[] = [];
     let dropped = 0;
     for (const record of records) {
       const entry = this.states.get(record.clientId);
@@ -129,9 +132,11 @@ export class AwarenessRegistry {
       } else {
         this.states.set(record.clientId, { ...record, peerId, lastUpdated: now, lastForwarded: now });
         forward.push(record);
+        added.push(record.clientId);
       }
     }
-    return { forward: forward.length > 0 ? encodeAwarenessUpdate(forward) : null, dropped, foreign };
+    const encoded = forward.length > 0 ? encodeAwarenessUpdate(forward) : null;
+    return { forward: encoded, dropped, foreign, added };
   }
 
   /** Removes every state set through `peerId`; returns the removal update to fan out, or null. */

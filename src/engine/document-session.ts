@@ -7,7 +7,6 @@ import {
   applyBatch,
   mergeCaptured,
   settleBatch,
-  soleSender,
   type BatchContext,
   type Captured,
 } from "./batch.js";
@@ -83,15 +82,8 @@ export class DocumentSession {
       recorder: new ChangeRecorder(doc),
       pendingBudget: new PendingBudget(doc, deps.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES),
     };
-    this.peers = new FanOut(docId, deps.backplane, deps.metrics, deps.logger);
-    this.presence = new SessionPresence(
-      docId,
-      this.peers,
-      deps.metrics,
-      deps.logger,
-      deps.awareness,
-      deps.awarenessSweepMs ?? 5000,
-    );
+    this.peers = new FanOut(docId, deps);
+    this.presence = new SessionPresence(docId, this.peers, deps);
     this.snapshots = new SnapshotScheduler(docId, deps.snapshotPolicy, () => this.queueSnapshot());
     this.queue = new ApplyQueue(
       (batch) => this.runBatch(batch),
@@ -372,7 +364,7 @@ export class DocumentSession {
       this.deps.metrics.updatesApplied.inc(captured.length);
       this.lastSeqValue = seq ?? this.lastSeqValue;
       this.deps.lease.progress?.(this.lastSeqValue);
-      this.peers.update(op, this.epoch, this.lastSeqValue, soleSender(captured));
+      this.peers.update(op, this.epoch, this.lastSeqValue, captured);
     }
 
     settleBatch(batch, captured, failures, seq, this.deps.metrics);
@@ -443,7 +435,7 @@ export class DocumentSession {
           "lease release failed; it will expire",
         );
       })
-      .then(() => this.peers.closed(this.epoch, successor));
+      .then(() => this.peers.closed(this.epoch, successor, reason));
     this.doc.destroy();
     this.markClosed();
     this.deps.onClosed?.(this);

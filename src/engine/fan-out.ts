@@ -1,21 +1,32 @@
 import { ChannelMessageType, type ChannelMessage, type IBackplane } from "../backplane/backplane.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
-import type { SessionPeer } from "./peer.js";
+import { soleSender, type Captured } from "./batch.js";
+import type { DisconnectReason, SessionPeer } from "./peer.js";
+import type { SessionServices } from "./session-services.js";
+import { SessionHooks } from "./session-hooks.js";
 
 /**
- * Where a session's durable ops and awareness changes go: its local peers (never
- * back to the sender) and the document's backplane channel, for other nodes.
+ * Where a session's durable ops, awareness changes and lifecycle go: its local
+ * peers (never back to the sender), the document's backplane channel for other
+ * nodes, and this node's hooks (`builder.on()`), each told after the channel.
  */
 export class FanOut {
   private readonly peers = new Map<string, SessionPeer>();
+  private readonly backplane: IBackplane;
+  private readonly metrics: OpStreamMetrics;
+  private readonly logger: Logger;
+  private readonly hooks: SessionHooks | undefined;
 
   constructor(
     private readonly docId: string,
-    private readonly backplane: IBackplane,
-    private readonly metrics: OpStreamMetrics,
-    private readonly logger: Logger,
-  ) {}
+    deps: Pick<SessionServices, "backplane" | "metrics" | "logger" | "hooks">,
+  ) {
+    this.backplane = deps.backplane;
+    this.metrics = deps.metrics;
+    this.logger = deps.logger;
+    this.hooks = deps.hooks && new SessionHooks(deps.hooks, docId);
+  }
 
   get size(): number {
     return this.peers.size;
@@ -43,8 +54,12 @@ export class FanOut {
     return peers;
   }
 
-  /** A durable op: to every peer but its sender, and on the channel with its (epoch, seq). */
-  update(update: Uint8Array, epoch: number, seq: number, exceptPeerId: string | undefined): void {
+  /**
+   * A durable op (the batch's `captured` changes merged): to every peer but its
+   * sole sender, on the channel with its (epoch, seq), and to `change` hooks.
+   */
+  update(update: Uint8Array, epoch: number, seq: number, captured: readonly Captured[]): void {
+    const exceptPeerId = soleSender(captured);
     let sent = 0;
     for (const [id, peer] of this.peers) {
       if (id === exceptPeerId) continue;
@@ -59,12 +74,14 @@ export class FanOut {
       seq,
       payload: update,
     });
+    this.hooks?.changed(seq, captured);
   }
 
-  /** An awareness change: to every peer but its sender, and on the channel. */
-  awareness(update: Uint8Array, exceptPeerId: string | undefined): void {
+  /** An awareness change: to every peer but its sender, on the channel, and to `awareness` hooks (`added`: new client ids). */
+  awareness(update: Uint8Array, exceptPeerId: string | undefined, added: readonly number[] = []): void {
     for (const [id, peer] of this.peers) if (id !== exceptPeerId) peer.sendAwareness(update);
     this.publish({ type: ChannelMessageType.Awareness, origin: this.backplane.nodeId, payload: update });
+    this.hooks?.awareness(update, added);
   }
 
   /** A stateless message: to every local peer that takes one (the sender included), and on the channel. */
@@ -76,9 +93,11 @@ export class FanOut {
   /**
    * Tells other nodes the session of `epoch` closed, so their relays re-resolve the
    * owner at once; `successor` (from {@link successor}) is the one that takes over.
+   * Then `unloaded` hooks, with why it closed.
    */
-  closed(epoch: number, successor: string): void {
+  closed(epoch: number, successor: string, reason: DisconnectReason | "unloaded"): void {
     this.publish({ type: ChannelMessageType.Closed, origin: this.backplane.nodeId, epoch, successor });
+    this.hooks?.unloaded(epoch, reason);
   }
 
   /**
@@ -91,8 +110,8 @@ export class FanOut {
     let best = "";
     let bestScore = -1;
     for (const peer of this.peers.values()) {
-      if (!peer.remote) continue;
-      const node = nodeOfPeer(peer.id);
+      const node = peer.remote ? peer.node : undefined;
+      if (node === undefined) continue;
       const score = fnv1a(`${this.docId}\n${node}`);
       if (score > bestScore || (score === bestScore && node < best)) {
         best = node;
@@ -102,9 +121,13 @@ export class FanOut {
     return best;
   }
 
-  /** A session of `epoch` opened here at `seq`: this node is the new owner, and relays follow it at once. */
+  /**
+   * A session of `epoch` opened here at `seq`: this node is the new owner, relays
+   * follow it at once, and `loaded` hooks run.
+   */
   owner(epoch: number, seq: number): void {
     this.publish({ type: ChannelMessageType.Owner, origin: this.backplane.nodeId, epoch, seq });
+    this.hooks?.loaded(epoch, seq);
   }
 
   /** The owner's latest (epoch, seq), so relays notice a lost message without waiting for the next op. */
@@ -119,12 +142,6 @@ export class FanOut {
       this.logger.warn({ err: error, docId: this.docId }, "backplane publish failed; relays will resync");
     });
   }
-}
-
-/** The node of a remote peer's cluster-wide id, `<nodeId>/<peerId>`. */
-function nodeOfPeer(globalId: string): string {
-  const slash = globalId.lastIndexOf("/");
-  return slash < 0 ? globalId : globalId.slice(0, slash);
 }
 
 /** 32-bit FNV-1a of `text`'s UTF-16 code units: cheap, and spread well enough for picking among a few nodes. */

@@ -5,7 +5,12 @@
  * already durable and already fanned out, so it is never stored or published again.
  */
 export type Origin =
-  | { readonly kind: "peer"; readonly peerId: string }
+  | {
+      readonly kind: "peer";
+      readonly peerId: string;
+      /** A client of another node: `peerId` is `<nodeId>/<its peerId there>`. @default false */
+      readonly remote?: boolean;
+    }
   | { readonly kind: "seed" }
   | { readonly kind: "server" }
   | { readonly kind: "storage" }
@@ -20,6 +25,9 @@ export function isProducer(origin: Origin): boolean {
   return origin.kind === "peer" || origin.kind === "seed" || origin.kind === "server";
 }
 
-export function peerOrigin(peerId: string): Origin {
-  return { kind: "peer", peerId };
+export function peerOrigin(peerId: string, remote = false): Origin {
+  return { kind: "peer", peerId, remote };
 }
+
+/** How server-side documents' peer ids start (`ServerDocument.id`): their changes have a "server" origin in hooks. */
+export const SERVER_PEER_PREFIX = "server:";

@@ -23,6 +23,11 @@ export interface SessionPeer {
    * @default false
    */
   readonly remote?: boolean;
+  /**
+   * For a client of another node: that node's id (a planned shutdown names one of
+   * these nodes as the document's successor). @default undefined (a local client)
+   */
+  readonly node?: string;
   /** Sends a durable update to the client. */
   sendUpdate(update: Uint8Array): void;
   /** Sends an awareness update to the client. */
@@ -39,4 +44,43 @@ export interface SessionPeer {
   sendSyncStep1?(stateVector: Uint8Array): void;
   /** Sends a stateless message (Hocuspocus dialect); peers without it never receive one. */
   sendStateless?(payload: string): void;
+}
+
+/**
+ * A peer that forwards every member of {@link SessionPeer} to `inner`; wrappers
+ * (quotas, hooks) extend it and override what they watch. One place forwards
+ * everything, so a member added to SessionPeer cannot be silently dropped by a
+ * wrapper (as `sendSyncStep1` once was, which kept relays' Hocuspocus clients
+ * from being re-synchronised after an owner change).
+ */
+export class ForwardingPeer implements SessionPeer {
+  readonly id: string;
+  readonly remote?: boolean;
+  readonly node?: string;
+
+  constructor(protected readonly inner: SessionPeer) {
+    this.id = inner.id;
+    if (inner.remote !== undefined) this.remote = inner.remote;
+    if (inner.node !== undefined) this.node = inner.node;
+  }
+
+  sendUpdate(update: Uint8Array): void {
+    this.inner.sendUpdate(update);
+  }
+
+  sendAwareness(update: Uint8Array): void {
+    this.inner.sendAwareness(update);
+  }
+
+  disconnect(reason: DisconnectReason): void {
+    this.inner.disconnect(reason);
+  }
+
+  sendSyncStep1(stateVector: Uint8Array): void {
+    this.inner.sendSyncStep1?.(stateVector);
+  }
+
+  sendStateless(payload: string): void {
+    this.inner.sendStateless?.(payload);
+  }
 }

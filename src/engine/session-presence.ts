@@ -1,7 +1,8 @@
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
-import { AwarenessRegistry, type AwarenessOptions } from "./awareness.js";
+import { AwarenessRegistry } from "./awareness.js";
 import type { FanOut } from "./fan-out.js";
+import type { SessionServices } from "./session-services.js";
 
 /**
  * The presence (awareness) of one session's document: the registry, what changes
@@ -10,17 +11,18 @@ import type { FanOut } from "./fan-out.js";
 export class SessionPresence {
   private readonly registry: AwarenessRegistry;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly metrics: OpStreamMetrics;
+  private readonly logger: Logger;
 
   constructor(
     private readonly docId: string,
     private readonly peers: FanOut,
-    private readonly metrics: OpStreamMetrics,
-    private readonly logger: Logger,
-    options: AwarenessOptions | undefined,
-    sweepMs: number,
+    deps: Pick<SessionServices, "metrics" | "logger" | "awareness" | "awarenessSweepMs">,
   ) {
-    this.registry = new AwarenessRegistry(options);
-    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.metrics = deps.metrics;
+    this.logger = deps.logger;
+    this.registry = new AwarenessRegistry(deps.awareness);
+    this.sweepTimer = setInterval(() => this.sweep(), deps.awarenessSweepMs ?? 5000);
     this.sweepTimer.unref();
   }
 
@@ -29,7 +31,7 @@ export class SessionPresence {
    * a client id another peer owns are refused and counted. Throws on malformed input.
    */
   apply(peerId: string, update: Uint8Array): void {
-    const { forward, dropped, foreign } = this.registry.apply(peerId, update, Date.now());
+    const { forward, dropped, foreign, added } = this.registry.apply(peerId, update, Date.now());
     if (dropped > 0) this.metrics.awarenessDropped.inc(dropped);
     if (foreign.length > 0) {
       this.metrics.awarenessRefused.inc({ reason: "foreign-client" }, foreign.length);
@@ -38,7 +40,7 @@ export class SessionPresence {
         "awareness entries for another peer's client refused",
       );
     }
-    if (forward) this.peers.awareness(forward, peerId);
+    if (forward) this.peers.awareness(forward, peerId, added);
   }
 
   /** Removes the states of a peer that left, and fans out their removal. */

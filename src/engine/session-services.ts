@@ -1,5 +1,6 @@
 import type { IBackplane } from "../backplane/backplane.js";
 import type { Lease } from "../backplane/ownership.js";
+import type { HookEmitter } from "../hooks.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
@@ -19,6 +20,8 @@ export interface SessionServices {
   readonly logger: Logger;
   readonly metrics: OpStreamMetrics;
   readonly awareness?: AwarenessOptions;
+  /** The node's lifecycle hooks: sessions emit `loaded`, `unloaded`, `change` and `awareness`. @default none */
+  readonly hooks?: HookEmitter;
   /** Side-effect consumers, run on each document's owner. @default none */
   readonly consumers?: readonly ConsumerRegistration[];
   /** Most queued updates merged into one op and appended as one batch. @default 256 */

@@ -7,6 +7,7 @@ import { ErrorCodes, OpStreamError } from "../errors.js";
 import { consumerRegistration, type ConsumerHandler, type ConsumerOptions } from "../engine/consumers.js";
 import { HybridSnapshotPolicy, type SnapshotPolicy } from "../engine/snapshot-policy.js";
 import type { Seeder, Validator } from "../engine/validation.js";
+import { hookRegistration, type HookHandler, type HookName } from "../hooks.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import { MemoryDocumentStore } from "../storage/memory/memory-store.js";
@@ -26,7 +27,7 @@ import { Tokens } from "./tokens.js";
 
 /** Options of {@link OpStreamBuilder.useLocalBackplane}. */
 export interface LocalBackplaneOptions {
-  /** Share a bus between in-process nodes (specs). @default a new bus */
+  /** @internal Share a bus between in-process nodes (specs). @default a new bus */
   bus?: LocalBus;
 }
 
@@ -59,7 +60,7 @@ export class OpStreamBuilder {
     if (!resolved.transport.allowedOrigins.includes("*")) this.unsafeDefaults.delete("origins");
     services
       .set(Tokens.Options, () => resolved)
-      .set(Tokens.Logger, () => createDefaultLogger())
+      .set(Tokens.Logger, (p) => createDefaultLogger({ level: p.get(Tokens.Options).logLevel }))
       .set(
         Tokens.Metrics,
         (p) => new OpStreamMetrics({ defaultMetrics: p.get(Tokens.Options).processMetrics }),
@@ -301,6 +302,22 @@ export class OpStreamBuilder {
    */
   addStatelessHandler(handler: StatelessHandler): this {
     this.services.add(Tokens.StatelessHandlers, () => handler);
+    return this;
+  }
+
+  /**
+   * Adds a lifecycle hook: `handler` is called with each `event` (typed by
+   * `HookEvents`): `connect`/`disconnect` on the node a client is connected
+   * to; `loaded`, `change` (after the change is durable), `awareness` and
+   * `unloaded` on the document's owner; `listen` and `destroy` on the host. Several
+   * handlers per event run in the order added. Handlers are never awaited; one that
+   * throws or rejects is logged at warn and counted (`opstream_hook_errors_total`),
+   * and nothing else is affected (docs/hooks.md). Throws INVALID_OPTION for an
+   * unknown event or a handler that is not a function.
+   */
+  on<E extends HookName>(event: E, handler: HookHandler<E>): this {
+    const registration = hookRegistration(event, handler);
+    this.services.add(Tokens.Hooks, () => registration);
     return this;
   }
 

@@ -9,6 +9,7 @@ import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import { DocumentRouter } from "../router/document-router.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import { HookEmitter } from "../hooks.js";
 import { WebSocketTransport } from "../transport/websocket-transport.js";
 import { ServerDocuments } from "./documents.js";
 import type { ResolvedOptions } from "./options.js";
@@ -31,12 +32,15 @@ export class OpStreamHost {
   readonly metrics: OpStreamMetrics;
   readonly store: DocumentStore;
   readonly backplane: IBackplane;
+  /** @internal Peer -> local session or proxy to the owner. */
   readonly router: DocumentRouter;
+  /** @internal The WebSocket endpoint of both dialects. */
   readonly transport: WebSocketTransport;
   /** Server-side access to documents: `documents.open(docId)` from any node. */
   readonly documents: ServerDocuments;
   private readonly servers: Server[] = [];
   private readonly managementAuthorizer: ManagementAuthorizer;
+  private readonly hooks: HookEmitter;
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -51,6 +55,7 @@ export class OpStreamHost {
     this.backplane = provider.get(Tokens.Backplane);
     // Every line the router, sessions and transport log names this node.
     this.logger = this.logger.child({ nodeId: this.backplane.nodeId });
+    this.hooks = new HookEmitter(provider.getAll(Tokens.Hooks), this.nodeId, this.logger, this.metrics);
     this.router = new DocumentRouter({
       store: this.store,
       backplane: this.backplane,
@@ -68,6 +73,7 @@ export class OpStreamHost {
       remotePeerRenewalMs: this.options.sessions.remotePeerRenewalMs,
       maxPendingBytes: this.options.sessions.maxPendingBytes,
       maxDocuments: this.options.sessions.maxDocuments,
+      hooks: this.hooks,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
     this.documents = new ServerDocuments(
@@ -83,12 +89,23 @@ export class OpStreamHost {
       this.logger,
       provider.getAll(Tokens.StatelessHandlers),
       provider.get(Tokens.TenantResolver),
+      this.hooks,
     );
   }
 
   /** This node's id. */
   get nodeId(): string {
     return this.backplane.nodeId;
+  }
+
+  /**
+   * Sends a stateless message to every Hocuspocus client of `docId` (its full id:
+   * `<tenant>/<name>` with a tenant resolver), on every node, from your own code.
+   * Not stored; y-websocket clients never see it. A document nobody has open has
+   * nobody to tell: nothing is loaded for it.
+   */
+  broadcastStateless(docId: string, payload: string): Promise<void> {
+    return this.router.broadcastStateless(docId, payload);
   }
 
   /** True from the start of `shutdown()`: `/readyz` answers 503 and new connections are refused. */
@@ -137,6 +154,7 @@ export class OpStreamHost {
   attach(server: Server): this {
     this.transport.attach(server);
     this.servers.push(server);
+    this.hooks.serving(server);
     return this;
   }
 
@@ -162,10 +180,8 @@ export class OpStreamHost {
       });
     });
     const address = server.address() as AddressInfo;
-    this.logger.info(
-      { port: address.port, nodeId: this.nodeId, storage: this.store.kind },
-      "opstream listening",
-    );
+    // No nodeId here: `this.logger` is a child that adds it to every line already.
+    this.logger.info({ port: address.port, storage: this.store.kind }, "opstream listening");
     return server;
   }
 
@@ -204,6 +220,7 @@ export class OpStreamHost {
     }
     await this.backplane.close();
     await this.store.close();
-    this.logger.info({ nodeId: this.nodeId }, "opstream stopped");
+    this.logger.info("opstream stopped");
+    this.hooks.emit("destroy", {});
   }
 }

@@ -1,6 +1,7 @@
 import type { IBackplane } from "../backplane/backplane.js";
 import type { IOwnership } from "../backplane/ownership.js";
 import type { ConsumerRegistration } from "../engine/consumers.js";
+import type { HookRegistration } from "../hooks.js";
 import type { SnapshotPolicy } from "../engine/snapshot-policy.js";
 import type { Seeder, Validator } from "../engine/validation.js";
 import type { Logger } from "../logging/logger.js";
@@ -29,4 +30,5 @@ export const Tokens = Object.freeze({
   Validators: new Token<Validator>("Validators"),
   Consumers: new Token<ConsumerRegistration>("Consumers"),
   StatelessHandlers: new Token<StatelessHandler>("StatelessHandlers"),
+  Hooks: new Token<HookRegistration>("Hooks"),
 });

@@ -250,7 +250,7 @@ export class DocumentRouter implements LeaveListener {
       clearTimeout(entry.idleTimer);
       entry.idleTimer = undefined;
     }
-    return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id), this);
+    return new LocalDocumentHandle(session, peer.id, peerOrigin(peer.id, peer.remote), this);
   }
 
   /** The session of a document this node owns, for requests from relays. */

@@ -33,7 +33,11 @@ export interface OwnedSessions extends LeaveListener {
  */
 class RemoteClient implements SessionPeer {
   readonly remote = true;
-  constructor(readonly id: string) {}
+  constructor(
+    readonly id: string,
+    /** The node the client is connected to (the relay that sent its JOIN). */
+    readonly node: string,
+  ) {}
   sendUpdate(): void {}
   sendAwareness(): void {}
   disconnect(): void {
@@ -81,7 +85,7 @@ export function registerOwnerEndpoint(
    */
   const handleOf = (session: DocumentSession, peerId: string): DocumentHandle =>
     remote.get(session)?.get(peerId)?.handle ??
-    new LocalDocumentHandle(session, peerId, peerOrigin(peerId), sessions);
+    new LocalDocumentHandle(session, peerId, peerOrigin(peerId, true), sessions);
   const sweep = (): void => {
     const oldest = performance.now() - 3 * expiry.renewalMs;
     for (const [session, peers] of remote) {
@@ -100,19 +104,21 @@ export function registerOwnerEndpoint(
   };
   const sweeper = setInterval(sweep, expiry.renewalMs);
   sweeper.unref();
-  const handle = (work: (session: DocumentSession, request: OwnerRequest) => Promise<Uint8Array>) => {
-    return async (payload: Uint8Array): Promise<Uint8Array> => {
+  const handle = (
+    work: (session: DocumentSession, request: OwnerRequest, fromNodeId: string) => Promise<Uint8Array>,
+  ) => {
+    return async (payload: Uint8Array, fromNodeId: string): Promise<Uint8Array> => {
       const request = decodeOwnerRequest(payload);
       const session = await sessions.owned(request.docId);
       seen(session, request.peerId);
-      return work(session, request);
+      return work(session, request, fromNodeId);
     };
   };
   const handlers: Partial<
     Record<(typeof OwnerRequests)[keyof typeof OwnerRequests], ReturnType<typeof handle>>
   > = {
-    [OwnerRequests.JOIN]: handle(async (session, { peerId }) => {
-      const joined = sessions.join(session, new RemoteClient(peerId));
+    [OwnerRequests.JOIN]: handle(async (session, { peerId }, fromNodeId) => {
+      const joined = sessions.join(session, new RemoteClient(peerId, fromNodeId));
       const peers = remote.get(session) ?? new Map<string, RemotePeer>();
       peers.set(peerId, { handle: joined, seenAt: performance.now() });
       remote.set(session, peers);

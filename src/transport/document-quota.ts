@@ -1,7 +1,8 @@
 import type { Duplex } from "node:stream";
-import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
+import { ForwardingPeer, type DisconnectReason, type SessionPeer } from "../engine/peer.js";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { OpStreamMetrics } from "../metrics.js";
+import { joinRefusal } from "../router/document-cap.js";
 import type { DocumentHandle } from "../router/document-handle.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
 import type { DocumentJoiner } from "./tenancy.js";
@@ -136,6 +137,19 @@ export function joinDenialReason(error: unknown): "document-not-found" | "too-ma
 }
 
 /**
+ * Why a join was refused (`document-not-found`, `principal-limit`, `node-limit`),
+ * as the refusal log names it, or undefined for a failure that is no refusal.
+ */
+export function joinRefusalReason(
+  error: unknown,
+): "document-not-found" | "principal-limit" | "node-limit" | undefined {
+  if (isOpStreamError(error, ErrorCodes.LIMIT_REACHED) && error.details.limit === "principal") {
+    return "principal-limit";
+  }
+  return joinRefusal(error);
+}
+
+/**
  * The close code of a connection whose join failed. A reader of a missing
  * document gets DOCUMENT_NOT_FOUND (4005): the stock y-websocket provider
  * reconnects with backoff, so a viewer joins once a writer has created it. Other
@@ -148,31 +162,17 @@ export function joinFailureCloseCode(error: unknown): CloseCode {
 }
 
 /** The peer as the session sees it: when the session lets go of it, its quota is released. */
-class CountedPeer implements SessionPeer {
-  readonly id: string;
-
+class CountedPeer extends ForwardingPeer {
   constructor(
-    private readonly peer: SessionPeer,
+    inner: SessionPeer,
     private readonly release: () => void,
   ) {
-    this.id = peer.id;
+    super(inner);
   }
 
-  sendUpdate(update: Uint8Array): void {
-    this.peer.sendUpdate(update);
-  }
-
-  sendAwareness(update: Uint8Array): void {
-    this.peer.sendAwareness(update);
-  }
-
-  sendStateless(payload: string): void {
-    this.peer.sendStateless?.(payload);
-  }
-
-  disconnect(reason: DisconnectReason): void {
+  override disconnect(reason: DisconnectReason): void {
     this.release();
-    this.peer.disconnect(reason);
+    super.disconnect(reason);
   }
 }
 
