@@ -1,6 +1,6 @@
 /**
  * One catalogue of error codes. Codes are stable: match on `error.code`, never on
- * the message text. Every code is documented in README.md ("Error codes"), and a
+ * the message text. Every code is documented in docs/errors.md, and a
  * spec checks that the two lists agree.
  */
 export const ErrorCodes = {
@@ -52,6 +52,8 @@ export const ErrorCodes = {
   LIMIT_REACHED: "OPS_ERR_LIMIT_REACHED",
   /** Updates waiting for missing dependencies passed the session's pending budget. */
   PENDING_BUDGET_EXCEEDED: "OPS_ERR_PENDING_BUDGET_EXCEEDED",
+  /** `opstream import` could not read its source: no such file or folder, not a database, no such table or columns. */
+  INVALID_IMPORT_SOURCE: "OPS_ERR_INVALID_IMPORT_SOURCE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
