@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { CLI_FLAGS, parseOptions, stateDefault, usage } from "../src/cli-flags.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "../src/backplane/redis/options.js";
 import { SESSION_DEFAULTS } from "../src/hosting/options.js";
+import { DEFAULT_LOG_LEVEL } from "../src/logging/logger.js";
 import { TRANSPORT_DEFAULTS } from "../src/transport/transport-options.js";
 
 /** The library option behind each flag that sets one: the CLI must state the library's default. */
@@ -12,6 +13,7 @@ const LIBRARY_DEFAULTS: Record<string, unknown> = {
   "allowed-origins": TRANSPORT_DEFAULTS.allowedOrigins.join(","),
   "max-connections-per-ip": TRANSPORT_DEFAULTS.maxConnectionsPerIp,
   "ipv6-prefix-length": TRANSPORT_DEFAULTS.ipv6PrefixLength,
+  "trust-proxy": TRANSPORT_DEFAULTS.trustProxy.join(","),
   "auth-timeout-ms": TRANSPORT_DEFAULTS.authTimeoutMs,
   "message-rate": TRANSPORT_DEFAULTS.messageRate,
   "max-documents-per-socket": TRANSPORT_DEFAULTS.maxDocumentsPerSocket,
@@ -23,6 +25,7 @@ const LIBRARY_DEFAULTS: Record<string, unknown> = {
   "lease-ttl-ms": REDIS_BACKPLANE_DEFAULTS.ownershipLeaseTtlMs,
   "request-timeout-ms": REDIS_BACKPLANE_DEFAULTS.requestTimeoutMs,
   "subscriber-check-interval-ms": REDIS_BACKPLANE_DEFAULTS.subscriberCheckIntervalMs,
+  "log-level": DEFAULT_LOG_LEVEL,
 };
 
 describe("CLI flags (src/cli-flags.ts)", () => {

@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 
-const DRIVERS = ["ioredis", "redlock", "bluebird", "pg", "jose"] as const;
+// pino-pretty too: the default logger loads it only when stdout is a terminal.
+const DRIVERS = ["ioredis", "redlock", "bluebird", "pg", "jose", "pino-pretty"] as const;
 
 /**
  * Runs `body` in a fresh Node process (with tsx, as the specs run) after importing

@@ -120,7 +120,51 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     value: "<s>",
     env: "OPSTREAM_JWT_SECRET",
     shownDefault: "none: everyone may edit everything",
-    help: "Authorize clients with HS256/384/512 JWTs signed with this secret (scopes opstream.write:<doc> / opstream.read:<doc>, see docs/authorization.md).",
+    help: "Authorize clients with HS256/384/512 JWTs signed with this secret (scopes opstream.write:<doc> / opstream.read:<doc>, see docs/authorization.md). One of --jwt-secret, --jwt-public-key, --jwt-jwks-url.",
+    group: "serve",
+  },
+  {
+    name: "jwt-public-key",
+    type: "string",
+    value: "<file|pem>",
+    env: "OPSTREAM_JWT_PUBLIC_KEY",
+    help: "Authorize clients with JWTs verified by this PEM public key (SPKI: RSA, EC P-256/384/521 or Ed25519), a file or the PEM itself; tokens of every algorithm the key's type verifies are accepted (RSA: RS*/PS*; EC: the curve's ES*; Ed25519: EdDSA) unless --jwt-algorithms narrows them. Same scopes as --jwt-secret.",
+    group: "serve",
+  },
+  {
+    name: "jwt-jwks-url",
+    type: "string",
+    value: "<url>",
+    env: "OPSTREAM_JWT_JWKS_URL",
+    help: "Authorize clients with JWTs verified by the keys of this JWKS endpoint (fetched when needed, cached, picked by kid). Same scopes as --jwt-secret.",
+    group: "serve",
+  },
+  {
+    name: "jwt-issuer",
+    type: "string",
+    value: "<iss>",
+    env: "OPSTREAM_JWT_ISSUER",
+    shownDefault: "not checked",
+    help: "Accept only JWTs with this iss claim.",
+    group: "serve",
+  },
+  {
+    name: "jwt-audience",
+    type: "string",
+    value: "<aud>",
+    env: "OPSTREAM_JWT_AUDIENCE",
+    shownDefault: "not checked",
+    help: "Accept only JWTs with this aud claim.",
+    group: "serve",
+  },
+  {
+    name: "jwt-algorithms",
+    type: "string",
+    value: "<list>",
+    env: "OPSTREAM_JWT_ALGORITHMS",
+    shownDefault:
+      "HS256,HS384,HS512 with a secret; those the key fits with a public key; RS256,ES256 with a JWKS URL",
+    help: "Comma-separated alg values accepted (with --jwt-public-key, only ones the key fits).",
     group: "serve",
   },
   {
@@ -148,6 +192,15 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     env: "OPSTREAM_IPV6_PREFIX_LENGTH",
     shownDefault: "64",
     help: "IPv6 clients count per prefix of n bits for the limit above; 128 = per address.",
+    group: "serve",
+  },
+  {
+    name: "trust-proxy",
+    type: "string",
+    value: "<list>",
+    env: "OPSTREAM_TRUST_PROXY",
+    shownDefault: "loopback,linklocal,uniquelocal",
+    help: "Comma-separated peers whose X-Forwarded-For names the client (for the per-address limit and the logs): addresses, CIDRs, loopback, linklocal, uniquelocal; none = trust no peer. A trusted peer that forwards no address is not counted per address.",
     group: "serve",
   },
   {
@@ -257,6 +310,15 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     help: "Self-check period of the Redis subscriber; 3 misses reconnect it; 0 = off.",
     group: "cluster",
   },
+  {
+    name: "log-level",
+    type: "string",
+    value: "<level>",
+    env: "OPSTREAM_LOG_LEVEL",
+    shownDefault: "info",
+    help: "fatal, error, warn, info, debug, trace or silent. Logs are JSON lines, pretty-printed instead when stdout is a terminal.",
+    group: "serve",
+  },
   { name: "help", type: "boolean", help: "Print this text.", group: "serve" },
 ] satisfies CliFlag[]);
 
@@ -267,7 +329,12 @@ export function stateDefault(flag: CliFlag): string | undefined {
 
 /** `--help` of `opstream serve`, generated from {@link CLI_FLAGS}. */
 export function usage(): string {
-  const lines = ["Usage: opstream serve [options]", "       opstream --version       print the version", ""];
+  const lines = [
+    "Usage: opstream serve [options]",
+    "       opstream --version       print the version",
+    "       opstream import --help   load a Hocuspocus SQLite database or a folder of Yjs states into storage",
+    "",
+  ];
   const describe = (flag: CliFlag): string[] => {
     const head = `  --${flag.name}${flag.value ? ` ${flag.value}` : ""}`;
     const notes = [

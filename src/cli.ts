@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseOptions, usage } from "./cli-flags.js";
+import { jwtOptionsFromFlags } from "./cli-jwt.js";
+import { storageKind } from "./storage/open-store.js";
 import type { SqliteDocumentStore } from "./storage/sqlite/sqlite-store.js";
 
 async function serve(argv: string[]): Promise<void> {
@@ -33,18 +35,32 @@ async function serve(argv: string[]): Promise<void> {
   /** Drops the keys whose value is undefined, so the library's defaults stay in one place. */
   const defined = <T extends object>(options: T): T =>
     Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as T;
+  // Checked before anything opens: a bad key file stops the node, not every client.
+  const jwt = jwtOptionsFromFlags({
+    secret: flag("jwt-secret"),
+    publicKey: flag("jwt-public-key"),
+    jwksUrl: flag("jwt-jwks-url"),
+    issuer: flag("jwt-issuer"),
+    audience: flag("jwt-audience"),
+    algorithms: flag("jwt-algorithms"),
+  });
   const storage = given("storage");
   const kind = storageKind(storage);
   const sqlite = kind === "sqlite" ? await openSqlite(storage, given("sqlite-synchronous")) : undefined;
   // Imported only now, so that the SQLite writer thread starts first (see openSqlite).
-  const [{ ServiceCollection }, { default: express }] = await Promise.all([
+  const [{ ServiceCollection }, { default: express }, { LOG_LEVELS, isLogLevel }] = await Promise.all([
     import("./hosting/service-collection.js"),
     import("express"),
+    import("./logging/logger.js"),
   ]);
+  const logLevel = flag("log-level");
+  if (logLevel !== undefined && !isLogLevel(logLevel))
+    throw new Error(`--log-level wants one of ${LOG_LEVELS.join(", ")}, got ${logLevel}`);
   const services = new ServiceCollection();
   const builder = services.addOpStream(
     defined({
       nodeId: flag("node-id"),
+      logLevel,
       sessions: defined({
         idleTimeoutMs: count("idle-ms"),
         maxDocuments: count("max-documents"),
@@ -62,6 +78,7 @@ async function serve(argv: string[]): Promise<void> {
         maxDocumentsPerSocket: count("max-documents-per-socket"),
         maxDocumentsPerPrincipal: count("max-documents-per-principal"),
         ipv6PrefixLength: count("ipv6-prefix-length"),
+        trustProxy: trustedProxies(flag("trust-proxy")),
         authTimeoutMs: count("auth-timeout-ms"),
       }),
     }),
@@ -84,8 +101,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   const managementToken = flag("management-token");
   if (managementToken !== undefined) builder.useManagementAuthorization(managementToken);
-  const jwtSecret = flag("jwt-secret");
-  if (jwtSecret !== undefined) builder.useJwtAuthorization({ secret: jwtSecret });
+  if (jwt !== undefined) builder.useJwtAuthorization(jwt);
   const opstream = services.build();
   const app = express();
   const samplePage = fileURLToPath(new URL("../samples/editor/public", import.meta.url));
@@ -108,11 +124,15 @@ async function serve(argv: string[]): Promise<void> {
   }
 }
 
-/** What `--storage` names: a redis:// or postgres:// URL, else a SQLite file. */
-function storageKind(storage: string): "redis" | "postgres" | "sqlite" {
-  if (/^rediss?:\/\//.test(storage)) return "redis";
-  if (/^postgres(ql)?:\/\//.test(storage)) return "postgres";
-  return "sqlite";
+/** `--trust-proxy`: a comma-separated list, `none` (or `false`, or nothing) for no trusted peer; unset keeps the library's default. */
+function trustedProxies(value: string | undefined): string[] | false | undefined {
+  if (value === undefined) return undefined;
+  const list = value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  const none = list.length === 0 || (list.length === 1 && (list[0] === "none" || list[0] === "false"));
+  return none ? false : list;
 }
 
 /**
@@ -145,6 +165,14 @@ if (command === "--version" || command === "-v" || command === "version") {
     process.stderr.write(`opstream: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   });
+} else if (command === "import") {
+  // Loaded only for this command: serve's start-up never pays for it.
+  import("./cli-import.js")
+    .then(({ runImport }) => runImport(rest))
+    .catch((error: unknown) => {
+      process.stderr.write(`opstream import: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    });
 } else {
   process.stderr.write(usage());
   process.exit(command === "--help" || command === "help" ? 0 : 2);

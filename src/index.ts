@@ -1,7 +1,16 @@
-// The public API. Explicit exports only: anything not listed here is internal.
-export { ServiceCollection, ServiceProvider, type Factory } from "./hosting/service-collection.js";
-export { Token } from "./hosting/token.js";
-export { Tokens } from "./hosting/tokens.js";
+/**
+ * opstream's public API: what an application calls (the builder, the host, options
+ * and their defaults, errors, metrics) and the extension points it implements
+ * (authorizers, validators, seeders, consumers, hooks, stores, backplanes).
+ *
+ * Explicit exports only; anything not listed here is internal (sessions, the
+ * router, the DI tokens, the backplanes' machinery: specs import those by path).
+ * api/opstream.api.md records this surface and `npm run api:check` fails when it
+ * changes, so every API change is a deliberate diff of that file.
+ *
+ * @packageDocumentation
+ */
+export { ServiceCollection } from "./hosting/service-collection.js";
 export { OpStreamBuilder, type LocalBackplaneOptions } from "./hosting/builder.js";
 export { OpStreamHost, type ShutdownOptions } from "./hosting/host.js";
 export {
@@ -11,23 +20,35 @@ export {
   type ResolvedOptions,
 } from "./hosting/options.js";
 export { ErrorCodes, OpStreamError, isOpStreamError, type ErrorCode } from "./errors.js";
-export { OpStreamMetrics } from "./metrics.js";
-export type { Logger } from "./logging/logger.js";
+export { OpStreamMetrics, type OpStreamMetricsOptions } from "./metrics.js";
+export { LOG_LEVELS, type Logger, type LogLevel } from "./logging/logger.js";
 
-export { DocumentSession } from "./engine/document-session.js";
-export type { DocumentState, JoinInfo, ManagementAction } from "./engine/session-state.js";
-export type { SessionDependencies, SessionServices } from "./engine/session-services.js";
 export {
   HybridSnapshotPolicy,
   HYBRID_SNAPSHOT_DEFAULTS,
   type SnapshotPolicy,
   type HybridSnapshotOptions,
 } from "./engine/snapshot-policy.js";
-export { AwarenessRegistry, AWARENESS_DEFAULTS, type AwarenessOptions } from "./engine/awareness.js";
+export { AWARENESS_DEFAULTS, type AwarenessOptions } from "./engine/awareness.js";
 export type { Origin } from "./engine/origin.js";
-export type { SessionPeer, DisconnectReason } from "./engine/peer.js";
+export type { DisconnectReason } from "./engine/peer.js";
 export type { Validator, Seeder, UpdateContext } from "./engine/validation.js";
 export { ServerDocuments, ServerDocument, type OpenDocumentOptions } from "./hosting/documents.js";
+export type {
+  AwarenessEvent,
+  ChangeEvent,
+  ChangeOrigin,
+  ConnectEvent,
+  DestroyEvent,
+  DisconnectEvent,
+  HookEvents,
+  HookHandler,
+  HookName,
+  ListenEvent,
+  LoadedEvent,
+  UnloadedEvent,
+  UnloadReason,
+} from "./hooks.js";
 export {
   CONSUMER_DEFAULTS,
   type ConsumerHandler,
@@ -53,32 +74,15 @@ export {
   type Subscription,
 } from "./backplane/backplane.js";
 export type { AcquireOptions, IOwnership, Lease } from "./backplane/ownership.js";
-export { LocalBackplane } from "./backplane/local/local-backplane.js";
-export {
-  LocalBus,
-  type Delivery,
-  type DeliveryInterceptor,
-  type LocalBusOptions,
-} from "./backplane/local/local-bus.js";
-export { LocalOwnership } from "./backplane/local/local-ownership.js";
-export {
-  ClusterBackplane,
-  CLUSTER_BACKPLANE_DEFAULTS,
-  type ClusterBackplaneOptions,
-} from "./backplane/cluster-backplane.js";
 export type { BackplaneLogger } from "./backplane/backplane-logger.js";
-export { RedisBackplane } from "./backplane/redis/redis-backplane.js";
-export { RedisOwnership, type RedisOwnershipOptions } from "./backplane/redis/redis-ownership.js";
 export { REDIS_BACKPLANE_DEFAULTS, type RedisBackplaneOptions } from "./backplane/redis/options.js";
 
-export { DocumentRouter, type JoinOptions } from "./router/document-router.js";
-export type { DocumentHandle } from "./router/document-handle.js";
-
 export {
-  WebSocketTransport,
   TRANSPORT_DEFAULTS,
+  type ResolvedTransportOptions,
+  type TransportDefaults,
   type TransportOptions,
-} from "./transport/websocket-transport.js";
+} from "./transport/transport-options.js";
 export { CloseCodes, type CloseCode } from "./transport/close-codes.js";
 export type { StatelessHandler, StatelessRequest } from "./transport/hocuspocus/stateless.js";
 export {
@@ -97,10 +101,12 @@ export {
   type ScopeAccess,
 } from "./transport/scopes.js";
 export { TOKEN_SUBPROTOCOL } from "./transport/admission.js";
+export type { ManagementAuthorizer } from "./http/management.js";
 
 export type {
   ClaimEpochOptions,
   DocumentStore,
+  SaveSnapshotOptions,
   StoredOp,
   StoredSnapshot,
   StoredDocument,

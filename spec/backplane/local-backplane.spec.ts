@@ -1,14 +1,8 @@
 import { strict as assert } from "node:assert";
-import {
-  ChannelMessageType,
-  ErrorCodes,
-  LocalBackplane,
-  LocalBus,
-  LocalOwnership,
-  MemoryDocumentStore,
-  isOpStreamError,
-  type Delivery,
-} from "../../src/index.js";
+import { ChannelMessageType, ErrorCodes, MemoryDocumentStore, isOpStreamError } from "../../src/index.js";
+import { LocalBackplane } from "../../src/backplane/local/local-backplane.js";
+import { LocalBus, type Delivery } from "../../src/backplane/local/local-bus.js";
+import { LocalOwnership } from "../../src/backplane/local/local-ownership.js";
 import { backplaneContract, update } from "../contracts/backplane.contract.js";
 import { captureLogger } from "../support/capture-logger.js";
 

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { AwarenessRegistry } from "../../src/index.js";
+import { AwarenessRegistry } from "../../src/engine/awareness.js";
 import { decodeAwarenessUpdate, encodeAwarenessUpdate } from "../../src/engine/awareness.js";
 
 const update = (clientId: number, clock: number, state: unknown) =>

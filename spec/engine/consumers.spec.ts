@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import * as Y from "yjs";
 import {
-  DocumentSession,
   ErrorCodes,
   HybridSnapshotPolicy,
   OpStreamMetrics,
@@ -19,6 +18,7 @@ import {
   type DocumentStore,
   type WebhookBody,
 } from "../../src/index.js";
+import { DocumentSession } from "../../src/engine/document-session.js";
 import { consumerRegistration } from "../../src/engine/consumers.js";
 import { peerOrigin } from "../../src/engine/origin.js";
 import { captureLogger } from "../support/capture-logger.js";

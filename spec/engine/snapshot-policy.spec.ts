@@ -1,7 +1,8 @@
 import { install, type Clock } from "@sinonjs/fake-timers";
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
-import { HybridSnapshotPolicy, MemoryDocumentStore, type DocumentSession } from "../../src/index.js";
+import { HybridSnapshotPolicy, MemoryDocumentStore } from "../../src/index.js";
+import type { DocumentSession } from "../../src/engine/document-session.js";
 import { insertUpdate, openSession } from "../support/engine.js";
 
 describe("HybridSnapshotPolicy", () => {

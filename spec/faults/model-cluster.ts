@@ -2,14 +2,9 @@ import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
-import {
-  ChannelMessageType,
-  HybridSnapshotPolicy,
-  LocalBackplane,
-  LocalBus,
-  type ChannelMessage,
-  type Delivery,
-} from "../../src/index.js";
+import { ChannelMessageType, HybridSnapshotPolicy, type ChannelMessage } from "../../src/index.js";
+import { LocalBackplane } from "../../src/backplane/local/local-backplane.js";
+import { LocalBus, type Delivery } from "../../src/backplane/local/local-bus.js";
 import { startServer, type TestServer } from "../support/server.js";
 
 /** The node id of the observer: a backplane that records what owners broadcast, never faulted. */

@@ -3,12 +3,12 @@ import { join } from "node:path";
 import {
   ErrorCodes,
   HybridSnapshotPolicy,
-  LocalBackplane,
   MemoryDocumentStore,
   ServiceCollection,
   SqliteDocumentStore,
   isOpStreamError,
 } from "../../src/index.js";
+import { LocalBackplane } from "../../src/backplane/local/local-backplane.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { tempDir } from "../support/temp.js";
 

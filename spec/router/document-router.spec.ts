@@ -1,15 +1,15 @@
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
 import {
-  DocumentRouter,
   HybridSnapshotPolicy,
-  LocalBackplane,
-  LocalOwnership,
   MemoryDocumentStore,
   OpStreamMetrics,
   type IOwnership,
   type Lease,
 } from "../../src/index.js";
+import { LocalBackplane } from "../../src/backplane/local/local-backplane.js";
+import { LocalOwnership } from "../../src/backplane/local/local-ownership.js";
+import { DocumentRouter } from "../../src/router/document-router.js";
 import { RecordingPeer, insertUpdate } from "../support/engine.js";
 import { eventually } from "../support/eventually.js";
 import { testLogger } from "../support/server.js";

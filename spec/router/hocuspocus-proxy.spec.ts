@@ -1,11 +1,7 @@
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
-import {
-  LocalBus,
-  MemoryDocumentStore,
-  type OpStreamBuilder,
-  type StatelessRequest,
-} from "../../src/index.js";
+import { MemoryDocumentStore, type OpStreamBuilder, type StatelessRequest } from "../../src/index.js";
+import { LocalBus } from "../../src/backplane/local/local-bus.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import {

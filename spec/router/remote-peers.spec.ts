@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
-import { LocalBus, MemoryDocumentStore } from "../../src/index.js";
+import { MemoryDocumentStore } from "../../src/index.js";
+import { LocalBus } from "../../src/backplane/local/local-bus.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { startServer, type TestServer } from "../support/server.js";

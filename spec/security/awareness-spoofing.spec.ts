@@ -5,12 +5,12 @@ import * as encoding from "lib0/encoding";
 import WebSocket from "ws";
 import {
   ChannelMessageType,
-  LocalBus,
   MemoryDocumentStore,
   type AccessGrant,
   type OpStreamBuilder,
   type Authorizer,
 } from "../../src/index.js";
+import { LocalBus } from "../../src/backplane/local/local-bus.js";
 import { decodeAwarenessUpdate, encodeAwarenessUpdate } from "../../src/engine/awareness.js";
 import { encode as encodeHocuspocus } from "../../src/transport/hocuspocus/messages.js";
 import { encodeAwareness } from "../../src/transport/y-websocket/messages.js";

@@ -5,10 +5,10 @@ import {
   CloseCodes,
   ErrorCodes,
   MemoryDocumentStore,
-  RedisOwnership,
   isOpStreamError,
   type Authorizer,
 } from "../../src/index.js";
+import { RedisOwnership } from "../../src/backplane/redis/redis-ownership.js";
 import { OwnerRequests } from "../../src/router/rpc.js";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";

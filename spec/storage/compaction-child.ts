@@ -13,12 +13,12 @@
 import { pino } from "pino";
 import * as Y from "yjs";
 import {
-  DocumentSession,
   HybridSnapshotPolicy,
   PostgresDocumentStore,
   SqliteDocumentStore,
   type DocumentStore,
 } from "../../src/index.js";
+import { DocumentSession } from "../../src/engine/document-session.js";
 import { insertUpdate, sessionDeps } from "../support/engine.js";
 
 const DOC_ID = "crash";

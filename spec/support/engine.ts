@@ -1,16 +1,16 @@
 import * as Y from "yjs";
 import {
-  DocumentSession,
   HybridSnapshotPolicy,
-  LocalBackplane,
-  LocalOwnership,
   MemoryDocumentStore,
   OpStreamMetrics,
   type DisconnectReason,
   type DocumentStore,
-  type SessionDependencies,
-  type SessionPeer,
 } from "../../src/index.js";
+import { LocalBackplane } from "../../src/backplane/local/local-backplane.js";
+import { LocalOwnership } from "../../src/backplane/local/local-ownership.js";
+import { DocumentSession } from "../../src/engine/document-session.js";
+import type { SessionPeer } from "../../src/engine/peer.js";
+import type { SessionDependencies } from "../../src/engine/session-services.js";
 import { testLogger } from "./server.js";
 
 /** A peer that records what the session sends it. */

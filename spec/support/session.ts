@@ -1,5 +1,5 @@
 import * as Y from "yjs";
-import type { DocumentSession } from "../../src/index.js";
+import type { DocumentSession } from "../../src/engine/document-session.js";
 
 /**
  * The text `name` of a session's durable document, read under its apply lock

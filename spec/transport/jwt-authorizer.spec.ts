@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { strict as assert } from "node:assert";
 import type { IncomingMessage } from "node:http";
 import { createServer } from "node:http";
@@ -190,6 +191,51 @@ describe("jwtAuthorizer", () => {
     } finally {
       await new Promise((resolve) => jwks.close(resolve));
     }
+  });
+
+  it("with a public key and no algorithms, verifies tokens of every algorithm the key fits: EC curves, Ed25519, RSA and RSA-PSS", async () => {
+    // Node key objects, not WebCrypto keys: one RSA key object signs with every RS* and PS*.
+    const keys = {
+      ec384: generateKeyPairSync("ec", { namedCurve: "secp384r1" }),
+      ec521: generateKeyPairSync("ec", { namedCurve: "secp521r1" }),
+      ed25519: generateKeyPairSync("ed25519"),
+      rsa: generateKeyPairSync("rsa", { modulusLength: 2048 }),
+    };
+    for (const [name, tokenAlgs] of [
+      ["ec384", ["ES384"]],
+      ["ec521", ["ES512"]],
+      ["ed25519", ["EdDSA"]],
+      ["rsa", ["RS256", "RS512", "PS256"]],
+    ] as const) {
+      const pair = keys[name];
+      const pem = pair.publicKey.export({ type: "spki", format: "pem" }).toString();
+      const authorize = jwtAuthorizer({ publicKey: pem });
+      for (const alg of tokenAlgs) {
+        const token = await new SignJWT({ scope: "opstream.write:doc" })
+          .setProtectedHeader({ alg })
+          .setExpirationTime("1h")
+          .sign(pair.privateKey);
+        assert.equal(
+          (await authorize({ docId: "doc", token, request })).access,
+          "read-write",
+          `${alg} token, ${name} key`,
+        );
+      }
+    }
+    const other = await generateKeyPair("ES256");
+    const foreign = await new SignJWT({ scope: "opstream.write:doc" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setExpirationTime("1h")
+      .sign(other.privateKey);
+    const byRsa = jwtAuthorizer({
+      publicKey: keys.rsa.publicKey.export({ type: "spki", format: "pem" }).toString(),
+    });
+    const grant = await byRsa({ docId: "doc", token: foreign, request });
+    assert.deepEqual(
+      [grant.access, grant.reason],
+      ["deny", "unauthenticated"],
+      "a token of an algorithm the key does not fit is refused, not an error",
+    );
   });
 
   it("needs exactly one key source", () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import * as Y from "yjs";
-import type { DisconnectReason, SessionPeer } from "../engine/peer.js";
+import { SERVER_PEER_PREFIX } from "../engine/origin.js";
+import type { DisconnectReason } from "../engine/peer.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentHandle } from "../router/document-handle.js";
@@ -70,8 +71,8 @@ export class ServerDocuments {
  * the owner's durable state (read it freely; write only through `transact`).
  * After an owner failover it rejoins by itself and resends what was not acknowledged.
  */
-export class ServerDocument implements SessionPeer {
-  readonly id = `server:${randomUUID()}`;
+export class ServerDocument {
+  readonly id = `${SERVER_PEER_PREFIX}${randomUUID()}`;
   readonly doc = new Y.Doc();
   private handle: DocumentHandle | undefined;
   private joining: Promise<DocumentHandle> | undefined;
@@ -126,7 +127,9 @@ export class ServerDocument implements SessionPeer {
     await this.withRetry("open", () => Promise.resolve());
   }
 
-  // SessionPeer: what the owner's session (or a relay) sends this handle.
+  // SessionPeer: what the owner's session (or a relay) sends this handle. The class
+  // does not say `implements SessionPeer` because that interface is internal (the
+  // public type names no internal one); `router.join(docId, this)` checks the shape.
   /** @internal */
   sendUpdate(update: Uint8Array): void {
     if (!this.closed) Y.applyUpdate(this.doc, update, this);

@@ -2,8 +2,13 @@ import type { AwarenessOptions } from "../engine/awareness.js";
 import { AWARENESS_DEFAULTS } from "../engine/awareness.js";
 import { DEFAULT_MAX_PENDING_BYTES } from "../engine/pending-budget.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
+import { resolveLogLevel, type LogLevel } from "../logging/logger.js";
 import { checkAdmissionOptions } from "../transport/limits.js";
-import { TRANSPORT_DEFAULTS, type TransportOptions } from "../transport/transport-options.js";
+import {
+  TRANSPORT_DEFAULTS,
+  type ResolvedTransportOptions,
+  type TransportOptions,
+} from "../transport/transport-options.js";
 
 /** Options of document sessions. */
 export interface SessionOptions {
@@ -55,6 +60,12 @@ export interface OpStreamOptions {
   awareness?: AwarenessOptions;
   /** Collect Node.js process metrics (CPU, memory, event loop) on `/metrics`. @default true */
   processMetrics?: boolean;
+  /**
+   * Level of the default logger: `fatal`, `error`, `warn`, `info`, `debug`,
+   * `trace` or `silent`. A logger given to `useLogger()` keeps its own level.
+   * @default process.env.OPSTREAM_LOG_LEVEL, else "info"
+   */
+  logLevel?: LogLevel;
 }
 
 export const SESSION_DEFAULTS = Object.freeze({
@@ -70,9 +81,11 @@ export const SESSION_DEFAULTS = Object.freeze({
 export interface ResolvedOptions {
   readonly nodeId: string | undefined;
   readonly sessions: Required<SessionOptions>;
-  readonly transport: Required<TransportOptions>;
+  readonly transport: ResolvedTransportOptions;
   readonly awareness: Required<AwarenessOptions>;
   readonly processMetrics: boolean;
+  /** As given (checked); the default logger falls back to `OPSTREAM_LOG_LEVEL`, then "info". */
+  readonly logLevel: LogLevel | undefined;
 }
 
 function nonNegative(name: string, value: number): number {
@@ -96,6 +109,9 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
     transport: { ...TRANSPORT_DEFAULTS, ...options.transport },
     awareness: { ...AWARENESS_DEFAULTS, ...options.awareness },
     processMetrics: options.processMetrics ?? true,
+    // Only a given level is checked here: OPSTREAM_LOG_LEVEL concerns the default
+    // logger alone, and is checked when that logger is built.
+    logLevel: options.logLevel === undefined ? undefined : resolveLogLevel(options.logLevel),
   };
   for (const [section, values] of Object.entries({
     sessions: resolved.sessions,

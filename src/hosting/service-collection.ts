@@ -11,7 +11,8 @@ export type Factory<T> = (provider: ServiceProvider) => T;
 /**
  * A small typed container with explicit tokens: `use*()` registers a singleton
  * (the last registration wins), `add*()` appends to a collection. No decorators,
- * no reflection.
+ * no reflection. Applications call `addOpStream()` and `build()`; the tokens and
+ * `set`/`add` are internal (custom implementations go through the builder's `use*()`).
  */
 export class ServiceCollection {
   private readonly singletons = new Map<Token<unknown>, Factory<unknown>>();
@@ -19,14 +20,14 @@ export class ServiceCollection {
   private sealed = false;
   private builder: OpStreamBuilder | undefined;
 
-  /** Registers `factory` as the singleton for `token`, replacing any earlier one. */
+  /** @internal Registers `factory` as the singleton for `token`, replacing any earlier one. */
   set<T>(token: Token<T>, factory: Factory<T>): this {
     this.assertOpen(`set(${token.name})`);
     this.singletons.set(token, factory);
     return this;
   }
 
-  /** Appends `factory` to the collection `token`. */
+  /** @internal Appends `factory` to the collection `token`. */
   add<T>(token: Token<T>, factory: Factory<T>): this {
     this.assertOpen(`add(${token.name})`);
     const list = this.collections.get(token) ?? [];
@@ -35,6 +36,7 @@ export class ServiceCollection {
     return this;
   }
 
+  /** @internal Whether a singleton is registered for `token`. */
   has(token: Token<unknown>): boolean {
     return this.singletons.has(token);
   }
@@ -90,7 +92,7 @@ export class ServiceProvider {
     if (!factory) {
       throw new OpStreamError(
         ErrorCodes.MISSING_DEPENDENCY,
-        `No service is registered for ${token.name}. Register one with the builder (see README, "Builder").`,
+        `No service is registered for ${token.name}. Register one with the builder (see docs/configuration.md, "Builder").`,
         { missing: token.name },
       );
     }

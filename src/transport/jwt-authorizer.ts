@@ -1,4 +1,5 @@
-import type { CryptoKey, JWTPayload, JWTVerifyGetKey } from "jose";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import type { JWTPayload, JWTVerifyGetKey } from "jose";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { AccessGrant, AuthorizationRequest } from "./authorization.js";
 import { accessFromScopes } from "./scopes.js";
@@ -7,13 +8,17 @@ import { accessFromScopes } from "./scopes.js";
 export interface JwtAuthorizerOptions {
   /** Shared secret for HS256/384/512 tokens. */
   secret?: string | Uint8Array;
-  /** A PEM public key (SPKI) for RS*, PS*, ES* or EdDSA tokens; name its algorithm in `algorithms`. */
+  /**
+   * A PEM public key (SPKI) for RS*, PS*, ES* or EdDSA tokens. Without
+   * `algorithms`, tokens of every algorithm the key's type verifies are accepted
+   * (RSA: RS256–512 and PS256–512; EC: the curve's ES*; Ed25519: EdDSA).
+   */
   publicKey?: string;
   /** A JWKS endpoint (keys fetched and cached by jose, rotated by `kid`). */
   jwksUrl?: string | URL;
   /**
    * Accepted `alg` values. @default ["HS256", "HS384", "HS512"] with `secret`;
-   * ["RS256", "ES256"] with `publicKey` or `jwksUrl`
+   * every algorithm the key fits with `publicKey`; ["RS256", "ES256"] with `jwksUrl`
    */
   algorithms?: string[];
   /** Required `iss`. @default not checked */
@@ -59,13 +64,19 @@ export function jwtAuthorizer(
       { option: "secret|publicKey|jwksUrl" },
     );
   }
+  const publicKey = options.publicKey === undefined ? undefined : parsePublicKey(options.publicKey);
   const algorithms =
-    options.algorithms ?? (options.secret !== undefined ? ["HS256", "HS384", "HS512"] : ["RS256", "ES256"]);
+    options.algorithms ??
+    (options.secret !== undefined
+      ? ["HS256", "HS384", "HS512"]
+      : publicKey
+        ? keyAlgorithms(publicKey)
+        : ["RS256", "ES256"]);
   // jose is ESM-only, so it cannot be required on demand like the drivers: it is
   // imported here, when JWTs are configured (not when opstream is), and has loaded
   // long before the first connection needs it.
   const jose = import("jose");
-  const key = keySource(jose, options, algorithms);
+  const key = keySource(jose, options, publicKey);
   const scopeClaim = options.scopeClaim ?? "scope";
   const verifyOptions = {
     algorithms,
@@ -102,21 +113,54 @@ export function jwtAuthorizer(
 function keySource(
   jose: Promise<typeof import("jose")>,
   options: JwtAuthorizerOptions,
-  algorithms: string[],
-): Promise<Uint8Array | CryptoKey | JWTVerifyGetKey> {
+  publicKey: KeyObject | undefined,
+): Promise<Uint8Array | KeyObject | JWTVerifyGetKey> {
   if (options.secret !== undefined) {
     return Promise.resolve(
       typeof options.secret === "string" ? new TextEncoder().encode(options.secret) : options.secret,
     );
   }
-  if (options.publicKey !== undefined) {
-    const [algorithm] = algorithms;
-    if (!algorithm) throw new OpStreamError(ErrorCodes.INVALID_OPTION, "jwtAuthorizer: algorithms is empty.");
-    const pem = options.publicKey;
-    return jose.then(({ importSPKI }) => importSPKI(pem, algorithm));
-  }
+  // A KeyObject, not a key imported for one algorithm: jose checks each token's
+  // alg against the key, so every algorithm in `algorithms` the key fits verifies.
+  if (publicKey) return Promise.resolve(publicKey);
   const jwksUrl = new URL(String(options.jwksUrl));
   return jose.then(({ createRemoteJWKSet }) => createRemoteJWKSet(jwksUrl));
+}
+
+/** `publicKey` as a key object; a PEM that is not a usable public key is an INVALID_OPTION. */
+function parsePublicKey(pem: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      `jwtAuthorizer: publicKey is not a usable PEM public key (SPKI): ${(error as Error).message}`,
+      { option: "publicKey" },
+    );
+  }
+  if (keyAlgorithms(key).length === 0) {
+    throw new OpStreamError(
+      ErrorCodes.INVALID_OPTION,
+      `jwtAuthorizer: a ${key.asymmetricKeyType ?? "symmetric"} key cannot verify JWTs (RSA, EC P-256/384/521 or Ed25519).`,
+      { option: "publicKey" },
+    );
+  }
+  return key;
+}
+
+/** The JWS algorithms a public key of this type (and curve) verifies, its usual one first. */
+export function keyAlgorithms(key: KeyObject): string[] {
+  const type = key.asymmetricKeyType;
+  if (type === "rsa") return ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+  if (type === "rsa-pss") return ["PS256", "PS384", "PS512"];
+  if (type === "ed25519") return ["EdDSA", "Ed25519"];
+  if (type === "ec") {
+    const byCurve: Record<string, string> = { prime256v1: "ES256", secp384r1: "ES384", secp521r1: "ES512" };
+    const alg = byCurve[key.asymmetricKeyDetails?.namedCurve ?? ""];
+    return alg === undefined ? [] : [alg];
+  }
+  return [];
 }
 
 /**

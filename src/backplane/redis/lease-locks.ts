@@ -1,4 +1,12 @@
 import type { Redis } from "ioredis";
+// redlock 4.2.0 (npm `latest`) with the typings in src/types/redlock.d.ts, on
+// purpose. The typed successors do not keep the node-id lock value without
+// subclassing a private method: redlock 5 exists only as betas (5.0.0-beta.2,
+// typings built against ioredis 4; npm `latest` is still 4.2.0) and its fork
+// @sesamecare-oss/redlock 1.4 (ioredis >= 5) both draw the value from a `private
+// _random()` with no option for it (overriding it is a type error there, and
+// building `Lock` objects by hand bypasses acquire). Revisit when a release takes
+// the lock value as an option.
 import type Redlock from "redlock";
 import { loadRedlock } from "../../drivers.js";
 import { ACQUIRE_SCRIPT, BREAK_SCRIPT, RECORD_MARK_SCRIPT } from "./lease-scripts.js";
