@@ -6,8 +6,9 @@
  * its own the server lacks, edits made while no socket was open included, as the
  * stock providers do. What others type it does not apply: it hands the bytes of
  * every update and SyncStep2 it receives to the fleet, which scans them for
- * tokens (the generator must not cost more than the servers it measures; see
- * bench/README.md, "Lean generator"). Each new socket may go to a different node,
+ * tokens, and reads only their clocks (once a second), so its SyncStep1 after a
+ * reconnect asks for what it lacks, like a stock provider's replica. The
+ * generator must not cost more than the servers it measures (bench/README.md). Each new socket may go to a different node,
  * as a load balancer would place it. Speaks either wire dialect (PROTOCOL.md).
  */
 import * as decoding from "lib0/decoding";
@@ -141,6 +142,10 @@ export class FailoverClient {
   lastError: Error | undefined;
   private socket: Socket | undefined;
   private syncedNow = false;
+  /** Updates received since {@link fold} last read them. */
+  private unfolded: Uint8Array[] = [];
+  /** Clock per Yjs client of what this client received, as far as folded (own edits aside). */
+  private readonly vector = new Map<number, number>();
   private closedForGood = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -222,8 +227,14 @@ export class FailoverClient {
     ws.on("open", () => {
       socket.opened = true;
       for (const frame of this.dialect.hello(this.docId)) ws.send(frame);
-      // Our state vector holds only our own edits: the answer is the whole document.
-      ws.send(this.dialect.sync(this.docId, (encoder) => syncProtocol.writeSyncStep1(encoder, this.doc)));
+      // What we received and what we typed, as a stock provider's replica would say:
+      // the server answers with what we lack, not the whole document.
+      ws.send(
+        this.dialect.sync(this.docId, (encoder) => {
+          encoding.writeVarUint(encoder, syncProtocol.messageYjsSyncStep1);
+          encoding.writeVarUint8Array(encoder, Y.encodeStateVector(this.stateVector()));
+        }),
+      );
     });
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (this.socket !== socket) return;
@@ -286,12 +297,37 @@ export class FailoverClient {
     if (step !== syncProtocol.messageYjsSyncStep2 && step !== syncProtocol.messageYjsUpdate) {
       throw new Error(`unknown sync message type ${step}`);
     }
-    this.placement.received(this, decoding.readVarUint8Array(decoder), at);
+    const bytes = decoding.readVarUint8Array(decoder);
+    this.unfolded.push(bytes);
+    this.placement.received(this, bytes, at);
     if (step === syncProtocol.messageYjsSyncStep2 && !this.syncedNow) {
       this.syncedNow = true;
       this.attempt = 0;
       for (const resolve of this.waiters.splice(0)) resolve();
     }
+  }
+
+  /**
+   * Reads the clocks of the updates received since the last call into the state
+   * vector (Yjs's update metadata, without applying them). The fleet calls it
+   * every second, so a reconnect finds little left to read. The server sends each
+   * Yjs client's updates in order, so the highest clock seen is what we hold.
+   */
+  fold(): void {
+    for (const update of this.unfolded) {
+      for (const [client, clock] of Y.parseUpdateMeta(update).to) {
+        if (clock > (this.vector.get(client) ?? 0)) this.vector.set(client, clock);
+      }
+    }
+    this.unfolded = [];
+  }
+
+  /** What this client holds: every received update, and its own edits. */
+  private stateVector(): Map<number, number> {
+    this.fold();
+    const vector = new Map(this.vector);
+    vector.set(this.doc.clientID, Y.getState(this.doc.store, this.doc.clientID));
+    return vector;
   }
 
   private noteError(error: unknown): void {

@@ -9,6 +9,7 @@
  * every token (convergence) and storage holds them (lost edits).
  */
 import type { Histogram } from "../support/histogram.js";
+import { TokenSet } from "./token-set.js";
 import { FailoverClient, type CloseEvent, type Dialect, type Placement } from "./client.js";
 import type { Round } from "./round.js";
 
@@ -27,6 +28,8 @@ const PROBE_MS = 10;
 /** The probe stops by then at the latest (the round's own limit is shorter). */
 const PROBE_LIMIT_MS = 120_000;
 const POLL_MS = 50;
+/** How often clients read the clocks of what they received (see FailoverClient.fold). */
+const FOLD_MS = 1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -80,6 +83,7 @@ export class Fleet implements Placement {
   private round: Round | undefined;
   private probe: NodeJS.Timeout | undefined;
   private typing = false;
+  private folding: NodeJS.Timeout | undefined;
   /** While set, every token a client receives from another client records typing → receipt (ms). */
   latency: Histogram | undefined;
 
@@ -141,6 +145,7 @@ export class Fleet implements Placement {
   startTyping(): void {
     this.typing = true;
     for (const client of this.clients) this.schedule(client);
+    this.folding ??= setInterval(() => this.clients.forEach((client) => client.fold()), FOLD_MS);
   }
 
   stopTyping(): void {
@@ -359,6 +364,7 @@ export class Fleet implements Placement {
 
   close(): void {
     this.stopTyping();
+    clearInterval(this.folding);
     for (const client of this.clients) client.close();
   }
 
@@ -373,28 +379,4 @@ export class Fleet implements Placement {
 
 function tokensOf(text: string): Set<string> {
   return new Set(Array.from(text.matchAll(TOKEN), (match) => match[0]));
-}
-
-/** Token numbers of one sender, as a growable bitmap. */
-class TokenSet {
-  private bits = new Uint8Array(64);
-  size = 0;
-
-  add(n: number): boolean {
-    const byte = n >> 3;
-    if (byte >= this.bits.length) {
-      const grown = new Uint8Array(Math.max(byte + 1, this.bits.length * 2));
-      grown.set(this.bits);
-      this.bits = grown;
-    }
-    const mask = 1 << (n & 7);
-    if (this.bits[byte]! & mask) return false;
-    this.bits[byte]! |= mask;
-    this.size++;
-    return true;
-  }
-
-  has(n: number): boolean {
-    return ((this.bits[n >> 3] ?? 0) & (1 << (n & 7))) !== 0;
-  }
 }

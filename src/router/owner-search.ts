@@ -111,14 +111,20 @@ export class OwnerSearch<Local> {
     // A step that changed who holds the lease is followed at once, a few times in a row.
     let quick = 0;
     let waitedForSuccessor = false;
+    let tookNamed = false;
     for (let attempt = 1; ; attempt++) {
       if (this.target.closed) throw this.target.closedError();
       // A node heard from just now (its Owner message, an op of a newer epoch) is
       // alive: no need to ask the backplane before rejoining it.
       const heard = announced ?? this.takeAnnounced();
-      const owner = heard ?? (await this.deps.ownership.ownerOf(this.target.docId));
-      announced = undefined;
       const successor = this.successor;
+      // Named successor: the ex-owner released the lease before its Closed message,
+      // so the key is free and reading it first would only delay the takeover (if
+      // another node got it meanwhile, the takeover fails and the next step reads it).
+      const named: boolean = heard === undefined && successor === this.deps.backplane.nodeId && !tookNamed;
+      tookNamed ||= named;
+      const owner = named ? null : (heard ?? (await this.deps.ownership.ownerOf(this.target.docId)));
+      announced = undefined;
       if (owner === null && successor && successor !== this.deps.backplane.nodeId && !waitedForSuccessor) {
         // The ex-owner named another node to take over: its Owner message comes
         // soon; racing it would only pile every document onto whichever node is
