@@ -29,20 +29,78 @@ class RecordingPeer implements SessionPeer {
   }
 }
 
-/** Joins `peer` through `wrap(joiner)` and returns the peer the router was given. */
-async function wrappedPeer(wrap: (joiner: DocumentJoiner) => DocumentJoiner, peer: SessionPeer) {
+/** A handle that records every call the connection makes on it. */
+class RecordingHandle implements DocumentHandle {
+  readonly docId = "doc";
+  readonly calls: string[] = [];
+  private record<T>(name: string, value: T): T {
+    this.calls.push(name);
+    return value;
+  }
+  stateVector(): Promise<Uint8Array> {
+    return this.record("stateVector", Promise.resolve(new Uint8Array([0])));
+  }
+  syncStep1(): Promise<Uint8Array> {
+    return this.record("syncStep1", Promise.resolve(new Uint8Array([0, 0])));
+  }
+  apply(): Promise<number | null> {
+    return this.record("apply", Promise.resolve(7));
+  }
+  contains(): Promise<boolean> {
+    return this.record("contains", Promise.resolve(true));
+  }
+  applyAwareness(): void {
+    this.record("applyAwareness", undefined);
+  }
+  awarenessStates(): Uint8Array | null {
+    return this.record("awarenessStates", null);
+  }
+  leave(): void {
+    this.record("leave", undefined);
+  }
+}
+
+/**
+ * Joins `peer` through `wrap(joiner)`: the peer the router was given, the handle
+ * the router returned, and the handle the connection got.
+ */
+async function wrapped(wrap: (joiner: DocumentJoiner) => DocumentJoiner, peer: SessionPeer) {
   let given: SessionPeer | undefined;
+  const inner = new RecordingHandle();
   const joiner: DocumentJoiner = {
-    join: (docId, joined) => {
+    join: (_docId, joined) => {
       given = joined;
-      return Promise.resolve({ docId } as unknown as DocumentHandle);
+      return Promise.resolve(inner);
     },
     broadcastStateless: () => Promise.resolve(),
   };
-  await wrap(joiner).join("doc", peer, { create: true });
+  const handle = await wrap(joiner).join("doc", peer, { create: true });
   assert.ok(given, "the router was given a peer");
-  return given;
+  return { peer: given, inner, handle };
 }
+
+/** Calls every member of DocumentHandle on `handle`, checking what comes back. */
+async function useAll(handle: DocumentHandle): Promise<void> {
+  const bytes = new Uint8Array([0]);
+  assert.equal(handle.docId, "doc");
+  assert.deepEqual(await handle.stateVector(), new Uint8Array([0]));
+  assert.deepEqual(await handle.syncStep1(bytes), new Uint8Array([0, 0]));
+  assert.equal(await handle.apply(bytes), 7);
+  assert.equal(await handle.contains(bytes), true);
+  handle.applyAwareness(bytes);
+  assert.equal(handle.awarenessStates(), null);
+  handle.leave();
+}
+
+const HANDLE_CALLS = [
+  "stateVector",
+  "syncStep1",
+  "apply",
+  "contains",
+  "applyAwareness",
+  "awarenessStates",
+  "leave",
+];
 
 /** Calls every member of SessionPeer on `peer`. */
 function callAll(peer: SessionPeer): void {
@@ -56,15 +114,18 @@ function callAll(peer: SessionPeer): void {
 
 const ALL = ["sendUpdate", "sendAwareness", "sendSyncStep1", "sendStateless", "disconnect:shutdown"];
 
-describe("peer wrappers forward every SessionPeer member", () => {
+describe("peer and handle wrappers forward every member", () => {
   it("the per-principal quota of a Hocuspocus socket (a relay's SyncStep1 after an owner change reaches the client)", async () => {
     const quota = new DocumentQuota(
       { maxDocumentsPerSocket: 100, maxDocumentsPerPrincipal: 10 },
       new OpStreamMetrics(),
     );
     const peer = new RecordingPeer();
-    callAll(await wrappedPeer((joiner) => quota.forSocket(joiner, "127.0.0.1", undefined), peer));
+    const joined = await wrapped((joiner) => quota.forSocket(joiner, "127.0.0.1", undefined), peer);
+    callAll(joined.peer);
     assert.deepEqual(peer.calls, ALL, "each call reached the connection's peer");
+    await useAll(joined.handle);
+    assert.deepEqual(joined.inner.calls, HANDLE_CALLS, "each call reached the router's handle");
   });
 
   it("the connect/disconnect hooks", async () => {
@@ -76,7 +137,10 @@ describe("peer wrappers forward every SessionPeer member", () => {
       metrics,
     );
     const peer = new RecordingPeer();
-    callAll(await wrappedPeer((joiner) => observedJoiner(joiner, hooks, "hocuspocus"), peer));
+    const joined = await wrapped((joiner) => observedJoiner(joiner, hooks, "hocuspocus"), peer);
+    callAll(joined.peer);
     assert.deepEqual(peer.calls, ALL, "each call reached the connection's peer");
+    await useAll(joined.handle);
+    assert.deepEqual(joined.inner.calls, HANDLE_CALLS, "each call reached the router's handle");
   });
 });

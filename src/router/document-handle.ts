@@ -23,3 +23,44 @@ export interface DocumentHandle {
   /** Detaches the peer (its awareness states are removed). Idempotent. */
   leave(): void;
 }
+
+/**
+ * A handle that forwards every member of {@link DocumentHandle} to `inner`;
+ * wrappers (quotas, hooks) extend it and override what they watch (usually
+ * `leave`), so none can drop a member.
+ */
+export class ForwardingHandle implements DocumentHandle {
+  constructor(protected readonly inner: DocumentHandle) {}
+
+  get docId(): string {
+    return this.inner.docId;
+  }
+
+  stateVector(): Promise<Uint8Array> {
+    return this.inner.stateVector();
+  }
+
+  syncStep1(clientStateVector: Uint8Array): Promise<Uint8Array> {
+    return this.inner.syncStep1(clientStateVector);
+  }
+
+  apply(update: Uint8Array): Promise<number | null> {
+    return this.inner.apply(update);
+  }
+
+  contains(update: Uint8Array): Promise<boolean> {
+    return this.inner.contains(update);
+  }
+
+  applyAwareness(update: Uint8Array): void {
+    this.inner.applyAwareness(update);
+  }
+
+  awarenessStates(): Uint8Array | null {
+    return this.inner.awarenessStates();
+  }
+
+  leave(): void {
+    this.inner.leave();
+  }
+}

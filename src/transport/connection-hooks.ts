@@ -1,6 +1,6 @@
 import { ForwardingPeer, type DisconnectReason, type SessionPeer } from "../engine/peer.js";
 import type { ConnectEvent, DisconnectEvent, HookEmitter } from "../hooks.js";
-import type { DocumentHandle } from "../router/document-handle.js";
+import { ForwardingHandle, type DocumentHandle } from "../router/document-handle.js";
 import type { Dialect } from "./socket-wiring.js";
 import type { DocumentJoiner } from "./tenancy.js";
 
@@ -71,42 +71,16 @@ class ObservedPeer extends ForwardingPeer {
 }
 
 /** The handle as the connection sees it: leaving is told to the hooks. */
-class ObservedHandle implements DocumentHandle {
+class ObservedHandle extends ForwardingHandle {
   constructor(
-    private readonly handle: DocumentHandle,
+    handle: DocumentHandle,
     private readonly peer: ObservedPeer,
-  ) {}
-
-  get docId(): string {
-    return this.handle.docId;
+  ) {
+    super(handle);
   }
 
-  stateVector(): Promise<Uint8Array> {
-    return this.handle.stateVector();
-  }
-
-  syncStep1(clientStateVector: Uint8Array): Promise<Uint8Array> {
-    return this.handle.syncStep1(clientStateVector);
-  }
-
-  apply(update: Uint8Array): Promise<number | null> {
-    return this.handle.apply(update);
-  }
-
-  contains(update: Uint8Array): Promise<boolean> {
-    return this.handle.contains(update);
-  }
-
-  applyAwareness(update: Uint8Array): void {
-    this.handle.applyAwareness(update);
-  }
-
-  awarenessStates(): Uint8Array | null {
-    return this.handle.awarenessStates();
-  }
-
-  leave(): void {
-    this.handle.leave();
+  override leave(): void {
+    super.leave();
     this.peer.left("closed");
   }
 }

@@ -3,7 +3,7 @@ import { ForwardingPeer, type DisconnectReason, type SessionPeer } from "../engi
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../errors.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import { joinRefusal } from "../router/document-cap.js";
-import type { DocumentHandle } from "../router/document-handle.js";
+import { ForwardingHandle, type DocumentHandle } from "../router/document-handle.js";
 import { CloseCodes, type CloseCode } from "./close-codes.js";
 import type { DocumentJoiner } from "./tenancy.js";
 
@@ -177,43 +177,17 @@ class CountedPeer extends ForwardingPeer {
 }
 
 /** The handle as the connection sees it: leaving releases the quota. */
-class CountedHandle implements DocumentHandle {
+class CountedHandle extends ForwardingHandle {
   constructor(
-    private readonly handle: DocumentHandle,
+    handle: DocumentHandle,
     private readonly release: () => void,
-  ) {}
-
-  get docId(): string {
-    return this.handle.docId;
+  ) {
+    super(handle);
   }
 
-  stateVector(): Promise<Uint8Array> {
-    return this.handle.stateVector();
-  }
-
-  syncStep1(clientStateVector: Uint8Array): Promise<Uint8Array> {
-    return this.handle.syncStep1(clientStateVector);
-  }
-
-  apply(update: Uint8Array): Promise<number | null> {
-    return this.handle.apply(update);
-  }
-
-  contains(update: Uint8Array): Promise<boolean> {
-    return this.handle.contains(update);
-  }
-
-  applyAwareness(update: Uint8Array): void {
-    this.handle.applyAwareness(update);
-  }
-
-  awarenessStates(): Uint8Array | null {
-    return this.handle.awarenessStates();
-  }
-
-  leave(): void {
+  override leave(): void {
     this.release();
-    this.handle.leave();
+    super.leave();
   }
 }
 
