@@ -8,7 +8,8 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type Cry
 import { jwtOptionsFromFlags } from "../src/cli-jwt.js";
 import { documentScope } from "../src/transport/scopes.js";
 import { connectClient, synced } from "./support/clients.js";
-import { freePort, runCli, waitUntilServing, type CliProcess } from "./support/cli-process.js";
+import { runCli, waitUntilServing, type CliProcess } from "./support/cli-process.js";
+import { freePort } from "./support/ports.js";
 import { tempDir } from "./support/temp.js";
 import { refusedWith } from "./support/upgrade.js";
 

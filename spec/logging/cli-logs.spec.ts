@@ -4,7 +4,8 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectClient, synced } from "../support/clients.js";
-import { freePort, runCli, waitUntilServing, type CliProcess } from "../support/cli-process.js";
+import { runCli, waitUntilServing, type CliProcess } from "../support/cli-process.js";
+import { freePort } from "../support/ports.js";
 import { eventually } from "../support/eventually.js";
 import { tempDir } from "../support/temp.js";
 

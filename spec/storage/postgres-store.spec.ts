@@ -12,7 +12,8 @@ import {
 } from "../../src/index.js";
 import { MIGRATIONS } from "../../src/storage/postgres/schema.js";
 import { storeContract } from "../contracts/store.contract.js";
-import { findPostgresBinaries, freePort, sharedPostgres, stopSharedPostgres } from "../support/postgres.js";
+import { findPostgresBinaries, sharedPostgres, stopSharedPostgres } from "../support/postgres.js";
+import { freePort } from "../support/ports.js";
 import { tempDir } from "../support/temp.js";
 
 // One server for the whole run (root hook); every store gets a fresh schema.

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { eventually } from "./eventually.js";
 
@@ -55,17 +54,6 @@ export function runNode(
       return exited;
     },
   };
-}
-
-/** A port nothing listens on right now (the OS picks it), for a process that must be told one. */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("could not find a free port");
-  return address.port;
 }
 
 /** Resolves once `http://127.0.0.1:<port>/livez` answers 200; fails if the process exits first. */

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, existsSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { delimiter, isAbsolute, join } from "node:path";
 import { nginxConfig, type NginxConfigOptions } from "../../samples/cluster/nginx-config.js";
 import { tempDir } from "./temp.js";
+import { freePort } from "./ports.js";
 
 /** How to install nginx where it is missing (Debian, as .ci/run does). */
 export const NGINX_INSTALL = "apt-get install -y nginx";
@@ -134,12 +135,4 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -2,12 +2,12 @@ import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process"
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { accessSync, chownSync, constants, readFileSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import pg from "pg";
 import { eventually } from "./eventually.js";
 import { killOnExit } from "./exit.js";
 import { tempDir } from "./temp.js";
+import { freePort } from "./ports.js";
 
 /** A real Postgres server on a free local port, with a fresh data folder and trust auth. */
 export interface PostgresServer {
@@ -63,18 +63,6 @@ function serverUser(): { uid: number; gid: number } | undefined {
     throw new Error(`Running as root needs the "postgres" system user (it comes with Postgres): ${MISSING}`);
   }
   return { uid: Number(uid), gid: Number(gid) };
-}
-
-/** A port nothing listens on (just now). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("could not find a free port");
-  return address.port;
 }
 
 async function selectOne(url: string): Promise<void> {

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { accessSync, constants } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { delimiter, join } from "node:path";
 import { eventually } from "./eventually.js";
 import { killOnExit } from "./exit.js";
+import { freePort } from "./ports.js";
 
 /** A real `redis-server` on a free local port, with no persistence. */
 export interface RedisServer {
@@ -36,17 +37,6 @@ function findRedisServer(): string {
     }
   }
   throw new Error(MISSING);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("could not find a free port");
-  return address.port;
 }
 
 /** Resolves when a raw `PING` on `port` is answered `+PONG` within 500 ms. */
