@@ -30,7 +30,7 @@ function stateOf(text: string): Uint8Array {
 }
 
 async function textIn(store: DocumentStore, docId: string): Promise<string> {
-  return restoreDocument(await store.load(docId))
+  return restoreDocument(docId, await store.load(docId))
     .getText("text")
     .toString();
 }

@@ -108,7 +108,7 @@ export class DocumentSession {
    */
   static async open(docId: string, deps: SessionDependencies): Promise<DocumentSession> {
     const stored = await deps.store.load(docId);
-    const doc = restoreDocument(stored);
+    const doc = restoreDocument(docId, stored);
     const snapshotSeq = stored.snapshot?.seq ?? 0;
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);

@@ -2,6 +2,7 @@ import express, { type Router } from "express";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { IBackplane } from "../backplane/backplane.js";
+import { warmUpDocuments } from "../engine/session-state.js";
 import { healthRouter } from "../http/health.js";
 import { httpErrorHandler, routeNotFound } from "../http/http-errors.js";
 import { managementRouter, type ManagementAuthorizer } from "../http/management.js";
@@ -155,6 +156,9 @@ export class OpStreamHost {
     this.transport.attach(server);
     this.servers.push(server);
     this.hooks.serving(server);
+    // Once serving, between requests: not on the first document's open.
+    if (server.listening) setImmediate(warmUpDocuments);
+    else server.once("listening", () => setImmediate(warmUpDocuments));
     return this;
   }
 

@@ -187,12 +187,12 @@ async function importOne(
       if (plan.kind === "conflict" && settings.existing === "refuse") return result("refused", 0, REFUSED);
       return plan;
     };
-    const first = decide(planImport(await store.load(docId), entry.state));
+    const first = decide(planImport(docId, await store.load(docId), entry.state));
     if (!("kind" in first)) return first;
     if (settings.dryRun) return result(first.kind === "new" ? "imported" : "merged", first.update.byteLength);
     const epoch = await store.claimEpoch(docId);
     // Under our epoch nobody else can write: decide again on what is there now.
-    const plan = decide(planImport(await store.load(docId), entry.state));
+    const plan = decide(planImport(docId, await store.load(docId), entry.state));
     if (!("kind" in plan)) return plan;
     await store.append(docId, epoch, [plan.update]);
     return result(plan.kind === "new" ? "imported" : "merged", plan.update.byteLength);
@@ -228,8 +228,8 @@ function invalidReason(entry: ImportEntry, maxDocumentNameLength: number): strin
  * Invalid when Yjs cannot apply it, or part of it stays pending (it refers to
  * content it does not hold: not a whole document).
  */
-function planImport(stored: StoredDocument, state: Uint8Array): Plan {
-  const doc = restoreDocument(stored);
+function planImport(docId: string, stored: StoredDocument, state: Uint8Array): Plan {
+  const doc = restoreDocument(docId, stored);
   try {
     const empty = doc.store.clients.size === 0;
     const changes: Uint8Array[] = [];
