@@ -16,6 +16,7 @@ import * as encoding from "lib0/encoding";
 import WebSocket from "ws";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
+import { ReceivedClocks } from "./received-clocks.js";
 
 /** How one wire format frames a document's sync messages. */
 export interface Dialect {
@@ -144,8 +145,8 @@ export class FailoverClient {
   private syncedNow = false;
   /** Updates received since {@link fold} last read them. */
   private unfolded: Uint8Array[] = [];
-  /** Clock per Yjs client of what this client received, as far as folded (own edits aside). */
-  private readonly vector = new Map<number, number>();
+  /** What this client received of each Yjs client, as far as folded (own edits aside). */
+  private readonly received = new ReceivedClocks();
   private closedForGood = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -308,24 +309,22 @@ export class FailoverClient {
   }
 
   /**
-   * Reads the clocks of the updates received since the last call into the state
-   * vector (Yjs's update metadata, without applying them). The fleet calls it
-   * every second, so a reconnect finds little left to read. The server sends each
-   * Yjs client's updates in order, so the highest clock seen is what we hold.
+   * Reads the clock ranges of the updates received since the last call (Yjs's
+   * update metadata, without applying them; see ReceivedClocks). The fleet calls
+   * it every second, so a reconnect finds little left to read.
    */
   fold(): void {
     for (const update of this.unfolded) {
-      for (const [client, clock] of Y.parseUpdateMeta(update).to) {
-        if (clock > (this.vector.get(client) ?? 0)) this.vector.set(client, clock);
-      }
+      const { from, to } = Y.parseUpdateMeta(update);
+      for (const [client, end] of to) this.received.add(client, from.get(client) ?? 0, end);
     }
     this.unfolded = [];
   }
 
-  /** What this client holds: every received update, and its own edits. */
+  /** What this client holds: the received updates (as a Y.Doc would count them), and its own edits. */
   private stateVector(): Map<number, number> {
     this.fold();
-    const vector = new Map(this.vector);
+    const vector = this.received.vector();
     vector.set(this.doc.clientID, Y.getState(this.doc.store, this.doc.clientID));
     return vector;
   }
