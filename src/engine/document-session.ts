@@ -96,6 +96,7 @@ export class DocumentSession {
       lastSeq,
       () => this.lastSeqValue,
       (seq) => this.peers.heartbeat(this.epoch, seq),
+      (error) => deps.logger.error({ err: error, docId }, "heartbeat failed"),
     );
     deps.lease.signal.addEventListener("abort", () => this.fail("step-down"), { once: true });
     // A lease lost before the listener existed never fires "abort" again.

@@ -1,3 +1,5 @@
+import { everyPeriod } from "./shared-ticker.js";
+
 /** A quiet session repeats its heartbeat every this many heartbeat intervals (10 s by default). */
 const QUIET_HEARTBEAT_EVERY = 10;
 
@@ -8,7 +10,7 @@ const QUIET_HEARTBEAT_EVERY = 10;
  * its heartbeat too would otherwise stay behind until the next op, however long.
  */
 export class Heartbeat {
-  private readonly timer: NodeJS.Timeout;
+  private readonly stopTicking: () => void;
   private sentSeq: number;
   private quietBeats = 0;
 
@@ -17,14 +19,15 @@ export class Heartbeat {
     seq: number,
     private readonly lastSeq: () => number,
     private readonly send: (seq: number) => void,
+    onError: (error: unknown) => void,
   ) {
     this.sentSeq = seq;
-    this.timer = setInterval(() => this.beat(), intervalMs);
-    this.timer.unref();
+    // One timer for every session's heartbeat (see shared-ticker.ts).
+    this.stopTicking = everyPeriod(intervalMs, () => this.beat(), onError);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopTicking();
   }
 
   private beat(): void {

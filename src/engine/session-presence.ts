@@ -1,6 +1,7 @@
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import { AwarenessRegistry } from "./awareness.js";
+import { everyPeriod } from "./shared-ticker.js";
 import type { FanOut } from "./fan-out.js";
 import type { SessionServices } from "./session-services.js";
 
@@ -10,7 +11,7 @@ import type { SessionServices } from "./session-services.js";
  */
 export class SessionPresence {
   private readonly registry: AwarenessRegistry;
-  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly stopSweeping: () => void;
   private readonly metrics: OpStreamMetrics;
   private readonly logger: Logger;
 
@@ -22,8 +23,12 @@ export class SessionPresence {
     this.metrics = deps.metrics;
     this.logger = deps.logger;
     this.registry = new AwarenessRegistry(deps.awareness);
-    this.sweepTimer = setInterval(() => this.sweep(), deps.awarenessSweepMs ?? 5000);
-    this.sweepTimer.unref();
+    // One timer for every session's sweep (see shared-ticker.ts).
+    this.stopSweeping = everyPeriod(
+      deps.awarenessSweepMs ?? 5000,
+      () => this.sweep(),
+      (error) => this.logger.error({ err: error, docId }, "awareness sweep failed"),
+    );
   }
 
   /**
@@ -55,10 +60,11 @@ export class SessionPresence {
   }
 
   stop(): void {
-    clearInterval(this.sweepTimer);
+    this.stopSweeping();
   }
 
   private sweep(): void {
+    if (this.registry.size === 0) return; // nobody present: nothing can expire
     const removal = this.registry.expire(Date.now());
     if (removal) this.peers.awareness(removal, undefined);
   }
