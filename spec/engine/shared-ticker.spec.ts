@@ -3,6 +3,8 @@ import { everyPeriod } from "../../src/engine/shared-ticker.js";
 
 const PERIOD_MS = 5;
 
+const failOn = (error: unknown): never => assert.fail(String(error));
+
 /** Resolves once `condition` holds (checked every period). */
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, PERIOD_MS));
@@ -11,7 +13,7 @@ async function until(condition: () => boolean): Promise<void> {
 describe("everyPeriod (one timer per period for every session)", () => {
   it("runs the callbacks of a period in the order they were added, until each is stopped", async () => {
     const calls: number[] = [];
-    const stops = [0, 1, 2].map((i) => everyPeriod(PERIOD_MS, () => calls.push(i), assert.fail));
+    const stops = [0, 1, 2].map((i) => everyPeriod(PERIOD_MS, () => calls.push(i), failOn));
     await until(() => calls.length >= 6);
     assert.deepEqual(calls.slice(0, 6), [0, 1, 2, 0, 1, 2]);
     stops[0]!();
@@ -36,7 +38,7 @@ describe("everyPeriod (one timer per period for every session)", () => {
       },
       (error) => errors.push(error),
     );
-    const stopAfter = everyPeriod(PERIOD_MS, () => after++, assert.fail);
+    const stopAfter = everyPeriod(PERIOD_MS, () => after++, failOn);
     await until(() => after >= 2 && errors.length >= 2);
     stopThrowing();
     stopAfter();
