@@ -5,6 +5,7 @@
 // dist/ for anything running from it meanwhile (a server, a spec).
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
+import { BUNDLED_FILES } from "./bundle-cli.mjs";
 
 const EMITTED = [".d.ts.map", ".d.ts", ".js.map", ".js"];
 
@@ -23,6 +24,8 @@ function prune(dir) {
       if (readdirSync(path).length === 0) rmSync(path, { recursive: true });
       continue;
     }
+    // The bundles (scripts/bundle-cli.mjs) are built from dist/, not from one source.
+    if (BUNDLED_FILES.includes(relative("dist", path))) continue;
     const source = sourceOf(path);
     if (source !== undefined && !existsSync(source)) {
       rmSync(path);

@@ -26,7 +26,7 @@ const dir = mkdtempSync(join(tmpdir(), "opstream-rerun-"));
 const child = spawn(
   process.execPath,
   [
-    "dist/cli.js",
+    "dist/opstream-cli.js",
     "serve",
     "--host",
     "127.0.0.1",

@@ -1,11 +1,11 @@
 // Measures how long `opstream serve` takes from process start to listening: it
-// spawns `node dist/cli.js serve --port 0 --storage <temp file>` N times, times
+// spawns `node dist/opstream-cli.js serve --port 0 --storage <temp file>` N times, times
 // each from spawn to the "opstream listening" log line on its stdout, stops the
 // child by its pid, and prints min / median / max. A bare `node` start is timed
 // the same way, as the floor no server can go below.
 //
 //   npm run build && npx tsx scripts/startup-time.ts [--runs 10] [--warmup 1] [--fresh]
-//       [--cli dist/cli.js [--cli other/dist/cli.js]] [-- <extra serve flags>]
+//       [--cli dist/opstream-cli.js [--cli other/dist/opstream-cli.js]] [-- <extra serve flags>]
 //
 // Several --cli builds (e.g. before and after a change) are run in turns, one
 // start of each per round, so a machine whose load changes mid-measurement skews
@@ -27,7 +27,7 @@ const { values, positionals } = parseArgs({
     runs: { type: "string", default: "10" },
     warmup: { type: "string", default: "1" },
     fresh: { type: "boolean", default: false },
-    cli: { type: "string", multiple: true, default: ["dist/cli.js"] },
+    cli: { type: "string", multiple: true, default: ["dist/opstream-cli.js"] },
   },
 });
 const runs = Number(values.runs);

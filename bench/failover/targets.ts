@@ -21,7 +21,7 @@ export interface CliDefaults {
   requestTimeoutMs: number;
 }
 
-const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../dist/opstream-cli.js", import.meta.url));
 
 /** Reads the defaults from `opstream serve --help` of the build the nodes run. */
 export function cliDefaults(): CliDefaults {

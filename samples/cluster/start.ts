@@ -21,7 +21,7 @@ const redisPort = Number(process.env.CLUSTER_REDIS_PORT ?? 6390);
 const leaseTtlMs = process.env.CLUSTER_LEASE_TTL_MS;
 const storage = process.env.CLUSTER_STORAGE ?? "./data/cluster.sqlite";
 const nodePorts = [proxyPort + 1, proxyPort + 2, proxyPort + 3];
-const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+const cli = fileURLToPath(new URL("../../dist/opstream-cli.js", import.meta.url));
 const children: ChildProcess[] = [];
 
 function fail(message: string): never {
@@ -71,7 +71,7 @@ try {
 } catch {
   fail(`nginx is missing: run \`${NGINX_INSTALL}\``);
 }
-if (!existsSync(cli)) fail("dist/cli.js is missing: run `npm run build` (npm run cluster does)");
+if (!existsSync(cli)) fail("dist/opstream-cli.js is missing: run `npm run build` (npm run cluster does)");
 mkdirSync(dirname(storage), { recursive: true });
 
 start("redis-server", "redis-server", [

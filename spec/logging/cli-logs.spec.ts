@@ -2,11 +2,11 @@ import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { connectClient, synced } from "../support/clients.js";
 import { runCli, waitUntilServing, type CliProcess } from "../support/cli-process.js";
 import { freePort } from "../support/ports.js";
 import { eventually } from "../support/eventually.js";
+import { CLI } from "../support/cli-path.js";
 import { tempDir } from "../support/temp.js";
 
 /** pino's numeric levels. */
@@ -105,7 +105,7 @@ describe("CLI logs", () => {
   it("are pretty-printed on a terminal", async () => {
     // util-linux `script` runs the CLI on a pseudo-terminal; stdout is then a TTY.
     const port = await freePort();
-    const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+    const cli = CLI;
     const storage = join(tempDir(), "tty.sqlite");
     const command = `exec ${process.execPath} ${cli} serve --host 127.0.0.1 --port ${port} --storage ${storage} --no-sample`;
     const script = spawn("script", ["-qfec", command, "/dev/null"], {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -62,7 +62,7 @@ const APP_DEV_DEPENDENCIES = ["@types/node", "@types/express"];
  * dependencies from its real path), because a networked install cannot run here
  * (better-sqlite3 downloads its binary from GitHub).
  */
-async function installPackedTarball(): Promise<{ project: string; files: string[] }> {
+async function installPackedTarball(): Promise<{ project: string; files: string[]; installed: string }> {
   const packed = tempDir("opstream-pack-");
   await run("npm", ["pack", "--pack-destination", packed], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
   const [tarball] = readdirSync(packed).filter((name) => name.endsWith(".tgz"));
@@ -93,19 +93,20 @@ async function installPackedTarball(): Promise<{ project: string; files: string[
   );
   writeFileSync(join(project, "tsconfig.json"), JSON.stringify(TSCONFIG));
   writeFileSync(join(project, "app.ts"), APP);
-  return { project, files };
+  return { project, files, installed };
 }
 
 describe("the packed package", () => {
   let redis: RedisServer;
   let project: string;
   let files: string[];
+  let installed: string;
   const nodes: CliProcess[] = [];
   const clients: Client[] = [];
 
   before(async function () {
     this.timeout(120_000); // npm pack builds dist/ and the sample first
-    [redis, { project, files }] = await Promise.all([startRedis(), installPackedTarball()]);
+    [redis, { project, files, installed }] = await Promise.all([startRedis(), installPackedTarball()]);
   });
 
   after(async () => {
@@ -126,6 +127,8 @@ describe("the packed package", () => {
       "dist/index.js",
       "dist/index.d.ts",
       "dist/cli.js",
+      "dist/opstream-cli.js",
+      "dist/sqlite-writer.js",
       "README.md",
       "LICENSE",
       "CHANGELOG.md",
@@ -190,6 +193,30 @@ describe("the packed package", () => {
     b!.text.insert(b!.text.length, ", answered through node-1");
     await eventually(() =>
       assert.equal(a!.text.toString(), "edited through node-0, answered through node-1", "and back"),
+    );
+  });
+
+  it("runs its `opstream` bin from the installed package at its defaults: stock clients share an edit, on ./data/opstream.sqlite", async function () {
+    this.timeout(30_000);
+    const manifest = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as {
+      bin: { opstream: string };
+    };
+    const cwd = tempDir();
+    const port = await freePort();
+    const node = runNode([join(installed, manifest.bin.opstream), "serve", "--port", String(port)], { cwd });
+    nodes.push(node);
+    await waitUntilServing(node, port);
+    const [writer, reader] = ["writer", "reader"].map(() => {
+      const client = connectClient(`ws://127.0.0.1:${port}`, "packed-bin-doc");
+      clients.push(client);
+      return client;
+    });
+    await Promise.all([synced(writer!), synced(reader!)]);
+    writer!.text.insert(0, "typed through the packed bin");
+    await eventually(() => assert.equal(reader!.text.toString(), "typed through the packed bin"));
+    assert.ok(
+      existsSync(join(cwd, "data", "opstream.sqlite")),
+      "stored in ./data/opstream.sqlite, the default",
     );
   });
 });

@@ -5,7 +5,6 @@ import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as Y from "yjs";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
@@ -17,9 +16,9 @@ import {
   type HocuspocusClient,
 } from "../support/hocuspocus.js";
 import { spawnServer, type ServerProcess } from "../support/process.js";
+import { CLI } from "../support/cli-path.js";
 import { tempDir } from "../support/temp.js";
 
-const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 const v4 =
   PROVIDER_VERSIONS.find((version) => version.name === "v4") ??
   assert.fail("spec/support lists a v4 provider");

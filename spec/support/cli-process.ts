@@ -1,13 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { fileURLToPath } from "node:url";
+import { CLI } from "./cli-path.js";
 import { eventually } from "./eventually.js";
 
-const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
-
 /**
- * A Node process with every line it prints kept: `runCli` runs `node dist/cli.js
- * <args>` (run `npm run build` first; `npm test` does), for specs about what the
+ * A Node process with every line it prints kept: `runCli` runs `node dist/opstream-cli.js
+ * <args>` (the `opstream` bin) (run `npm run build` first; `npm test` does), for specs about what the
  * CLI prints and how it starts.
  * Unlike `spawnServer` it does not wait for a log line: a node started with a
  * higher log level prints none, so `waitUntilServing()` asks `/livez` instead.

@@ -1,9 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-
-const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+import { CLI } from "./cli-path.js";
 
 /** An opstream node running as its own process (the built `opstream serve` bin). */
 export interface ServerProcess {
@@ -18,7 +16,7 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `node dist/cli.js serve` (run `npm run build` first; `npm test` does) and
+ * Starts `node dist/opstream-cli.js serve` (the `opstream` bin) (run `npm run build` first; `npm test` does) and
  * resolves once it logs that it listens. `port` 0 picks a free port.
  */
 export async function spawnServer(options: {

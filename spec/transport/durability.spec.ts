@@ -2,11 +2,11 @@ import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connectClient, synced, type Client } from "../support/clients.js";
 import { eventually } from "../support/eventually.js";
 import { spawnServer, type ServerProcess } from "../support/process.js";
+import { CLI } from "../support/cli-path.js";
 import { tempDir } from "../support/temp.js";
 
 const run = promisify(execFile);
@@ -79,7 +79,7 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
   }
 
   it("opstream --version prints the package's version and exits 0", async () => {
-    const cli = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+    const cli = CLI;
     const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
       version: string;
     };
