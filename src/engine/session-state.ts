@@ -46,16 +46,3 @@ export function restoreDocument(docId: string, stored: StoredDocument): Y.Doc {
 export function newDocument(docId: string): Y.Doc {
   return new Y.Doc({ guid: docId });
 }
-
-let warmedUp = false;
-
-/**
- * Pays, once per process and off any request's path, what the first document a
- * node opens would otherwise pay: loading WebCrypto and seeding its generator
- * (~5 ms; a `Y.Doc` draws its clientID from it) and compiling the constructor.
- */
-export function warmUpDocuments(): void {
-  if (warmedUp) return;
-  warmedUp = true;
-  newDocument("warm-up").destroy();
-}

@@ -2,7 +2,6 @@ import express, { type Router } from "express";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { IBackplane } from "../backplane/backplane.js";
-import { warmUpDocuments } from "../engine/session-state.js";
 import { healthRouter } from "../http/health.js";
 import { httpErrorHandler, routeNotFound } from "../http/http-errors.js";
 import { managementRouter, type ManagementAuthorizer } from "../http/management.js";
@@ -13,6 +12,7 @@ import type { DocumentStore } from "../storage/document-store.js";
 import { HookEmitter } from "../hooks.js";
 import { WebSocketTransport } from "../transport/websocket-transport.js";
 import { ServerDocuments } from "./documents.js";
+import { warmUp } from "./warm-up.js";
 import type { ResolvedOptions } from "./options.js";
 import type { ServiceProvider } from "./service-collection.js";
 import { Tokens } from "./tokens.js";
@@ -156,9 +156,9 @@ export class OpStreamHost {
     this.transport.attach(server);
     this.servers.push(server);
     this.hooks.serving(server);
-    // Once serving, between requests: not on the first document's open.
-    if (server.listening) setImmediate(warmUpDocuments);
-    else server.once("listening", () => setImmediate(warmUpDocuments));
+    // As soon as it serves, ahead of the first client in all likelihood (see warm-up.ts).
+    if (server.listening) setImmediate(warmUp);
+    else server.once("listening", () => setImmediate(warmUp));
     return this;
   }
 
