@@ -13,6 +13,14 @@ const CONNECTIONS = 5000;
 const DOCS = 500;
 /** Time for the server to finish what the connects started (loads, GC) before RSS is read. */
 const SETTLE_MS = 2000;
+/**
+ * The shortest idle window. The servers' periodic work on idle connections has
+ * periods up to 30 s (ws pings every 30 s, keep-alive frames every 15 s), and the
+ * connections of a run start within a few seconds of each other, so a shorter
+ * window catches one server's round and misses another's: with 10 s, Hocuspocus's
+ * 30 s ping round never fell inside it.
+ */
+const MIN_IDLE_SECONDS = 30;
 
 const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,8 +56,9 @@ export const S3: Scenario = {
     await sleep(SETTLE_MS);
     const rssAfter = sum(pids.map(rssBytes));
     const cpuBefore = sum(pids.map(cpuSeconds));
-    await sleep(options.seconds * 1000);
-    const idleCpu = (sum(pids.map(cpuSeconds)) - cpuBefore) / options.seconds;
+    const idleSeconds = Math.max(options.seconds, MIN_IDLE_SECONDS);
+    await sleep(idleSeconds * 1000);
+    const idleCpu = (sum(pids.map(cpuSeconds)) - cpuBefore) / idleSeconds;
     const numbers = {
       syncP50: percentileOf(connected.syncMs, 50),
       syncP99: percentileOf(connected.syncMs, 99),
