@@ -442,7 +442,8 @@ describe("Redis backplane (real redis-server)", () => {
 
     it("ping() rejects within a second while Redis is down, and resolves once it is back", async () => {
       const node = await backplane({ keyPrefix: newPrefix(), redis: client() });
-      await node.ping();
+      // The given client may still be connecting: ping() is unavailable until it is ready.
+      await eventually(() => node.ping());
       await server.stop();
       try {
         await eventually(() => assert.equal(node.isReady(), false));
