@@ -105,9 +105,8 @@ describe("CLI logs", () => {
   it("are pretty-printed on a terminal", async () => {
     // util-linux `script` runs the CLI on a pseudo-terminal; stdout is then a TTY.
     const port = await freePort();
-    const cli = CLI;
     const storage = join(tempDir(), "tty.sqlite");
-    const command = `exec ${process.execPath} ${cli} serve --host 127.0.0.1 --port ${port} --storage ${storage} --no-sample`;
+    const command = `exec ${process.execPath} ${CLI} serve --host 127.0.0.1 --port ${port} --storage ${storage} --no-sample`;
     const script = spawn("script", ["-qfec", command, "/dev/null"], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, OPSTREAM_LOG_LEVEL: undefined },

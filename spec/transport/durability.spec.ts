@@ -79,11 +79,10 @@ describe("durability across restarts (opstream serve with SQLite, as a child pro
   }
 
   it("opstream --version prints the package's version and exits 0", async () => {
-    const cli = CLI;
     const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
       version: string;
     };
-    const { stdout } = await run(process.execPath, [cli, "--version"]);
+    const { stdout } = await run(process.execPath, [CLI, "--version"]);
     assert.equal(stdout, `${manifest.version}\n`);
   });
 
