@@ -172,6 +172,29 @@ describe("retry policy", () => {
       assert.ok(calls > 1, "it retried until told to stop");
     });
 
+    it("waits for what waitFor returns (a move under way) instead of the backoff, and backs off when it returns nothing", async () => {
+      let release: () => void = () => undefined;
+      let moving: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+      const attemptsAt: number[] = [];
+      const outcome = withRetries(
+        (attempt) => {
+          attemptsAt.push(performance.now());
+          return attempt < 3 ? Promise.reject(fail(ErrorCodes.NOT_OWNER)) : Promise.resolve("served");
+        },
+        { kind: "ownerCall", waitFor: () => moving },
+      );
+      await clock.tickAsync(500);
+      assert.equal(attemptsAt.length, 1, "the second attempt waits for the move, however long it takes");
+      moving = undefined;
+      release();
+      await clock.tickAsync(0);
+      assert.equal(attemptsAt.length, 2, "and goes as soon as the move ended, with no backoff on top");
+      assert.equal(attemptsAt[1], 500);
+      assert.equal(await settle(outcome), "served");
+      const backoff = attemptsAt[2]! - attemptsAt[1];
+      assert.ok(backoff >= 50 && backoff < 150, `no move under way: the second backoff (${backoff} ms)`);
+    });
+
     it("gives up once timeoutMs has passed, however many attempts are left", async () => {
       let calls = 0;
       let gaveUpAt = NaN;

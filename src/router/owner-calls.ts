@@ -93,6 +93,7 @@ export class OwnerCalls {
       {
         kind: "ownerCall",
         shouldStop: () => (this.relay.closed ? this.relay.closedError() : undefined),
+        waitFor: () => this.relay.moving,
         onRetry: () => this.deps.metrics.rpcRetries.inc(),
         onExhausted: (error) => {
           this.deps.logger.warn(
