@@ -116,6 +116,12 @@ export class OpStreamMetrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  readonly handoffPrepares = new Counter({
+    name: "opstream_handoff_prepares_total",
+    help: "Documents this node loaded ahead of a graceful handoff because their draining owner named it successor, by outcome: used (it took the document over with them), unused (dropped unused after 5 s), failed (the load failed or this node was draining too).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   readonly leaseRenewFailures = new Counter({
     name: "opstream_lease_renew_failures_total",
     help: "Lease renewals that failed or were late.",

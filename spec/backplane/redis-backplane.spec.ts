@@ -314,6 +314,31 @@ describe("Redis backplane (real redis-server)", () => {
       assert.equal(await admin.exists(`${keyPrefix}owner:doc`), 0);
     });
 
+    it("sends release() before whatever the node publishes next: Redis runs the key's delete before a Closed published right after it", async () => {
+      const keyPrefix = newPrefix();
+      const owner = await backplane({ keyPrefix });
+      const ownership = owner.createOwnership(new MemoryDocumentStore());
+      const monitor = await client().monitor();
+      const seen: string[] = [];
+      monitor.on("monitor", (_time: string, args: string[]) => {
+        const [command = "", ...rest] = args.map(String);
+        if (rest.includes(`${keyPrefix}owner:doc`) && /^(evalsha|eval)$/i.test(command)) seen.push("release");
+        if (/^publish$/i.test(command) && rest[0] === `${keyPrefix}doc:doc`) seen.push("closed");
+      });
+      try {
+        const lease = await ownership.acquire("doc");
+        assert.ok(lease);
+        seen.length = 0;
+        const released = lease.release();
+        // Published by another backplane on its own: nobody subscribes, so opstream would skip it.
+        await Promise.all([released, owner.redis.publish(`${keyPrefix}doc:doc`, "closed")]);
+        await eventually(() => assert.deepEqual(seen, ["release", "closed"]));
+        assert.equal(await client().exists(`${keyPrefix}owner:doc`), 0);
+      } finally {
+        monitor.disconnect();
+      }
+    });
+
     it("steps down by its monotonic deadline while Redis hangs, then frees the key once Redis answers", async () => {
       const ttlMs = 300;
       const metrics = new OpStreamMetrics();

@@ -488,6 +488,13 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
         }
       }
       const disconnects = clients.map(countDisconnects);
+      const preparedCopiesUsed = async (): Promise<number> => {
+        const used = await Promise.all(
+          [0, 1].map((n) => series(c.nodes[n]!, "opstream_handoff_prepares_total", { outcome: "used" })),
+        );
+        return used.reduce((sum, n) => sum + n, 0);
+      };
+      const usedBefore = await preparedCopiesUsed();
       const named = new Map<string, string>();
       const listener = new Redis(redis.url);
       try {
@@ -518,6 +525,10 @@ describe("failover at default settings: 3 nodes, SQLite, clients straight on nod
           `"${doc}" was taken over by the successor its owner named`,
         );
       }
+      // Make-before-break: the owner kept serving until each successor had loaded
+      // its document, and each took it over with that copy.
+      const used = (await preparedCopiesUsed()) - usedBefore;
+      assert.equal(used, docs.length, "every successor took its document over with the copy it loaded ahead");
       // Edits flow between the two relays' clients of every document, none reconnected.
       for (const [d, [a, b]] of pairs.entries()) {
         a.text.insert(0, `a${d};`);

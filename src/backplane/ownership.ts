@@ -25,7 +25,11 @@ export interface Lease {
   readonly signal: AbortSignal;
   /** Extends the lease; rejects if it was lost. */
   renew(): Promise<void>;
-  /** Gives the lease up so another node can claim the document at once. Idempotent. */
+  /**
+   * Gives the lease up so another node can claim the document at once. Idempotent.
+   * The release is sent before anything the node publishes after the call, so a
+   * Closed message published right after it never finds the lease still held.
+   */
   release(): Promise<void>;
 }
 

@@ -18,6 +18,7 @@ import { Heartbeat } from "./heartbeat.js";
 import { SEED_ORIGIN, type Origin } from "./origin.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
 import { SnapshotScheduler } from "./snapshot-scheduler.js";
+import type { PreparedDocument } from "./prepared-document.js";
 import { SessionPresence } from "./session-presence.js";
 import type { SessionDependencies } from "./session-services.js";
 import {
@@ -105,11 +106,16 @@ export class DocumentSession {
 
   /**
    * Loads `docId` (latest snapshot + the ops after it) under `deps.lease`, seeding
-   * a brand-new document durably before anyone can see it.
+   * a brand-new document durably before anyone can see it. A `prepared` copy
+   * (loaded ahead of a handoff) is brought up to storage instead of restoring it.
    */
-  static async open(docId: string, deps: SessionDependencies): Promise<DocumentSession> {
+  static async open(
+    docId: string,
+    deps: SessionDependencies,
+    prepared?: PreparedDocument,
+  ): Promise<DocumentSession> {
     const stored = await deps.store.load(docId);
-    const doc = restoreDocument(docId, stored);
+    const doc = prepared?.catchUp(stored) ?? restoreDocument(docId, stored);
     const snapshotSeq = stored.snapshot?.seq ?? 0;
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
@@ -144,6 +150,11 @@ export class DocumentSession {
 
   get peerCount(): number {
     return this.peers.size;
+  }
+
+  /** The node that should take the document over if it closed now, or "" (see {@link FanOut.successor}). */
+  successor(): string {
+    return this.peers.successor();
   }
 
   /** Bytes of updates Yjs holds back for missing dependencies (at most `maxPendingBytes` between batches). */
@@ -426,17 +437,15 @@ export class DocumentSession {
     const successor = this.peers.successor();
     const peers = this.peers.takeAll();
     if (reason !== "unloaded") for (const peer of peers) peer.disconnect(reason);
-    // The lease goes first, then Closed: a relay that reads the owner key when
-    // Closed reaches it finds the key free and takes over at once.
-    this.handedOff = this.deps.lease
-      .release()
-      .catch((releaseError: unknown) => {
-        this.deps.logger.warn(
-          { err: releaseError, docId: this.docId },
-          "lease release failed; it will expire",
-        );
-      })
-      .then(() => this.peers.closed(this.epoch, successor, reason));
+    // The lease goes first, then Closed, in this tick and over one connection (see
+    // Lease.release): a relay that reads the owner key when Closed reaches it
+    // finds the key free and takes over at once, and nobody waits for the
+    // release's answer to reach this node's event loop first.
+    const released = this.deps.lease.release();
+    this.peers.closed(this.epoch, successor, reason);
+    this.handedOff = released.catch((releaseError: unknown) => {
+      this.deps.logger.warn({ err: releaseError, docId: this.docId }, "lease release failed; it will expire");
+    });
     this.doc.destroy();
     this.markClosed();
     this.deps.onClosed?.(this);

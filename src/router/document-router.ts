@@ -4,8 +4,10 @@ import { peerOrigin } from "../engine/origin.js";
 import type { SessionPeer } from "../engine/peer.js";
 import type { SessionServices } from "../engine/session-services.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
+import type { PreparedDocument } from "../engine/prepared-document.js";
 import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
+import { Handoffs } from "./handoff.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { registerOwnerEndpoint } from "./owner-endpoint.js";
 import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
@@ -75,9 +77,11 @@ export class DocumentRouter implements LeaveListener {
   private shuttingDown = false;
   private readonly cap: DocumentCap;
   private readonly relayDeps: RelayDependencies;
+  private readonly handoffs: Handoffs;
 
   constructor(private readonly deps: RouterDependencies) {
     this.cap = new DocumentCap(deps.maxDocuments);
+    this.handoffs = new Handoffs({ ...deps, accepting: () => !this.shuttingDown });
     this.relayDeps = { ...deps, takeOver: (docId) => this.takeOver(docId) };
     this.unregister = registerOwnerEndpoint(
       deps.backplane,
@@ -223,20 +227,32 @@ export class DocumentRouter implements LeaveListener {
     }
   }
 
-  /** Closes every session gracefully (final snapshots, leases released) and every relay. */
+  /**
+   * Closes every session gracefully and every relay. A session other nodes use is
+   * handed over make-before-break: it keeps serving (its relays' requests too)
+   * until its successor has loaded it ({@link Handoffs}), then drains, releases
+   * its lease and names that successor. Others write a final snapshot first.
+   */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    this.unregister();
-    this.offResubscribed();
     const closing: Promise<void>[] = [];
     for (const entry of this.entries.values()) {
       clearTimeout(entry.idleTimer);
       const close = (target: Target) =>
-        target instanceof DocumentSession ? target.close("shutdown") : target.close("shutdown");
+        target instanceof DocumentSession ? this.handOver(target) : target.close("shutdown");
       if (entry.target) closing.push(Promise.resolve(close(entry.target)));
       else if (entry.opening) closing.push(entry.opening.then(close, () => undefined));
     }
     await Promise.all(closing);
+    this.unregister();
+    this.offResubscribed();
+    this.handoffs.close();
+  }
+
+  private async handOver(session: DocumentSession): Promise<void> {
+    const successor = session.successor();
+    if (successor && !session.closed) await this.handoffs.prepare(successor, session.docId, session.epoch);
+    await session.close("shutdown");
   }
 
   private requestOptions(): { timeoutMs?: number } {
@@ -362,10 +378,17 @@ export class DocumentRouter implements LeaveListener {
     }
   }
 
-  private async openSession(docId: string, lease: Lease): Promise<DocumentSession> {
+  private async openSession(
+    docId: string,
+    lease: Lease,
+    preparing?: Promise<PreparedDocument | undefined>,
+  ): Promise<DocumentSession> {
+    const prepared = await preparing;
     try {
-      return await DocumentSession.open(docId, { ...this.deps, lease, onClosed: (s) => this.onClosed(s) });
+      const deps = { ...this.deps, lease, onClosed: (s: Target) => this.onClosed(s) };
+      return await DocumentSession.open(docId, deps, prepared);
     } catch (error) {
+      prepared?.discard();
       await lease.release();
       throw error;
     }
@@ -384,7 +407,7 @@ export class DocumentRouter implements LeaveListener {
     // The document existed (the relay had clients on it): never re-create one deleted meanwhile.
     const lease = await this.deps.ownership.acquire(docId, { mustExist: true });
     if (!lease) return null;
-    const opening = this.openSession(docId, lease);
+    const opening = this.openSession(docId, lease, this.handoffs.take(docId));
     this.entries.set(docId, { opening });
     try {
       return this.joinerOf(this.register(await opening));

@@ -31,6 +31,14 @@ export const OwnerRequests = Object.freeze({
   CONTAINS: "opstream.doc.contains",
   /** A stateless broadcast: `bytes` = the UTF-8 payload. Reply: empty, once sent to the owner's clients and published. */
   STATELESS: "opstream.doc.stateless",
+  /**
+   * Sent the other way, by an owner draining on SIGTERM to the successor it will
+   * name in its Closed message: load the document now, ahead of the takeover,
+   * while the owner still serves it (`peerId` empty, `bytes` = the owner's epoch
+   * as a lib0 var-uint: only ops of that epoch are caught up). Reply:
+   * empty, once loaded. See {@link Handoffs}.
+   */
+  PREPARE: "opstream.doc.prepare",
   /** Management API, get: reply with the full durable state (as RESYNC), no peer attached. */
   STATE: "opstream.doc.state",
   /** Management API, compact now: snapshot + trim under the apply lock. Reply: seq = the snapshot's seq. */

@@ -128,15 +128,12 @@ export class LeaseLocks {
   /**
    * Deletes the key if it still holds this node's id. Resolves as well when it
    * is already gone or another node's; rejects only when Redis does not answer.
+   * The compare-and-delete is written to the connection in this tick (redlock's
+   * unlock writes a few ticks later), so a message published right after the call
+   * reaches Redis after it: a Closed message never finds the key still held.
    */
   async release(lock: LeaseLock): Promise<void> {
-    try {
-      await this.redlock.unlock(lock);
-    } catch (error) {
-      if (!(error instanceof this.LockError)) throw error;
-      const holder = await this.holder(keyOf(lock));
-      if (holder === this.nodeId) throw error;
-    }
+    await this.breakHeld(keyOf(lock), this.nodeId);
   }
 }
 
