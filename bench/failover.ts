@@ -116,6 +116,7 @@ async function runRound(
     if (exited) await target.restart(victim);
     else if (mode === "stop") target.resume(victim);
     const healedAt = performance.now();
+    round.windowEnd = healedAt;
     const movedBack = fleet.rebalance();
     const settleMs = await fleet.settle(healedAt, LIMITS.settleMs);
     const deliveries = round.deliveries();
@@ -125,6 +126,7 @@ async function runRound(
       victim: target.nodeName(victim),
       atS: (round.t0 - runStarted) / 1000,
       latencyMs,
+      worstWaitMs: round.worstWaitMs(),
       ownerGoneMs: ownerMoves?.goneMs ?? null,
       ownerMovedMs: ownerMoves?.movedMs ?? null,
       affectedDocs: chosen.affected.length,
@@ -149,6 +151,7 @@ async function runRound(
     log(
       `[failover] ${clock()}  ${target.name} ${mode} ${index + 1}: ${record.victim} ` +
         `(${chosen.affected.length} docs) -> first delivered edit ${fmtMs(latencyMs ?? Infinity)} ms` +
+        `, worst wait ${fmtMs(record.worstWaitMs)} ms` +
         `${ownerMoves ? ` (owner in Redis: gone ${fmtMs(ownerMoves.goneMs)}, moved ${fmtMs(ownerMoves.movedMs)} ms)` : ""}` +
         `${latencyMs === null ? ` (then: owner ${ownerAtLimit ?? "?"}, survivors' clients synced ${syncedAtLimit})` : ""}` +
         `${record.affectedMaxMs === null ? ` (${deliveries.length}/${chosen.affected.length} docs)` : `, all docs ${fmtMs(record.affectedMaxMs)} ms`}; ` +

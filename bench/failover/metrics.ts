@@ -6,7 +6,7 @@
 
 /** Counters of interest from the nodes' /metrics (a series is `name{labels}`). */
 const COUNTERS =
-  /^(opstream_(?:leases_\w+|lease_\w+|relay_\w+|rpc_timeouts_total|rpc_retries_total|fenced_writes_total|remote_peers_expired_total|connection_closes_total))(\{[^}]*\})? ([\d.e+-]+)$/;
+  /^(opstream_(?:leases_\w+|lease_\w+|relay_\w+|handoff_\w+|rpc_timeouts_total|rpc_retries_total|fenced_writes_total|remote_peers_expired_total|connection_closes_total))(\{[^}]*\})? ([\d.e+-]+)$/;
 
 /** Any sample line: name, optional labels, value. */
 const SAMPLE = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? ([\d.e+-]+|NaN|[+-]Inf)$/;

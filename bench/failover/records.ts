@@ -13,6 +13,12 @@ export interface RoundRecord {
   /** t0 → first qualifying delivery on the round's document; null: none within the limit. */
   latencyMs: number | null;
   /**
+   * The longest a token typed on the measured document between the signal and the
+   * victim's return waited for its first delivery to a client of another surviving
+   * node (null: none typed and delivered); see Round.worstWaitMs.
+   */
+  worstWaitMs: number | null;
+  /**
    * t0 → the first 100 ms poll of `<prefix>owner:<doc>` that found no owner, and that named
    * another node (null: not seen before the delivery; Hocuspocus and baseline: not watched).
    */

@@ -47,18 +47,21 @@ function modeRow(t: TargetRecord, m: ModeRecord, limitMs: number): string[] {
       "–",
       "–",
       "–",
+      "–",
       String(closes),
       lost,
       "–",
     ];
   }
   const latencies = m.rounds.map((r) => r.latencyMs ?? Infinity);
+  const waits = m.rounds.map((r) => r.worstWaitMs ?? r.latencyMs ?? Infinity);
   return [
     `${t.target} ${m.mode}${m.mode === "stop" ? " (hang bound)" : ""}`,
     String(m.rounds.length),
     ms(percentileOf(latencies, 50)),
     ms(percentileOf(latencies, 99)),
     ms(latencies.length ? Math.max(...latencies) : null),
+    ms(percentileOf(waits, 99)),
     String(m.rounds.reduce((sum, r) => sum + r.relayCloses, 0)),
     lost,
     m.rounds.length ? String(median(m.rounds.map((r) => r.affectedDocs))) : "–",
@@ -77,6 +80,7 @@ export function printReport(
     "p50 ms",
     "p99 ms",
     "max ms",
+    "worst wait p99 ms",
     "relay closes",
     "lost (clients/store)",
     "victim docs (median)",
@@ -88,7 +92,9 @@ export function printReport(
       `another surviving node (Hocuspocus: another client of the survivor), per round. opstream on ` +
       `${settings.storage}, lease TTL ${settings.leaseTtlMs} ms ` +
       `${settings.leaseTtlIsDefault ? "(CLI default)" : "(--lease-ttl-ms: NOT the CLI default)"}, ` +
-      `request timeout ${settings.requestTimeoutMs} ms (CLI default); ${settings.rate} edits/s per client`,
+      `request timeout ${settings.requestTimeoutMs} ms (CLI default); ${settings.rate} edits/s per client. ` +
+      `Worst wait: per round, the longest any edit typed on that document between the signal and the ` +
+      `victim's return waited for such a delivery.`,
   );
   printGrid(head, rows, log);
   for (const t of targets) {

@@ -25,6 +25,10 @@ export class Round {
   /** Per affected document: ms from t0 to its first qualifying delivery. */
   private readonly first = new Map<string, number>();
   private readonly waiters = new Map<string, ((ms: number) => void)[]>();
+  /** Per token typed on the measured document in the round's window: ms from typing to its first qualifying delivery. */
+  private readonly waits = new Map<string, number>();
+  /** performance.now() at which the window of {@link worstWaitMs} closes (the victim is back). */
+  windowEnd = Infinity;
 
   constructor(
     readonly mode: Mode,
@@ -45,11 +49,16 @@ export class Round {
   /** Called by the fleet for every token a client receives from another client. */
   delivered(sender: FailoverClient, receiver: FailoverClient, typedAt: number, at: number): void {
     const docId = sender.docId;
-    if (typedAt <= this.t0 || !this.affected.has(docId) || this.first.has(docId)) return;
+    if (typedAt <= this.t0 || !this.affected.has(docId)) return;
     // Both ends belong to surviving nodes and the receiver is on its own node.
     if (sender.home === this.victim || receiver.home === this.victim || receiver.node !== receiver.home)
       return;
     if (this.crossNode && sender.home === receiver.home) return;
+    if (docId === this.docId && typedAt < this.windowEnd) {
+      const token = `${sender.id}@${typedAt}`;
+      if (!this.waits.has(token)) this.waits.set(token, at - typedAt);
+    }
+    if (this.first.has(docId)) return;
     const ms = at - this.t0;
     this.first.set(docId, ms);
     for (const waiter of this.waiters.get(docId) ?? []) waiter(ms);
@@ -71,6 +80,16 @@ export class Round {
       const timer = setTimeout(() => waiter(null), limitMs);
       this.waiters.set(docId, [...(this.waiters.get(docId) ?? []), waiter]);
     });
+  }
+
+  /**
+   * The longest any token typed on the measured document between the signal and
+   * {@link windowEnd} waited for its first qualifying delivery: the gap a user
+   * typing through the fault sees (for a crash, about the first token's wait; for
+   * a handoff that serves on until its successor is ready, the switch itself).
+   */
+  worstWaitMs(): number | null {
+    return this.waits.size ? Math.max(...this.waits.values()) : null;
   }
 
   /** First deliveries of the affected documents so far (ms after t0). */
