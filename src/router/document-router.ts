@@ -7,7 +7,7 @@ import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { PreparedDocument } from "../engine/prepared-document.js";
 import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { Handoffs } from "./handoff.js";
+import { HandoverQueue, Handoffs, handoverConcurrency } from "./handoff.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { registerOwnerEndpoint } from "./owner-endpoint.js";
 import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
@@ -236,10 +236,13 @@ export class DocumentRouter implements LeaveListener {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     const closing: Promise<void>[] = [];
+    const handovers = new HandoverQueue(handoverConcurrency(this.entries.size));
     for (const entry of this.entries.values()) {
       clearTimeout(entry.idleTimer);
       const close = (target: Target) =>
-        target instanceof DocumentSession ? this.handOver(target) : target.close("shutdown");
+        target instanceof DocumentSession
+          ? handovers.run(() => this.handOver(target))
+          : target.close("shutdown");
       if (entry.target) closing.push(Promise.resolve(close(entry.target)));
       else if (entry.opening) closing.push(entry.opening.then(close, () => undefined));
     }

@@ -15,6 +15,38 @@ const PREPARE_WAIT_MS = 1_000;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * How many documents a draining node hands over at once, of `count`: 4, or one per
+ * 100 documents for more than 400. Each handover makes its successor load the
+ * document and then the survivors' relays re-join; a node owning dozens of
+ * documents would otherwise put all of that on the survivors in one burst,
+ * delaying the edits they relay meanwhile. The others are served on until their
+ * turn. Past 400, every document's turn still comes after about 100 others, so a
+ * large node's drain stays inside the drain timeout (OPERATIONS.md).
+ */
+export function handoverConcurrency(count: number): number {
+  return Math.max(4, Math.ceil(count / 100));
+}
+
+/** Runs at most `limit` tasks at once, in the order they were given. */
+export class HandoverQueue {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run(task: () => Promise<void>): Promise<void> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running += 1;
+    try {
+      await task();
+    } finally {
+      this.running -= 1;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
 /** What {@link Handoffs} needs from the node. */
 export interface HandoffDependencies {
   readonly backplane: IBackplane;
