@@ -116,9 +116,15 @@ async function runRound(
     if (exited) await target.restart(victim);
     else if (mode === "stop") target.resume(victim);
     const healedAt = performance.now();
-    round.windowEnd = healedAt;
     const movedBack = fleet.rebalance();
     const settleMs = await fleet.settle(healedAt, LIMITS.settleMs);
+    // The worst wait counts every token typed in its window: let the window close
+    // and those tokens arrive before the round's accounting ends.
+    const windowLeft = round.windowEnd - performance.now();
+    if (windowLeft > 0) {
+      await new Promise((resolve) => setTimeout(resolve, windowLeft));
+      await fleet.settle(performance.now(), LIMITS.settleMs);
+    }
     const deliveries = round.deliveries();
     const record: RoundRecord = {
       index,
