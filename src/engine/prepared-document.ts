@@ -10,7 +10,7 @@ function latestSeq(stored: StoredDocument): number {
 
 /**
  * A document read from storage and restored ahead of a takeover, while its owner
- * still serves it (the graceful handoff: PROTOCOL.md, "Handoff"). No lease is held
+ * still serves it (the graceful handoff: PROTOCOL.md, "The successor"). No lease is held
  * and nothing is claimed: the successor only moves the loading and the Yjs restore
  * out of the gap between the old owner's last op and its own first. When it takes
  * the document over, it loads storage again under its new epoch and brings this

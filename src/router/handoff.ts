@@ -63,7 +63,7 @@ interface Prepared {
 }
 
 /**
- * The graceful handoff's make-before-break step (PROTOCOL.md, "Handoff"). An
+ * The graceful handoff's make-before-break step (PROTOCOL.md, "The successor"). An
  * owner that drains asks each document's successor to load it first
  * ({@link prepare}) and keeps serving until it has, or for at most 1 s; only then
  * does it drain the document's queue, release its lease and publish Closed. The
