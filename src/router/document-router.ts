@@ -7,7 +7,7 @@ import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { PreparedDocument } from "../engine/prepared-document.js";
 import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
-import { HandoverQueue, Handoffs, handoverConcurrency } from "./handoff.js";
+import { Handoffs } from "./handoff.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { registerOwnerEndpoint } from "./owner-endpoint.js";
 import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
@@ -228,34 +228,28 @@ export class DocumentRouter implements LeaveListener {
   }
 
   /**
-   * Closes every session gracefully and every relay. A session other nodes use is
-   * handed over make-before-break: it keeps serving (its relays' requests too)
-   * until its successor has loaded it ({@link Handoffs}), then drains, releases
-   * its lease and names that successor. Others write a final snapshot first.
+   * Closes every relay, and every session gracefully: one that other nodes use
+   * is handed over make-before-break, a few at a time ({@link Handoffs.handOverAll}).
+   * The owner endpoint answers until they have: relays' requests are served meanwhile.
    */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    const closing: Promise<void>[] = [];
-    const handovers = new HandoverQueue(handoverConcurrency(this.entries.size));
-    for (const entry of this.entries.values()) {
+    const targets = [...this.entries.values()].map((entry) => {
       clearTimeout(entry.idleTimer);
-      const close = (target: Target) =>
-        target instanceof DocumentSession
-          ? handovers.run(() => this.handOver(target))
-          : target.close("shutdown");
-      if (entry.target) closing.push(Promise.resolve(close(entry.target)));
-      else if (entry.opening) closing.push(entry.opening.then(close, () => undefined));
-    }
-    await Promise.all(closing);
+      return Promise.resolve(entry.target ?? entry.opening?.catch(() => undefined));
+    });
+    const sessions = targets.map(async (target) => {
+      const session = await target;
+      return session instanceof DocumentSession ? session : undefined;
+    });
+    const relays = targets.map(async (target) => {
+      const relay = await target;
+      if (relay instanceof RelayDocument) relay.close("shutdown");
+    });
+    await Promise.all([this.handoffs.handOverAll(sessions), ...relays]);
     this.unregister();
     this.offResubscribed();
     this.handoffs.close();
-  }
-
-  private async handOver(session: DocumentSession): Promise<void> {
-    const successor = session.successor();
-    if (successor && !session.closed) await this.handoffs.prepare(successor, session.docId, session.epoch);
-    await session.close("shutdown");
   }
 
   private requestOptions(): { timeoutMs?: number } {

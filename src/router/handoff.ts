@@ -1,4 +1,5 @@
 import type { IBackplane } from "../backplane/backplane.js";
+import type { DocumentSession } from "../engine/document-session.js";
 import { PreparedDocument } from "../engine/prepared-document.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
@@ -91,11 +92,33 @@ export class Handoffs {
   }
 
   /**
-   * Owner side: asks `successor` to load `docId` ahead of the handoff. Resolves
-   * once it has, or when it failed or 1 s passed (the takeover then loads as
-   * after a crash); never rejects.
+   * Owner side, on shutdown: closes `sessions` (each may still be opening), a few
+   * at a time ({@link handoverConcurrency}); one that other nodes use is handed
+   * over make-before-break (its successor loads it first, {@link prepare}), the
+   * others write a final snapshot.
    */
-  async prepare(successor: string, docId: string, epoch: number): Promise<void> {
+  async handOverAll(sessions: readonly Promise<DocumentSession | undefined>[]): Promise<void> {
+    const queue = new HandoverQueue(handoverConcurrency(sessions.length));
+    await Promise.all(
+      sessions.map(async (opening) => {
+        const session = await opening;
+        if (session) await queue.run(() => this.handOver(session));
+      }),
+    );
+  }
+
+  private async handOver(session: DocumentSession): Promise<void> {
+    const successor = session.successor();
+    if (successor && !session.closed) await this.prepare(successor, session.docId, session.epoch);
+    await session.close("shutdown");
+  }
+
+  /**
+   * Asks `successor` to load `docId` ahead of the handoff. Resolves once it has,
+   * or when it failed or 1 s passed (the takeover then loads as after a crash);
+   * never rejects.
+   */
+  private async prepare(successor: string, docId: string, epoch: number): Promise<void> {
     try {
       await this.deps.backplane.sendRequest(
         successor,
