@@ -34,6 +34,11 @@ export const ErrorCodes = {
    * as the owner being gone and take over or follow its successor.
    */
   NODE_GONE: "OPS_ERR_NODE_GONE",
+  /**
+   * A backplane request could not be sent: the medium (Redis) is unreachable. The
+   * target may be fine; relays wait for the medium and try the same owner again.
+   */
+  BACKPLANE_UNAVAILABLE: "OPS_ERR_BACKPLANE_UNAVAILABLE",
   /** The management API refused the request (no or wrong authorization). */
   FORBIDDEN: "OPS_ERR_FORBIDDEN",
   /** The management API was asked about a document that does not exist. */

@@ -102,7 +102,17 @@ export class OpStreamMetrics {
   });
   readonly leasesLost = new Counter({
     name: "opstream_leases_lost_total",
-    help: "Ownership leases lost (renewal not confirmed by its deadline, or taken over).",
+    help: "Ownership leases lost: another node holds the key or claimed a newer epoch.",
+    registers: [this.registry],
+  });
+  readonly leasesSuspended = new Gauge({
+    name: "opstream_leases_suspended",
+    help: "Leases Redis has not confirmed within their renewal deadline (Redis unreachable or slow): their sessions serve on, fenced by storage.",
+    registers: [this.registry],
+  });
+  readonly leasesRetaken = new Counter({
+    name: "opstream_leases_retaken_total",
+    help: "Leases whose key was gone (expired during a Redis outage, Redis restarted empty) and that this node took again with the same epoch after the progress-mark check.",
     registers: [this.registry],
   });
   readonly leasesBroken = new Counter({

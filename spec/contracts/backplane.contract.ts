@@ -277,15 +277,37 @@ function ownershipContract(name: string, factory: OwnershipFactory): void {
       await lease.release();
     });
 
-    it("aborts a lease within one renewal period when its record disappears", async () => {
+    it("takes its record back, keeping its epoch, when the record disappears and nobody claimed since", async () => {
       const [a] = (await start(1, { leaseTtlMs: ttlMs })) as [OwnershipNode];
+      const lease: Lease = (await a.ownership.acquire("vanished"))!;
+      assert.ok(lease);
+      const epoch = lease.epoch;
+      await cluster!.records!.remove("vanished");
+      await eventually(async () => assert.equal(await a.ownership.ownerOf("vanished"), a.nodeId), ttlMs);
+      assert.equal(lease.signal.aborted, false, "the lease lives on");
+      assert.equal(lease.epoch, epoch);
+      await lease.renew();
+      await lease.release();
+      assert.equal(await a.ownership.ownerOf("vanished"), null);
+    });
+
+    it("aborts a lease within one renewal period when another node took its vanished record", async () => {
+      const [a, b] = (await start(2, { leaseTtlMs: ttlMs })) as [OwnershipNode, OwnershipNode];
       const lease: Lease = (await a.ownership.acquire("lost"))!;
       assert.ok(lease);
-      await cluster!.records!.remove("lost");
+      // The holder may take its record back between the delete and b's acquire: try again then.
+      let taken = null as Lease | null;
+      await eventually(async () => {
+        await cluster!.records!.remove("lost");
+        taken = await b.ownership.acquire("lost");
+        assert.ok(taken, "b took the vanished record");
+      });
       await eventually(() => assert.equal(lease.signal.aborted, true), ttlMs / 3 + 150, 5);
       assert.ok(isOpStreamError(lease.signal.reason, ErrorCodes.NOT_OWNER), "the reason is NOT_OWNER");
       await assert.rejects(lease.renew(), (error: unknown) => isOpStreamError(error, ErrorCodes.NOT_OWNER));
       await lease.release();
+      assert.equal(await b.ownership.ownerOf("lost"), b.nodeId, "a's release frees nothing of b's");
+      assert.ok(taken!.epoch > lease.epoch, "b claimed a newer epoch");
     });
   });
 }

@@ -16,6 +16,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts the server again on the same port (stopping it first if it runs); resolves once it answers PING. */
   restart(): Promise<void>;
+  /** SIGKILLs the server (a crash: no shutdown, nothing saved) and resolves once it has exited. */
+  kill(): Promise<void>;
+  /** Starts a stopped or killed server on its port, empty; resolves once it answers PING. */
+  start(): Promise<void>;
   /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
   pause(): void;
   /** Thaws a paused server (SIGCONT). */
@@ -91,16 +95,17 @@ export async function startRedis(): Promise<RedisServer> {
     }, 10_000);
   };
 
-  const stop = async (): Promise<void> => {
+  const end = async (signal: "SIGTERM" | "SIGKILL"): Promise<void> => {
     guard?.release();
     const running = child;
     child = undefined;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = once(running, "exit");
     running.kill("SIGCONT"); // a paused server would not act on SIGTERM
-    running.kill("SIGTERM");
+    running.kill(signal);
     await exited;
   };
+  const stop = (): Promise<void> => end("SIGTERM");
 
   await start();
   return {
@@ -109,6 +114,11 @@ export async function startRedis(): Promise<RedisServer> {
     stop,
     async restart() {
       await stop();
+      await start();
+    },
+    kill: () => end("SIGKILL"),
+    async start() {
+      if (child) throw new Error(`redis-server on ${port} is running already`);
       await start();
     },
     pause: () => void child?.kill("SIGSTOP"),

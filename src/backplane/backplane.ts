@@ -87,4 +87,13 @@ export interface IBackplane {
   isNodeAlive?(nodeId: string): Promise<boolean>;
   /** Calls `listener` after subscriptions were restored following a disconnect (messages may have been lost). */
   onResubscribed?(listener: () => void): () => void;
+  /**
+   * True while this node's link to the medium is down, or came back less than a
+   * lease TTL ago. Owner keys that vanished with the medium (it restarted empty, or
+   * they expired while it was unreachable) then do not mean their owners are gone:
+   * an owner serves on through an outage and takes its key back when the medium
+   * returns, so a relay rejoins its previous owner rather than taking over.
+   * @default absent (never recovering)
+   */
+  isRecovering?(): boolean;
 }

@@ -197,7 +197,15 @@ export abstract class ClusterBackplane implements IBackplane {
       (receivers) => {
         if (receivers === 0) this.pending.fail(id, this.goneError(nodeId, type));
       },
-      (error: unknown) => this.pending.fail(id, error instanceof Error ? error : new Error(String(error))),
+      (error: unknown) =>
+        this.pending.fail(
+          id,
+          new OpStreamError(
+            ErrorCodes.BACKPLANE_UNAVAILABLE,
+            `Request "${type}" to node "${nodeId}" could not be sent: the backplane is unreachable.`,
+            { nodeId, type, cause: error instanceof Error ? error.message : String(error) },
+          ),
+        ),
     );
     this.probeTimer ??= setInterval(() => this.probeTargets(), LIVENESS_PROBE_MS).unref();
     if (this.metrics) {

@@ -16,6 +16,8 @@ export interface MoveHint {
   readonly owner?: string;
   /** The successor the ex-owner named in its Closed message. */
   readonly successor?: string;
+  /** The move started from the suspect's Closed message: it let the document go. */
+  readonly closed?: boolean;
 }
 
 /** What a search does with the owner it finds; the relay implements it. */
@@ -38,7 +40,7 @@ export interface SearchTarget<Local> {
 
 /** What a search asks of the node. */
 export interface SearchDependencies<Local> {
-  readonly backplane: Pick<IBackplane, "nodeId" | "isNodeAlive">;
+  readonly backplane: Pick<IBackplane, "nodeId" | "isNodeAlive" | "isRecovering">;
   readonly ownership: Pick<IOwnership, "ownerOf" | "breakLease">;
   /** Acquires the lease and opens the session when nobody holds it; null when another node does. */
   readonly takeOver: (docId: string) => Promise<Local | null>;
@@ -65,6 +67,8 @@ export class OwnerSearch<Local> {
   private successor: string | undefined;
   /** Rejoins started; one whose number is no longer current was abandoned. */
   private rejoins = 0;
+  /** The owner the search started from let the document go (its Closed message), or was found gone. */
+  private leftFor = new Set<string>();
 
   constructor(
     private readonly target: SearchTarget<Local>,
@@ -89,6 +93,7 @@ export class OwnerSearch<Local> {
       case ChannelMessageType.Closed:
         stale = message.origin === this.target.owner;
         if (stale) this.successor = message.successor;
+        this.leftFor.add(message.origin);
         break;
       default:
         return;
@@ -106,6 +111,9 @@ export class OwnerSearch<Local> {
     // News heard during an earlier search that ended without it is stale now.
     this.announced = undefined;
     this.successor = hint.successor;
+    this.leftFor = new Set(hint.closed && hint.suspect !== undefined ? [hint.suspect] : []);
+    // The owner the relay followed: while Redis is recovering, a vanished key is no sign it left.
+    const previous = this.target.owner;
     const deadline = performance.now() + timeoutMs;
     let announced = hint.owner;
     // A step that changed who holds the lease is followed at once, a few times in a row.
@@ -123,8 +131,31 @@ export class OwnerSearch<Local> {
       // another node got it meanwhile, the takeover fails and the next step reads it).
       const named: boolean = heard === undefined && successor === this.deps.backplane.nodeId && !tookNamed;
       tookNamed ||= named;
-      const owner = named ? null : (heard ?? (await this.deps.ownership.ownerOf(this.target.docId)));
+      let owner: string | null;
+      try {
+        owner = named ? null : (heard ?? (await this.deps.ownership.ownerOf(this.target.docId)));
+      } catch {
+        // Redis does not answer: nothing to decide on. Look again after a pause.
+        announced = undefined;
+        this.checkDeadline(deadline);
+        await this.untilNews(backoffMs(attempt));
+        continue;
+      }
       announced = undefined;
+      if (owner === null && !named && this.mayComeBack(previous)) {
+        // The key vanished with Redis (restarted empty, or expired while it was
+        // unreachable), and the owner served on through the outage: rejoin it. It
+        // takes its key back with its next renewal. Only once Redis has been back a
+        // lease TTL does a vanished key mean the owner is gone.
+        try {
+          return await this.rejoinUnlessStale(previous);
+        } catch (error) {
+          if (!isRetryable("ownerCall", error)) throw error;
+        }
+        this.checkDeadline(deadline);
+        await this.untilNews(backoffMs(attempt));
+        continue;
+      }
       if (owner === null && successor && successor !== this.deps.backplane.nodeId && !waitedForSuccessor) {
         // The ex-owner named another node to take over: its Owner message comes
         // soon; racing it would only pile every document onto whichever node is
@@ -146,6 +177,7 @@ export class OwnerSearch<Local> {
         // expire. Whether or not this node's break was the one that freed it (news
         // during the confirmation, or another relay first), the next step looks again.
         const gone = await this.stillGone(owner);
+        if (gone) this.leftFor.add(owner);
         const broke = gone ? await this.deps.ownership.breakLease?.(this.target.docId, owner) : undefined;
         again = !gone || broke !== undefined;
       } else {
@@ -156,18 +188,34 @@ export class OwnerSearch<Local> {
           again = error === REJOIN_STALE; // the news names where to go: at once
         }
       }
-      if (performance.now() >= deadline) {
-        throw new OpStreamError(
-          ErrorCodes.NOT_OWNER,
-          `No owner of "${this.target.docId}" answered; rejoin.`,
-          {
-            docId: this.target.docId,
-          },
-        );
-      }
+      this.checkDeadline(deadline);
       if (again && quick++ < 3) continue;
       await this.untilNews(backoffMs(attempt));
     }
+  }
+
+  /**
+   * Throws once the search is past `deadline`, unless Redis is unreachable or just
+   * came back: the clients then have nowhere better to go, and keep their sockets.
+   */
+  private checkDeadline(deadline: number): void {
+    if (performance.now() < deadline || this.deps.backplane.isRecovering?.() === true) return;
+    throw new OpStreamError(ErrorCodes.NOT_OWNER, `No owner of "${this.target.docId}" answered; rejoin.`, {
+      docId: this.target.docId,
+    });
+  }
+
+  /**
+   * Whether `previous`, the owner the relay followed, may still serve the document
+   * though its key is gone: another node, not known to have left (no Closed, not
+   * found gone), while this node's link to Redis is recovering.
+   */
+  private mayComeBack(previous: string): boolean {
+    return (
+      previous !== this.deps.backplane.nodeId &&
+      !this.leftFor.has(previous) &&
+      this.deps.backplane.isRecovering?.() === true
+    );
   }
 
   /** Waits `ms`; resolves true at once if news about the owner arrives meanwhile. */

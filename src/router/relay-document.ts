@@ -290,7 +290,7 @@ export class RelayDocument implements RelayCalls {
         return;
       case ChannelMessageType.Closed:
         if (message.epoch >= this.epoch)
-          void this.move({ suspect: message.origin, successor: message.successor });
+          void this.move({ suspect: message.origin, successor: message.successor, closed: true });
         return;
       case ChannelMessageType.Stateless:
         for (const member of this.members.values()) member.peer.sendStateless?.(message.payload);

@@ -61,6 +61,7 @@ export const RETRYABLE_CODES: Readonly<Record<RetryKind, readonly ErrorCode[]>> 
     ErrorCodes.NODE_GONE,
     ErrorCodes.FENCED,
     ErrorCodes.SESSION_CLOSED,
+    ErrorCodes.BACKPLANE_UNAVAILABLE,
   ),
   serverDocument: codes(
     ErrorCodes.SESSION_CLOSED,
@@ -70,6 +71,7 @@ export const RETRYABLE_CODES: Readonly<Record<RetryKind, readonly ErrorCode[]>> 
     ErrorCodes.FENCED,
     ErrorCodes.NO_HANDLER,
     ErrorCodes.NODE_GONE,
+    ErrorCodes.BACKPLANE_UNAVAILABLE,
   ),
 });
 

@@ -23,8 +23,12 @@ export interface ProgressMark {
 /** A held owner key (redlock's lock object: resource, value = node id, expiry). */
 export type LeaseLock = Redlock.Lock;
 
-/** What an extend found when redlock reported failure. */
-export type ExtendOutcome = LeaseLock | "lost";
+/**
+ * What an extend found: the extended lock; "gone" when the key no longer exists (it
+ * expired, Redis restarted empty, or a node found this one gone broke it); "taken"
+ * when another node's id is in it.
+ */
+export type ExtendOutcome = LeaseLock | "gone" | "taken";
 
 /**
  * Ownership-lease commands on redlock (v4), with one Redis per cluster.
@@ -110,9 +114,9 @@ export class LeaseLocks {
 
   /**
    * Extends `lock` by `ttlMs` from now while the key still holds this node's id.
-   * Resolves the extended lock, or "lost" when the key is gone or another
-   * node's; rejects when the outcome is unknown (Redis did not answer), so the
-   * caller retries.
+   * Resolves the extended lock, "gone" when the key does not exist, or "taken" when
+   * it is another node's; rejects when the outcome is unknown (Redis did not
+   * answer), so the caller retries.
    */
   async extend(lock: LeaseLock, ttlMs: number): Promise<ExtendOutcome> {
     try {
@@ -121,7 +125,7 @@ export class LeaseLocks {
       if (!(error instanceof this.LockError)) throw error;
       const holder = await this.holder(keyOf(lock));
       if (holder === this.nodeId) throw error; // still ours: the extend itself failed
-      return "lost";
+      return holder === null ? "gone" : "taken";
     }
   }
 

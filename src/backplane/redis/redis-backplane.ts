@@ -14,6 +14,13 @@ const SUBSCRIBER_CHECKS_MISSED = 3;
 const SELF_CHECK = "opstream.node.self-check";
 /** The probe connection reconnects at least this often, so `/readyz` notices recovery quickly. */
 const PROBE_MAX_RETRY_DELAY_MS = 1000;
+/**
+ * The publisher and subscriber reconnect at least this often (ioredis's default
+ * backs off to 2 s): after an outage, edits resume within this long of Redis
+ * answering again.
+ */
+const MAX_RETRY_DELAY_MS = 500;
+const retryStrategy = (times: number): number => Math.min(times * 50, MAX_RETRY_DELAY_MS);
 
 type Role = "publisher" | "subscriber" | "probe";
 
@@ -45,6 +52,10 @@ export class RedisBackplane extends ClusterBackplane {
   private readonly resubscribedListeners = new Set<() => void>();
   private readonly detach: (() => void)[] = [];
   private subscriberWasDown = false;
+  /** `performance.now()` when the subscriber last re-subscribed after a loss; undefined before any loss. */
+  private recoveredAt: number | undefined;
+  /** True from a subscriber loss until every channel is confirmed subscribed again. */
+  private linkDown = false;
   /** Counts the subscriber's "ready" events; only the newest one's re-subscription notifies. */
   private subscriberReadies = 0;
   private readonly checkTimer: NodeJS.Timeout | undefined;
@@ -68,8 +79,8 @@ export class RedisBackplane extends ClusterBackplane {
     this.pingTimeoutMs = resolved.pingTimeoutMs;
     this.hostMetrics = resolved.metrics;
     this.ownsPublisher = resolved.redis === undefined;
-    this.redis = resolved.redis ?? new (loadIoredis().Redis)(resolved.connectionString);
-    this.subscriber = this.redis.duplicate({ lazyConnect: false });
+    this.redis = resolved.redis ?? new (loadIoredis().Redis)(resolved.connectionString, { retryStrategy });
+    this.subscriber = this.redis.duplicate({ lazyConnect: false, retryStrategy });
     this.probe = this.redis.duplicate({
       lazyConnect: false,
       // Fail at once while disconnected instead of waiting in ioredis's offline queue.
@@ -84,7 +95,10 @@ export class RedisBackplane extends ClusterBackplane {
     this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) =>
       this.channelListeners.get(channel.toString())?.(message),
     );
-    this.subscriber.on("close", () => (this.subscriberWasDown = true));
+    this.subscriber.on("close", () => {
+      this.subscriberWasDown = true;
+      this.linkDown = true; // recovering from now until re-subscribed, and a lease TTL after
+    });
     this.subscriber.on("ready", () => {
       this.subscriberProvenAt = performance.now();
       const ready = ++this.subscriberReadies;
@@ -175,6 +189,16 @@ export class RedisBackplane extends ClusterBackplane {
   override onResubscribed(listener: () => void): () => void {
     this.resubscribedListeners.add(listener);
     return () => void this.resubscribedListeners.delete(listener);
+  }
+
+  /**
+   * True while the publisher or the subscriber is not ready, or the subscriber
+   * re-subscribed less than a lease TTL ago (see {@link IBackplane.isRecovering}).
+   */
+  isRecovering(): boolean {
+    if (!this.isReady() || this.linkDown) return true;
+    const recoveredAt = this.recoveredAt;
+    return recoveredAt !== undefined && performance.now() - recoveredAt < this.ownershipLeaseTtlMs;
   }
 
   /** True when both the publisher and the subscriber are connected and ready. */
@@ -274,6 +298,8 @@ export class RedisBackplane extends ClusterBackplane {
       return;
     }
     if (ready !== this.subscriberReadies) return;
+    this.recoveredAt = performance.now();
+    this.linkDown = false;
     this.hostMetrics?.backplaneResubscribes.inc();
     this.logger.info({ nodeId: this.nodeId, channels: channels.length }, "redis subscriber re-subscribed");
     for (const listener of [...this.resubscribedListeners]) {

@@ -5,16 +5,14 @@ import type { Lease } from "../ownership.js";
 import type { LeaseLock, LeaseLocks, ProgressMark } from "./lease-locks.js";
 
 /**
- * A lease counts as lost when no renewal has been confirmed by
+ * A lease counts as suspended when no renewal has been confirmed by
  * `lastConfirmedSentAt + ttl * RENEW_DEADLINE_FRACTION` (monotonic clock).
  *
  * Redis expires the key `ttl` after it *executed* the last SET/PEXPIRE, which is
- * after we *sent* it, so measuring from the send time already errs early. The
- * remaining fifth of the TTL is the owner's margin to stop before anyone else can
- * take the key: clock-rate drift between hosts, an event-loop stall between the
- * deadline and a write already on its way to storage, and timer lateness. (Storage
- * epochs keep data safe even when the margin is not enough; the margin keeps a
- * stale owner from doing work that would be fenced.)
+ * after we *sent* it, so measuring from the send time already errs early: from the
+ * deadline on, another node may be able to take the key. The owner serves on
+ * anyway; storage fences its writes with the epoch, so a successor's claim stops
+ * it at its next append (DESIGN: "Storage decides; the lease is for liveness").
  */
 export const RENEW_DEADLINE_FRACTION = 0.8;
 
@@ -25,15 +23,21 @@ export const RENEWALS_PER_TTL = 3;
 const RENEW_RETRIES_PER_TTL = 10;
 
 /** Why a lease ended (`details.reason` of its signal's NOT_OWNER error). */
-export type LeaseEndReason = "deadline" | "taken" | "released" | "superseded";
+export type LeaseEndReason = "taken" | "released" | "superseded";
 
 /** What a lease shares with the ownership that made it. */
 export interface LeaseContext {
   readonly locks: LeaseLocks;
   readonly ttlMs: number;
   readonly metrics:
-    Pick<OpStreamMetrics, "leasesLost" | "leaseRenewFailures" | "storageRollbacks"> | undefined;
+    | Pick<
+        OpStreamMetrics,
+        "leasesLost" | "leaseRenewFailures" | "storageRollbacks" | "leasesSuspended" | "leasesRetaken"
+      >
+    | undefined;
   readonly logger: BackplaneLogger;
+  /** The key of a document's owner lease. */
+  ownerKey(docId: string): string;
   /** The key of a document's progress mark. */
   markKey(docId: string): string;
   /**
@@ -47,10 +51,18 @@ export interface LeaseContext {
 }
 
 /**
- * A held Redis ownership lease. It renews itself every ttl/3 and aborts its
- * signal with OpStreamError(NOT_OWNER) when a renewal is refused (the key is gone
- * or another node's) or not confirmed by its deadline on the monotonic clock,
- * whichever comes first; it then never renews again.
+ * A held Redis ownership lease. It renews itself every ttl/3. It aborts its signal
+ * with OpStreamError(NOT_OWNER) only when Redis says another node has the
+ * document: the key holds another node's id, or the progress mark names a newer
+ * epoch; it then never renews again.
+ *
+ * A renewal not confirmed by its deadline on the monotonic clock (Redis
+ * unreachable, hung or slow) *suspends* the lease instead: the session serves on,
+ * because storage fences every write with the epoch — a node that takes over
+ * claims a higher one, and the next append of this one is refused. Renewals go on
+ * trying; the first one Redis answers ends the suspension. When it finds the key
+ * gone (it expired meanwhile, or Redis restarted empty), the lease takes the key
+ * again, keeping its epoch, unless the progress mark shows a newer claim.
  */
 export class RedisLease implements Lease {
   readonly signal: AbortSignal;
@@ -64,6 +76,8 @@ export class RedisLease implements Lease {
   private renewing: Promise<void> | undefined;
   private releasing: Promise<void> | undefined;
   private endReason: OpStreamError | undefined;
+  /** `performance.now()` when the lease was suspended (its deadline passed unconfirmed); undefined while confirmed. */
+  private suspendedAt: number | undefined;
 
   readonly storageRolledBack: boolean;
   /** The document's progress mark as this lease found it, before its own claim. */
@@ -95,6 +109,11 @@ export class RedisLease implements Lease {
     this.confirmedSentAt = sentAt;
     this.armDeadline();
     this.scheduleRenewal();
+  }
+
+  /** True while Redis has not confirmed the lease within its deadline; the session serves on meanwhile. */
+  get suspended(): boolean {
+    return this.suspendedAt !== undefined;
   }
 
   /** Extends the lease now (sharing a renewal already in flight); rejects with NOT_OWNER once lost. */
@@ -176,32 +195,78 @@ export class RedisLease implements Lease {
 
   private async renewOnce(): Promise<void> {
     const { locks, ttlMs, metrics, logger } = this.context;
-    const sentAt = performance.now();
-    let result: LeaseLock | "lost";
+    let sentAt = performance.now();
+    let lock: LeaseLock;
     try {
-      result = await locks.extend(this.lock, ttlMs);
+      const result = await locks.extend(this.lock, ttlMs);
+      // Confirmed after a release or a supersession: the lease is over.
+      if (this.endReason) throw this.endReason;
+      if (result === "taken") {
+        metrics?.leaseRenewFailures.inc();
+        throw this.lose(`The lease of "${this.docId}" (epoch ${this.epoch}) is gone: another node holds it.`);
+      }
+      if (result === "gone") {
+        sentAt = performance.now(); // the new key's TTL runs from the retake
+        lock = await this.retake();
+      } else lock = result;
     } catch (error) {
       if (this.endReason) throw this.endReason;
       metrics?.leaseRenewFailures.inc();
-      logger.warn(
+      // Once suspended (its warning said so), retries fail every TTL/10 until Redis answers.
+      const level = this.suspended ? "debug" : "warn";
+      logger[level](
         { err: error, docId: this.docId, epoch: this.epoch },
         "ownership lease renewal failed; retrying",
       );
       throw error;
     }
-    // Confirmed after the deadline (or after a release): too late, the lease is gone.
-    if (this.endReason) throw this.endReason;
-    if (result === "lost") {
-      metrics?.leaseRenewFailures.inc();
-      throw this.lose(
-        "taken",
-        `The lease of "${this.docId}" (epoch ${this.epoch}) is gone: its key expired or another node holds it.`,
-      );
-    }
-    this.lock = result;
+    this.lock = lock;
     this.confirmedSentAt = sentAt;
+    this.resume();
     this.armDeadline();
     void this.recordProgress();
+  }
+
+  /**
+   * Takes the key again after it vanished (expired while Redis was unreachable,
+   * Redis restarted empty, or broken by a node that took this one for gone), keeping
+   * the epoch. Another node's claim since would show in the progress mark as a
+   * newer epoch: the lease is then lost, and the key freed again. (A claim the mark
+   * no longer shows, because Redis restarted empty, is caught by storage: the next
+   * append is fenced.)
+   */
+  private async retake(): Promise<LeaseLock> {
+    const { locks, ttlMs, metrics, logger } = this.context;
+    const lock = await locks.acquire(this.context.ownerKey(this.docId), ttlMs);
+    if (this.endReason) {
+      // Released meanwhile: free the key again (a newer lease of this node holds it otherwise).
+      if (lock && this.endReason.details["reason"] === "released") await locks.release(lock);
+      throw this.endReason;
+    }
+    if (!lock) {
+      throw this.lose(`The lease of "${this.docId}" (epoch ${this.epoch}) is gone: another node holds it.`);
+    }
+    const markKey = this.context.markKey(this.docId);
+    const mark = await locks.mark(markKey);
+    if (mark.epoch > this.epoch) {
+      const lost = this.lose(
+        `The lease of "${this.docId}" (epoch ${this.epoch}) is gone: epoch ${mark.epoch} was claimed since.`,
+      );
+      locks
+        .release(lock)
+        .catch((error: unknown) =>
+          logger.warn(
+            { err: error, docId: this.docId },
+            "could not free the key of a lost lease; it will expire",
+          ),
+        );
+      throw lost;
+    }
+    await locks.recordMark(markKey, { epoch: this.epoch, seq: this.durableSeq });
+    this.recordedSeq = this.durableSeq;
+    metrics?.leasesRetaken.inc();
+    logger.info({ docId: this.docId, epoch: this.epoch }, "ownership lease key was gone; took it again");
+    return lock;
   }
 
   private scheduleRenewal(): void {
@@ -233,41 +298,46 @@ export class RedisLease implements Lease {
         this.deadlineTimer = setTimeout(check, Math.ceil(left)).unref();
         return;
       }
-      if (this.renewing) this.context.metrics?.leaseRenewFailures.inc();
-      this.lose(
-        "deadline",
-        `The lease of "${this.docId}" (epoch ${this.epoch}) was not renewed within ${Math.round(
-          this.context.ttlMs * RENEW_DEADLINE_FRACTION,
-        )} ms; this node stepped down.`,
-      );
+      this.suspend();
     };
     this.deadlineTimer = setTimeout(check, Math.max(0, Math.ceil(deadline - performance.now()))).unref();
   }
 
-  /** Ends the lease as lost (once) and returns why it ended. */
-  private lose(reason: "deadline" | "taken", message: string): OpStreamError {
+  /** The deadline passed unconfirmed: serve on under storage fencing, and say so. */
+  private suspend(): void {
+    if (this.endReason || this.suspendedAt !== undefined) return;
+    this.suspendedAt = performance.now();
+    if (this.renewing) this.context.metrics?.leaseRenewFailures.inc();
+    this.context.metrics?.leasesSuspended.inc();
+    this.context.logger.warn(
+      { docId: this.docId, epoch: this.epoch },
+      `the ownership lease was not confirmed by Redis within ${Math.round(
+        this.context.ttlMs * RENEW_DEADLINE_FRACTION,
+      )} ms; serving on (storage fences every write) until Redis answers`,
+    );
+  }
+
+  /** A renewal was confirmed: the suspension, if any, is over. */
+  private resume(): void {
+    if (this.suspendedAt === undefined) return;
+    const suspendedMs = Math.round(performance.now() - this.suspendedAt);
+    this.suspendedAt = undefined;
+    this.context.metrics?.leasesSuspended.dec();
+    this.context.logger.info(
+      { docId: this.docId, epoch: this.epoch, suspendedMs },
+      "ownership lease confirmed again",
+    );
+  }
+
+  /** Ends the lease as lost (once): another node has the document. Returns why it ended. */
+  private lose(message: string): OpStreamError {
     if (this.endReason) return this.endReason;
-    const current = this.context.isCurrent(this);
-    const lost = this.end(reason, message);
+    const lost = this.end("taken", message);
     this.context.metrics?.leasesLost.inc();
-    this.context.logger.warn({ docId: this.docId, epoch: this.epoch, reason }, "ownership lease lost");
-    if (reason === "deadline" && current) {
-      // Redis may still name this node (a slow renewal may even land after this):
-      // free the key so a successor need not wait out the TTL. Compare-and-DEL, sent
-      // after any renewal of ours on the same connection, so it never frees another
-      // node's lease. (Rarely, right after a Redis restart, a renewal's NOSCRIPT
-      // fallback can land after this and re-set the key; it then names this node
-      // until the TTL ends, which delays a successor but cannot let this node write:
-      // its epoch is fenced.)
-      this.context.locks
-        .release(this.lock)
-        .catch((error: unknown) =>
-          this.context.logger.warn(
-            { err: error, docId: this.docId },
-            "could not free the key of a lost lease; it will expire",
-          ),
-        );
-    }
+    this.context.logger.warn(
+      { docId: this.docId, epoch: this.epoch, reason: "taken" },
+      "ownership lease lost",
+    );
     return lost;
   }
 
@@ -280,6 +350,10 @@ export class RedisLease implements Lease {
       reason,
     });
     this.endReason = ended;
+    if (this.suspendedAt !== undefined) {
+      this.suspendedAt = undefined;
+      this.context.metrics?.leasesSuspended.dec();
+    }
     clearTimeout(this.renewTimer);
     clearTimeout(this.deadlineTimer);
     this.context.forget(this);

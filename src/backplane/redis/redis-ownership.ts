@@ -25,12 +25,19 @@ export interface RedisOwnershipOptions {
   /** How long a lease lives without renewal; renewed every third of it. @default 5000 */
   leaseTtlMs?: number;
   /**
-   * Counts leasesAcquired, leasesLost, leaseRenewFailures, storageRollbacks and leasesBroken.
+   * Counts leasesAcquired, leasesLost, leaseRenewFailures, storageRollbacks,
+   * leasesBroken, leasesSuspended and leasesRetaken.
    * @default none (not counted)
    */
   metrics?: Pick<
     OpStreamMetrics,
-    "leasesAcquired" | "leasesLost" | "leaseRenewFailures" | "storageRollbacks" | "leasesBroken"
+    | "leasesAcquired"
+    | "leasesLost"
+    | "leaseRenewFailures"
+    | "storageRollbacks"
+    | "leasesBroken"
+    | "leasesSuspended"
+    | "leasesRetaken"
   >;
   /** Where lost leases and failed renewals are reported. @default the default pino logger */
   logger?: BackplaneLogger;
@@ -87,6 +94,7 @@ export class RedisOwnership implements IOwnership {
       ttlMs: this.ttlMs,
       metrics: this.metrics,
       logger: this.logger,
+      ownerKey: (docId) => this.key(docId),
       markKey: (docId) => this.markKey(docId),
       isCurrent: (lease) => this.current.get(lease.docId) === lease,
       forget: (lease) => {

@@ -1,0 +1,189 @@
+import { strict as assert } from "node:assert";
+import { Redis } from "ioredis";
+import { metricOf, watchLogs, type LogEntry } from "../faults/support.js";
+import { connectClient, synced, type Client } from "../support/clients.js";
+import { startCluster, type Cluster } from "../support/cluster.js";
+import { eventually } from "../support/eventually.js";
+import {
+  PROVIDER_VERSIONS,
+  allAcknowledged,
+  connectHocuspocus,
+  hpSynced,
+  type HocuspocusClient,
+} from "../support/hocuspocus.js";
+import type { ServerProcess } from "../support/process.js";
+import {
+  assertAllHold,
+  countDisconnects,
+  keepTyping,
+  measure,
+  receivedCounts,
+  type Editor,
+  type Typing,
+} from "./editing.js";
+import { ownersOf, tokensOf } from "./support.js";
+
+/** How long Redis stays away in each case (issue #19). */
+const OUTAGE_MS = 10_000;
+/** Within this long of Redis answering again every client and storage hold every edit (issue #19). */
+const CONVERGED_WITHIN_MS = 3000;
+/**
+ * How soon an edit of one of the owner's clients reaches the other during the
+ * outage: local fan-out, no Redis in the path. Generous for a loaded machine; the
+ * measured figure is printed.
+ */
+const LOCAL_DELIVERY_BOUND_MS = 1000;
+
+/**
+ * A Redis outage at default settings (issue #19): two nodes on one SQLite file, the
+ * owner's clients and a relay's clients (y-websocket and Hocuspocus) typing. The
+ * owner serves its clients through the outage under storage fencing; the relay
+ * keeps its clients' sockets and their edits wait in the clients; when Redis is
+ * back everything converges within 3 s, and nobody's socket closed.
+ */
+describe("a Redis outage: the owner serves on, relays keep their clients, all converge after", function () {
+  this.timeout(90_000);
+  let cluster: Cluster;
+  let logs: { name: string; all(): readonly LogEntry[] }[] = [];
+  const running: { destroy(): void }[] = [];
+  let typists: Typing | undefined;
+
+  before(async () => {
+    cluster = await startCluster(2, { leaseTtlMs: "default", requestTimeoutMs: "default" });
+    logs = cluster.nodes.map((node, i) => ({ name: `node-${i + 1}`, ...watchLogs(node) }));
+  });
+  afterEach(async function () {
+    await typists?.stop();
+    typists = undefined;
+    running.splice(0).forEach((client) => client.destroy());
+    if (this.currentTest?.state === "failed") {
+      for (const log of logs)
+        for (const entry of log
+          .all()
+          .filter((e) => Number(e["level"]) >= 30)
+          .slice(-200))
+          console.log(`[${log.name}] ${JSON.stringify(entry)}`);
+    }
+  });
+  after(() => cluster?.stop());
+
+  function yws(node: ServerProcess, doc: string): Client {
+    const client = connectClient(node.url, doc);
+    running.push(client);
+    return client;
+  }
+  function hocuspocus(node: ServerProcess, doc: string): HocuspocusClient {
+    const client = connectHocuspocus(PROVIDER_VERSIONS[1]!, `${node.url}/hocuspocus`, doc);
+    running.push(client);
+    return client;
+  }
+
+  /** How long after typing two markers each of `a` and `b` holds the other's. */
+  async function localDelivery(a: Editor, b: Editor, name: string, typed: Set<string>): Promise<number> {
+    const started = performance.now();
+    a.text.insert(a.text.length, `${name}-a;`);
+    b.text.insert(b.text.length, `${name}-b;`);
+    typed.add(`${name}-a`).add(`${name}-b`);
+    await eventually(
+      () => {
+        assert.ok(tokensOf(b.text.toString()).has(`${name}-a`), `${name}-a has not reached the other client`);
+        assert.ok(tokensOf(a.text.toString()).has(`${name}-b`), `${name}-b has not reached the other client`);
+      },
+      OUTAGE_MS,
+      2,
+    );
+    return performance.now() - started;
+  }
+
+  const cases: { name: string; down(c: Cluster): Promise<void>; up(c: Cluster): Promise<void> }[] = [
+    {
+      name: "SIGSTOP for 10 s",
+      down: (c) => Promise.resolve(c.redis.pause()),
+      up: (c) => Promise.resolve(c.redis.resume()),
+    },
+    { name: "kill -9, back empty after 10 s", down: (c) => c.redis.kill(), up: (c) => c.redis.start() },
+  ];
+
+  for (const outage of cases) {
+    const { name } = outage;
+    it(`${name}: the owner's clients keep editing, no socket closes, all converge within 3 s of Redis returning`, async () => {
+      const doc = `outage-${name.split(" ")[0]!.replace(/\W/g, "")}`;
+      const [owner, relay] = cluster.nodes as [ServerProcess, ServerProcess];
+      const first = yws(owner, doc);
+      await synced(first, 10_000);
+      const ownerClients = [first, yws(owner, doc)];
+      const relayYws = yws(relay, doc);
+      const relayHp = hocuspocus(relay, doc);
+      await Promise.all([
+        synced(ownerClients[1]!, 10_000),
+        synced(relayYws, 10_000),
+        hpSynced(relayHp, 10_000),
+      ]);
+      assert.deepEqual(await ownersOf(cluster.nodes, doc), [0], "node 1 owns the document");
+      const editors: Editor[] = [...ownerClients, relayYws, relayHp];
+      const disconnects = [...ownerClients, relayYws].map(countDisconnects);
+      typists = keepTyping(editors, "t");
+      await eventually(() => assert.ok(receivedCounts(editors, "t").every((n) => n >= 20)), 20_000);
+      const closesBefore = await Promise.all(
+        cluster.nodes.map((node) => metricOf(node, "opstream_connection_closes_total")),
+      );
+
+      await outage.down(cluster);
+      const downAt = performance.now();
+      // Past the lease deadline (4 s at the default TTL): the owner serves on, suspended.
+      await eventually(
+        async () => assert.equal(await metricOf(owner, "opstream_leases_suspended"), 1),
+        OUTAGE_MS,
+      );
+      const suspendedMs = performance.now() - downAt;
+      const deliveries = [await localDelivery(ownerClients[0]!, ownerClients[1]!, "during-1", typists.typed)];
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, downAt + OUTAGE_MS - 1000 - performance.now())),
+      );
+      deliveries.push(await localDelivery(ownerClients[0]!, ownerClients[1]!, "during-2", typists.typed));
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, downAt + OUTAGE_MS - performance.now())),
+      );
+      for (const [i, ms] of deliveries.entries())
+        assert.ok(
+          ms <= LOCAL_DELIVERY_BOUND_MS,
+          `an owner client's edit reached the other after ${Math.round(ms)} ms during the outage (${i})`,
+        );
+
+      await outage.up(cluster);
+      const upAt = performance.now();
+      await typists.stop();
+      await assertAllHold(cluster, doc, editors, typists.typed, CONVERGED_WITHIN_MS);
+      const convergedMs = performance.now() - upAt;
+      await allAcknowledged(relayHp, 10_000);
+
+      assert.deepEqual(
+        disconnects.map((counter) => counter.closes),
+        disconnects.map(() => []),
+        "no y-websocket client's socket closed",
+      );
+      assert.deepEqual(relayHp.events.closed, [], "the Hocuspocus client's socket never closed");
+      const closesAfter = await Promise.all(
+        cluster.nodes.map((node) => metricOf(node, "opstream_connection_closes_total")),
+      );
+      assert.deepEqual(closesAfter, closesBefore, "neither node closed a connection");
+      assert.deepEqual(await ownersOf(cluster.nodes, doc), [0], "the owner kept the document");
+      const admin = new Redis(cluster.redis.url);
+      try {
+        assert.equal(
+          await admin.get(`${cluster.keyPrefix}owner:${doc}`),
+          "node-1",
+          "and holds its key again",
+        );
+      } finally {
+        admin.disconnect();
+      }
+      measure({
+        case: `redis-${name.split(" ")[0]!}`,
+        suspendedMs: Math.round(suspendedMs),
+        localDeliveryMs: deliveries.map((ms) => Math.round(ms)).join("/"),
+        convergedMs: Math.round(convergedMs),
+      });
+    });
+  }
+});
