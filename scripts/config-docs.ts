@@ -25,7 +25,7 @@ import { HYBRID_SNAPSHOT_DEFAULTS } from "../src/engine/snapshot-policy.js";
 import { SESSION_DEFAULTS } from "../src/hosting/options.js";
 import { RETRY_LIMITS } from "../src/router/retry-policy.js";
 import { POSTGRES_STORE_DEFAULTS } from "../src/storage/postgres/postgres-store.js";
-import { REDIS_STORE_DEFAULTS } from "../src/storage/redis/redis-store.js";
+import { REDIS_STORE_DEFAULTS } from "../src/storage/redis/store-options.js";
 import { TRANSPORT_DEFAULTS } from "../src/transport/transport-options.js";
 
 const ROOT = new URL("../", import.meta.url);
@@ -76,7 +76,7 @@ export const OPTION_TABLES: Readonly<Record<string, Section>> = Object.freeze({
     defaults: POSTGRES_STORE_DEFAULTS,
   },
   "redis-store": {
-    file: "src/storage/redis/redis-store.ts",
+    file: "src/storage/redis/store-options.ts",
     type: "RedisStoreOptions",
     defaults: REDIS_STORE_DEFAULTS,
   },

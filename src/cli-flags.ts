@@ -56,7 +56,7 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     value: "<path|url>",
     env: "OPSTREAM_STORAGE",
     default: "./data/opstream.sqlite",
-    help: "SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage.",
+    help: "SQLite file, or a redis:// or postgres:// URL for Redis or Postgres storage (redis-cluster://host:port,host:port… for a Redis Cluster).",
     group: "serve",
   },
   {

@@ -9,6 +9,7 @@ import {
   hocuspocusSqliteSource,
 } from "./storage/import-sources.js";
 import { openStore, storageKind } from "./storage/open-store.js";
+import { isRedisClusterUrl } from "./storage/redis/cluster-url.js";
 
 /** `--storage` and `--key-prefix` mean what they mean for `opstream serve`: same variables, same defaults. */
 const storageFlag = serveFlag("storage");
@@ -112,6 +113,8 @@ function summaryLine(summary: ImportSummary): string {
 /** A URL's password is not printed. */
 function redacted(storage: string): string {
   if (storageKind(storage) === "sqlite") return storage;
+  // A redis-cluster:// URL lists several hosts, which WHATWG URLs cannot parse.
+  if (isRedisClusterUrl(storage)) return storage.replace(/^([^/]*\/\/[^:@/]*:)[^@/]+@/, "$1***@");
   try {
     const url = new URL(storage);
     if (url.password !== "") url.password = "***";

@@ -115,4 +115,5 @@ export { MemoryDocumentStore } from "./storage/memory/memory-store.js";
 export { SqliteDocumentStore, type SqliteStoreOptions } from "./storage/sqlite/sqlite-store.js";
 export { PostgresDocumentStore, type PostgresStoreOptions } from "./storage/postgres/postgres-store.js";
 export { RedisDocumentStore, type RedisStoreOptions } from "./storage/redis/redis-store.js";
+export type { RedisClusterNode } from "./storage/redis/cluster-url.js";
 export { TENANT_ID, tenantDocId, type TenantResolver } from "./transport/tenancy.js";

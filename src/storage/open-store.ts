@@ -1,8 +1,13 @@
 import type { DocumentStore } from "./document-store.js";
 
-/** What a `--storage` value names: a redis:// (rediss://) or postgres:// (postgresql://) URL, else a SQLite file. */
+/**
+ * What a `--storage` value names: a redis:// (rediss://) or redis-cluster:// URL
+ * (one Redis server or a Redis Cluster), a postgres:// (postgresql://) URL, else a
+ * SQLite file. Both Redis forms are the Redis store: its `connectionString` tells
+ * them apart.
+ */
 export function storageKind(storage: string): "redis" | "postgres" | "sqlite" {
-  if (/^rediss?:\/\//.test(storage)) return "redis";
+  if (/^(rediss?|redis-cluster):\/\//.test(storage)) return "redis";
   if (/^postgres(ql)?:\/\//.test(storage)) return "postgres";
   return "sqlite";
 }

@@ -1,5 +1,6 @@
 /*
- * Key layout (OPERATIONS.md, "Redis storage"), with <p> the key prefix:
+ * Key layout (OPERATIONS.md, "Redis storage"), with <p> the key prefix, on a
+ * standalone Redis (on a Redis Cluster each <docId> is a {hash tag}, store-keys.ts):
  *
  *   <p>ops:<docId>       STREAM  one entry per op, id `<seq>-0`, fields `epoch` and `u`
  *                                (the update bytes), so XRANGE by seq needs no index
@@ -12,8 +13,7 @@
  * last_seq keeps sequence numbers from repeating when the document is re-created.
  * Every write is one fenced Lua script (store-scripts.ts).
  */
-import type { Redis } from "ioredis";
-import { loadIoredis } from "../../drivers.js";
+import type { Cluster, Redis } from "ioredis";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import type {
   ClaimEpochOptions,
@@ -25,6 +25,18 @@ import type {
 } from "../document-store.js";
 import { documentNotFound, trimPoint } from "../document-store.js";
 import { fencedError } from "../fencing.js";
+import { listClusterDocuments } from "./cluster-list.js";
+import { isRedisClusterUrl } from "./cluster-url.js";
+import { isClusterClient, openStoreClient, withDeadline } from "./store-client.js";
+import { REDIS_STORE_DEFAULTS, type RedisStoreOptions } from "./store-options.js";
+import {
+  assertClusterKeyPrefix,
+  clusterKeys,
+  standaloneKeys,
+  type ClusterKeys,
+  type DocumentKeyKind,
+  type StandaloneKeys,
+} from "./store-keys.js";
 import {
   FENCED_MARKER,
   decodeEntry,
@@ -33,37 +45,7 @@ import {
   type StoreCommands,
 } from "./store-scripts.js";
 
-/** Options of {@link RedisDocumentStore}. */
-export interface RedisStoreOptions {
-  /** Where Redis is, e.g. `redis://:password@host:6379/0`. Ignored when `redis` is given. @default "redis://127.0.0.1:6379" */
-  connectionString?: string;
-  /** Prepended to every key: `<prefix>ops:<docId>`, `<prefix>meta:<docId>`, `<prefix>docs`… @default "opstream:" */
-  keyPrefix?: string;
-  /**
-   * A caller-owned ioredis client. The store defines its scripts on it and never
-   * quits it. `commandTimeoutMs` does not apply to it: create it with
-   * `commandTimeout` (and `maxRetriesPerRequest: 0`) so calls fail instead of
-   * waiting in ioredis's offline queue while Redis is unreachable.
-   * @default a client of its own, made from `connectionString` and quit on close
-   */
-  redis?: Redis;
-  /**
-   * How long a call waits for Redis (also while disconnected) before failing with
-   * STORAGE_UNAVAILABLE. Applies to the store's own client.
-   * @default 5000
-   */
-  commandTimeoutMs?: number;
-}
-
-export const REDIS_STORE_DEFAULTS: Readonly<{
-  connectionString: string;
-  keyPrefix: string;
-  commandTimeoutMs: number;
-}> = Object.freeze({
-  connectionString: "redis://127.0.0.1:6379",
-  keyPrefix: "opstream:",
-  commandTimeoutMs: 5000,
-});
+export { REDIS_STORE_DEFAULTS, type RedisStoreOptions } from "./store-options.js";
 
 /** XRANGE COUNT per round trip: long logs are read in pages so no reply is huge. */
 const PAGE_SIZE = 1000;
@@ -73,7 +55,9 @@ const LOAD_ATTEMPTS = 3;
 const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /**
- * The op log in Redis streams: for clusters whose nodes already share a Redis.
+ * The op log in Redis streams: for clusters whose nodes already share a Redis,
+ * standalone or a Redis Cluster (each document's keys in one slot, see
+ * store-keys.ts; list() then scans every master, see cluster-list.ts).
  * Durability is Redis's: run it with AOF (OPERATIONS.md, "Redis storage").
  *
  * A call that fails or times out rejects with STORAGE_UNAVAILABLE, though a write
@@ -84,9 +68,18 @@ const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.
 export class RedisDocumentStore implements DocumentStore {
   readonly kind = "redis";
   readonly keyPrefix: string;
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  /** How keys are named: today's names and the index, or hash tags and the client as a Cluster. */
+  private readonly layout:
+    | { readonly keys: StandaloneKeys; readonly cluster?: undefined }
+    | { readonly keys: ClusterKeys; readonly cluster: Cluster };
   private readonly commands: StoreCommands;
   private readonly ownsClient: boolean;
+  /**
+   * Bounds every call of the store's own Cluster client: its offline queue (while no
+   * node answers) has no timer of its own, unlike a Redis client's.
+   */
+  private readonly deadlineMs: number | undefined;
   /** The latest error of the store's own connection, named in STORAGE_UNAVAILABLE messages. */
   private connectionError: Error | undefined;
   private closing: Promise<void> | undefined;
@@ -102,17 +95,31 @@ export class RedisDocumentStore implements DocumentStore {
       );
     }
     this.keyPrefix = options.keyPrefix ?? d.keyPrefix;
-    this.ownsClient = options.redis === undefined;
-    this.redis =
-      options.redis ??
-      new (loadIoredis().Redis)(options.connectionString ?? d.connectionString, {
-        // The timer also runs while a command waits in the offline queue.
-        commandTimeout: commandTimeoutMs,
-        // Reject in-flight and queued commands at each failed reconnect instead of
-        // re-sending them later: a write whose outcome is unknown is not repeated.
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-      });
+    if (options.cluster?.length === 0) {
+      throw new OpStreamError(
+        ErrorCodes.INVALID_OPTION,
+        "RedisStoreOptions.cluster must name at least one node of the Redis Cluster.",
+        { option: "cluster" },
+      );
+    }
+    const connectionString = options.connectionString ?? d.connectionString;
+    const clusterMode = options.redis
+      ? isClusterClient(options.redis)
+      : options.cluster !== undefined || isRedisClusterUrl(connectionString);
+    // Checked before a client exists, so a bad prefix leaves nothing to close.
+    if (clusterMode) assertClusterKeyPrefix(this.keyPrefix);
+    const opened = openStoreClient({
+      connectionString,
+      cluster: options.cluster,
+      redis: options.redis,
+      commandTimeoutMs,
+    });
+    this.redis = opened.client;
+    this.layout = opened.cluster
+      ? { keys: clusterKeys(this.keyPrefix), cluster: opened.cluster }
+      : { keys: standaloneKeys(this.keyPrefix) };
+    this.ownsClient = opened.owned;
+    this.deadlineMs = opened.owned && opened.cluster ? commandTimeoutMs : undefined;
     if (this.ownsClient) {
       this.redis.on("error", (error: Error) => (this.connectionError = error));
       this.redis.on("ready", () => (this.connectionError = undefined));
@@ -120,18 +127,27 @@ export class RedisDocumentStore implements DocumentStore {
     this.commands = defineStoreCommands(this.redis);
   }
 
-  private key(kind: "ops" | "meta" | "snapshot" | "offsets", docId: string): string {
-    return `${this.keyPrefix}${kind}:${docId}`;
+  /** Whether the store runs on a Redis Cluster (hash-tagged keys, no index). */
+  get clusterMode(): boolean {
+    return this.layout.cluster !== undefined;
   }
 
-  private get docsKey(): string {
-    return `${this.keyPrefix}docs`;
+  private key(kind: DocumentKeyKind, docId: string): string {
+    return this.layout.keys.key(kind, docId);
   }
 
-  /** Runs `work` and turns ioredis failures into STORAGE_UNAVAILABLE (FENCED and other coded errors pass). */
-  private async run<T>(operation: string, docId: string | undefined, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` and turns ioredis failures into STORAGE_UNAVAILABLE (FENCED and
+   * other coded errors pass). `bounded: false` leaves the deadline to `work`.
+   */
+  private async run<T>(
+    operation: string,
+    docId: string | undefined,
+    work: () => Promise<T>,
+    bounded = true,
+  ): Promise<T> {
     try {
-      return await work();
+      return await (bounded ? this.bounded(work()) : work());
     } catch (error) {
       if (isOpStreamError(error)) throw error;
       const reason = (error instanceof Error ? error.message : String(error)).replace(/\.$/, "");
@@ -145,6 +161,11 @@ export class RedisDocumentStore implements DocumentStore {
         error,
       );
     }
+  }
+
+  /** `pending`, or a rejection once `deadlineMs` passed without its answer. */
+  private bounded<T>(pending: Promise<T>): Promise<T> {
+    return this.deadlineMs === undefined ? pending : withDeadline(pending, this.deadlineMs);
   }
 
   /** Returns the seqs of an "ok" reply; throws FENCED for a "fenced" one. */
@@ -175,13 +196,13 @@ export class RedisDocumentStore implements DocumentStore {
 
   claimEpoch(docId: string, options: ClaimEpochOptions = {}): Promise<number> {
     return this.run("claimEpoch", docId, async () => {
-      const epoch = await this.commands.opstreamStoreClaim(
-        this.key("meta", docId),
-        this.docsKey,
-        docId,
-        options.atLeast ?? 0,
-        options.mustExist ? "1" : "0",
-      );
+      const atLeast = options.atLeast ?? 0;
+      const mustExist = options.mustExist ? "1" : "0";
+      const meta = this.key("meta", docId);
+      const { layout } = this;
+      const epoch = layout.cluster
+        ? await this.commands.opstreamStoreClaimCluster(meta, docId, atLeast, mustExist)
+        : await this.commands.opstreamStoreClaim(meta, layout.keys.docsKey, docId, atLeast, mustExist);
       if (epoch === 0) throw documentNotFound(docId);
       return epoch;
     });
@@ -291,19 +312,32 @@ export class RedisDocumentStore implements DocumentStore {
 
   delete(docId: string): Promise<void> {
     return this.run("delete", docId, async () => {
-      await this.commands.opstreamStoreDelete(
-        this.key("meta", docId),
-        this.key("ops", docId),
-        this.key("snapshot", docId),
-        this.key("offsets", docId),
-        this.docsKey,
-        docId,
-      );
+      const keys = (["meta", "ops", "snapshot", "offsets"] as const).map((kind) => this.key(kind, docId));
+      const [meta = "", ops = "", snapshot = "", offsets = ""] = keys;
+      const { layout } = this;
+      if (layout.cluster) await this.commands.opstreamStoreDeleteCluster(meta, ops, snapshot, offsets, docId);
+      else await this.commands.opstreamStoreDelete(meta, ops, snapshot, offsets, layout.keys.docsKey, docId);
     });
   }
 
   list(): Promise<string[]> {
-    return this.run("list", undefined, () => this.redis.zrange(this.docsKey, 0, "-1"));
+    const { layout } = this;
+    if (!layout.cluster) {
+      const { docsKey } = layout.keys;
+      return this.run("list", undefined, () => this.redis.zrange(docsKey, 0, "-1"));
+    }
+    const { cluster, keys } = layout;
+    // Only the wait for a connected cluster is bounded: a scan of a large cluster
+    // takes as many round trips as it needs, each under the nodes' commandTimeout.
+    return this.run(
+      "list",
+      undefined,
+      async () => {
+        await this.bounded(cluster.ping());
+        return listClusterDocuments(cluster, keys.metaPattern, (key) => keys.docIdOfMetaKey(key));
+      },
+      false,
+    );
   }
 
   ping(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { StoredOp } from "../document-store.js";
 
 /*
@@ -21,10 +21,12 @@ export const OK_MARKER = "ok";
 /**
  * Claims the next epoch (or ARGV[2] when higher: see `ClaimEpochOptions.atLeast`)
  * and marks the document live.
- * KEYS: meta, docs. ARGV: docId, atLeast, mustExist ("1" or "0").
+ * KEYS: meta, docs (standalone only). ARGV: docId, atLeast, mustExist ("1" or "0").
  * Returns the new epoch, or 0 (no epoch is 0) when ARGV[3] is "1" and the
  * document is missing or deleted: then nothing is written (see `ClaimEpochOptions.mustExist`).
- * `docs` is a sorted set with every score 0, so ZRANGE lists ids in byte order.
+ * `docs` is a sorted set with every score 0, so ZRANGE lists ids in byte order. On
+ * a Redis Cluster it lives in another slot than the document, so the cluster
+ * variant passes meta alone and the index step is skipped (cluster-list.ts).
  */
 export const CLAIM_SCRIPT = `
 if ARGV[3] == "1" and redis.call("HGET", KEYS[1], "live") ~= "1" then
@@ -40,7 +42,9 @@ redis.call("HSET", KEYS[1], "live", "1")
 redis.call("HSETNX", KEYS[1], "last_seq", "0")
 redis.call("HSETNX", KEYS[1], "snapshot_seq", "0")
 redis.call("HSETNX", KEYS[1], "snapshot_epoch", "0")
-redis.call("ZADD", KEYS[2], 0, ARGV[1])
+if #KEYS >= 2 then
+  redis.call("ZADD", KEYS[2], 0, ARGV[1])
+end
 return epoch
 `;
 
@@ -101,14 +105,16 @@ return {"${OK_MARKER}"}
 /**
  * Drops ops, snapshot and offsets but keeps `epoch` and `last_seq`, so an
  * ex-owner stays fenced and sequence numbers never repeat after re-creation.
- * KEYS: meta, ops, snapshot, offsets, docs. ARGV: docId.
+ * KEYS: meta, ops, snapshot, offsets, docs (standalone only). ARGV: docId.
  */
 export const DELETE_SCRIPT = `
 redis.call("DEL", KEYS[2], KEYS[3], KEYS[4])
 if redis.call("EXISTS", KEYS[1]) == 1 then
   redis.call("HSET", KEYS[1], "live", "0", "snapshot_seq", "0", "snapshot_epoch", "0")
 end
-redis.call("ZREM", KEYS[5], ARGV[1])
+if #KEYS >= 5 then
+  redis.call("ZREM", KEYS[5], ARGV[1])
+end
 return 1
 `;
 
@@ -166,6 +172,13 @@ export interface StoreCommands {
     atLeast: number,
     mustExist: "1" | "0",
   ): Promise<number>;
+  /** CLAIM_SCRIPT without the index: for a Redis Cluster. */
+  opstreamStoreClaimCluster(
+    meta: string,
+    docId: string,
+    atLeast: number,
+    mustExist: "1" | "0",
+  ): Promise<number>;
   opstreamStoreAppend(meta: string, ops: string, epoch: number, ...updates: Buffer[]): Promise<FencedReply>;
   opstreamStoreSnapshot(
     meta: string,
@@ -191,25 +204,35 @@ export interface StoreCommands {
     docs: string,
     docId: string,
   ): Promise<number>;
+  /** DELETE_SCRIPT without the index: for a Redis Cluster. */
+  opstreamStoreDeleteCluster(
+    meta: string,
+    ops: string,
+    snapshot: string,
+    offsets: string,
+    docId: string,
+  ): Promise<number>;
   opstreamStoreLoadBuffer(meta: string, snapshot: string, ops: string, pageSize: number): Promise<LoadReply>;
 }
 
 const DEFINITIONS: readonly [name: string, numberOfKeys: number, lua: string][] = [
   ["opstreamStoreClaim", 2, CLAIM_SCRIPT],
+  ["opstreamStoreClaimCluster", 1, CLAIM_SCRIPT],
   ["opstreamStoreAppend", 2, APPEND_SCRIPT],
   ["opstreamStoreSnapshot", 3, SNAPSHOT_SCRIPT],
   ["opstreamStoreCommitOffset", 2, COMMIT_OFFSET_SCRIPT],
   ["opstreamStoreDelete", 5, DELETE_SCRIPT],
+  ["opstreamStoreDeleteCluster", 4, DELETE_SCRIPT],
   ["opstreamStoreLoad", 3, LOAD_SCRIPT],
 ];
 
 /**
- * Defines the scripts on `redis` (idempotent: the same names and bodies on every
- * call, so two stores may share one client) and returns them typed. ioredis adds
- * defined commands at run time, hence the one cast; their reply shapes are fixed
- * by the scripts above.
+ * Defines the scripts on `redis`, a Redis or a Cluster client (idempotent: the same
+ * names and bodies on every call, so two stores may share one client) and returns
+ * them typed. ioredis adds defined commands at run time, hence the one cast; their
+ * reply shapes are fixed by the scripts above.
  */
-export function defineStoreCommands(redis: Redis): StoreCommands {
+export function defineStoreCommands(redis: Redis | Cluster): StoreCommands {
   for (const [name, numberOfKeys, lua] of DEFINITIONS) redis.defineCommand(name, { numberOfKeys, lua });
   return redis as unknown as StoreCommands;
 }
