@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { redisBackplaneFromFlags } from "../src/cli-backplane.js";
 import { CLI_FLAGS, parseOptions, stateDefault, usage } from "../src/cli-flags.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "../src/backplane/redis/options.js";
 import { SESSION_DEFAULTS } from "../src/hosting/options.js";
@@ -52,5 +53,29 @@ describe("CLI flags (src/cli-flags.ts)", () => {
     assert.deepEqual(options.port, { type: "string", default: "4321" });
     assert.deepEqual(parseOptions({}).port, { type: "string", default: "1234" });
     assert.deepEqual(parseOptions({})["max-connections-per-ip"], { type: "string" });
+  });
+});
+
+describe("CLI backplane flags (src/cli-backplane.ts)", () => {
+  it("read --redis as a URL and --redis-cluster as host:port nodes", () => {
+    assert.equal(redisBackplaneFromFlags({}), undefined);
+    assert.deepEqual(redisBackplaneFromFlags({ redis: "redis://r:6379" }), {
+      connectionString: "redis://r:6379",
+    });
+    assert.deepEqual(redisBackplaneFromFlags({ redisCluster: "10.0.0.5:7000, [::1]:7001," }), {
+      cluster: [
+        { host: "10.0.0.5", port: 7000 },
+        { host: "::1", port: 7001 },
+      ],
+    });
+  });
+
+  it("refuse both at once, and a node without a port, naming the flags", () => {
+    assert.throws(
+      () => redisBackplaneFromFlags({ redis: "redis://r", redisCluster: "r:7000" }),
+      /--redis \(OPSTREAM_REDIS_URL\) and --redis-cluster \(OPSTREAM_REDIS_CLUSTER\) exclude each other/,
+    );
+    for (const bad of ["r", "r:", ":7000", "r:70000", ","])
+      assert.throws(() => redisBackplaneFromFlags({ redisCluster: bad }), /--redis-cluster wants host:port/);
   });
 });

@@ -266,6 +266,14 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     group: "cluster",
   },
   {
+    name: "redis-cluster",
+    type: "string",
+    value: "<host:port,...>",
+    env: "OPSTREAM_REDIS_CLUSTER",
+    help: "Use the Redis backplane on a Redis Cluster (Redis 7+: sharded pub/sub), starting from these nodes. Not with --redis.",
+    group: "cluster",
+  },
+  {
     name: "key-prefix",
     type: "string",
     value: "<p>",

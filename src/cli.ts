@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseOptions, usage } from "./cli-flags.js";
+import { redisBackplaneFromFlags } from "./cli-backplane.js";
 import { jwtOptionsFromFlags } from "./cli-jwt.js";
 import { storageKind } from "./storage/open-store.js";
 import type { SqliteDocumentStore } from "./storage/sqlite/sqlite-store.js";
@@ -44,6 +45,7 @@ async function serve(argv: string[]): Promise<void> {
     audience: flag("jwt-audience"),
     algorithms: flag("jwt-algorithms"),
   });
+  const backplane = redisBackplaneFromFlags({ redis: flag("redis"), redisCluster: flag("redis-cluster") });
   const storage = given("storage");
   const kind = storageKind(storage);
   const sqlite = kind === "sqlite" ? await openSqlite(storage, given("sqlite-synchronous")) : undefined;
@@ -87,11 +89,10 @@ async function serve(argv: string[]): Promise<void> {
   else if (kind === "redis")
     builder.useRedisStorage({ connectionString: storage, keyPrefix: given("key-prefix") });
   else builder.usePostgresStorage(storage);
-  const redis = flag("redis");
-  if (redis !== undefined) {
+  if (backplane !== undefined) {
     builder.useRedisBackplane(
       defined({
-        connectionString: redis,
+        ...backplane,
         keyPrefix: given("key-prefix"),
         ownershipLeaseTtlMs: count("lease-ttl-ms"),
         requestTimeoutMs: count("request-timeout-ms"),

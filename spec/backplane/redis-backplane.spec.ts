@@ -25,6 +25,7 @@ import { RedisBackplane } from "../../src/backplane/redis/redis-backplane.js";
 import type { RedisBackplaneOptions } from "../../src/backplane/redis/options.js";
 import { LIVENESS_PROBE_MS } from "../../src/backplane/cluster-backplane.js";
 import { backplaneContract } from "../contracts/backplane.contract.js";
+import { redisContractFactories } from "./redis-contract-factories.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { eventually } from "../support/eventually.js";
 import { FaultProxy } from "../support/fault-proxy.js";
@@ -142,40 +143,7 @@ describe("Redis backplane (real redis-server)", () => {
     await Promise.all(clients.splice(0).map((redis) => redis.quit()));
   });
 
-  backplaneContract(
-    "redis",
-    {
-      async create(count) {
-        const keyPrefix = newPrefix();
-        const nodes = await Promise.all(Array.from({ length: count }, () => backplane({ keyPrefix })));
-        return { nodes, stop: async () => void (await Promise.all(nodes.map((node) => node.close()))) };
-      },
-    },
-    {
-      capabilities: { expiringLeases: true },
-      async create(count, options = {}) {
-        const keyPrefix = newPrefix();
-        const store = new MemoryDocumentStore();
-        const admin = client();
-        const nodes = await Promise.all(
-          Array.from({ length: count }, () =>
-            backplane({
-              keyPrefix,
-              ...(options.leaseTtlMs ? { ownershipLeaseTtlMs: options.leaseTtlMs } : {}),
-            }),
-          ),
-        );
-        return {
-          nodes: nodes.map((node) => ({ nodeId: node.nodeId, ownership: node.createOwnership(store) })),
-          records: {
-            ttlOf: (docId) => admin.pttl(`${keyPrefix}owner:${docId}`),
-            remove: async (docId) => void (await admin.del(`${keyPrefix}owner:${docId}`)),
-          },
-          stop: async () => void (await Promise.all(nodes.map((node) => node.close()))),
-        };
-      },
-    },
-  );
+  backplaneContract("redis", ...redisContractFactories("standalone", backplane, client, newPrefix));
 
   describe("RedisBackplane", () => {
     it("holds one Redis subscription per document however many local subscribers it has", async () => {

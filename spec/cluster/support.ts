@@ -38,8 +38,11 @@ export function clientsVia(proxy: Nginx, doc: string, n: number): Client[] {
   return Array.from({ length: n }, () => connectClient(`ws://127.0.0.1:${proxy.port}`, doc));
 }
 
+/** What the helpers below read of a client: a stock y-websocket or Hocuspocus provider's document. */
+export type Editor = Pick<Client, "doc" | "text">;
+
 /** Keeps every client appending unique tokens (`c<i>-<n>;`) until stopped. */
-export function keepWriting(clients: readonly Client[], everyMs = 5): { stop(): Promise<void> } {
+export function keepWriting(clients: readonly Editor[], everyMs = 5): { stop(): Promise<void> } {
   let running = true;
   const loops = clients.map(async (client, c) => {
     for (let n = 0; running; n++) {
@@ -60,7 +63,7 @@ export function tokensOf(text: string): Set<string> {
 }
 
 /** Tokens each client holds that another client wrote: what it had *received* from the server. */
-export function receivedTokens(clients: readonly Client[]): Set<string> {
+export function receivedTokens(clients: readonly Editor[]): Set<string> {
   const received = new Set<string>();
   clients.forEach((client, c) => {
     for (const token of tokensOf(client.text.toString()))
@@ -84,7 +87,7 @@ export async function storedText(cluster: Cluster, doc: string): Promise<string>
 }
 
 /** All clients hold the same text, and it has no pending (undeliverable) structs. */
-export function assertConverged(clients: readonly Client[]): string {
+export function assertConverged(clients: readonly Editor[]): string {
   const texts = clients.map((client) => client.text.toString());
   for (const text of texts) assert.equal(text, texts[0]);
   for (const client of clients) assert.equal(client.doc.store.pendingStructs, null, "no pending structs");
@@ -92,7 +95,7 @@ export function assertConverged(clients: readonly Client[]): string {
 }
 
 /** Every client holds the same text, and it contains every token in `received`. */
-export function assertConvergedWith(clients: readonly Client[], received: ReadonlySet<string>): void {
+export function assertConvergedWith(clients: readonly Editor[], received: ReadonlySet<string>): void {
   const final = tokensOf(assertConverged(clients));
   assert.deepEqual(
     [...received].filter((token) => !final.has(token)),

@@ -11,6 +11,7 @@ import { MANAGEMENT_TOKEN } from "./management.js";
 import { freshDatabase, sharedPostgres } from "./postgres.js";
 import { spawnServer, type ServerProcess } from "./process.js";
 import { startRedis, type RedisServer } from "./redis.js";
+import type { RedisCluster } from "./redis-cluster.js";
 import { tempDir } from "./temp.js";
 
 /** Options of {@link startCluster}. */
@@ -24,6 +25,11 @@ export interface ClusterOptions {
   requestTimeoutMs?: number | "default";
   /** An already running redis-server to share (each cluster still gets its own key prefix). */
   redis?: RedisServer;
+  /**
+   * Run the backplane on this Redis Cluster (`--redis-cluster`) instead of a
+   * redis-server; the cluster then has no `redis` (not with `faults`). @default none
+   */
+  redisCluster?: RedisCluster;
   /**
    * Where documents live: one SQLite file, a Redis of its own (not the backplane's,
    * which specs restart), or a fresh database on the suite's Postgres. @default "sqlite"
@@ -50,9 +56,10 @@ export interface ClusterOptions {
 /** The storage backends cluster specs run on. */
 export type StorageKind = "sqlite" | "redis" | "postgres";
 
-/** n real `opstream serve` processes sharing a real redis-server and one SQLite file. */
+/** n real `opstream serve` processes sharing a real redis-server (or Redis Cluster) and one SQLite file. */
 export interface Cluster {
   readonly nodes: ServerProcess[];
+  /** The backplane's redis-server; throws for a cluster on a Redis Cluster. */
   readonly redis: RedisServer;
   readonly keyPrefix: string;
   /** The `--storage` argument: a SQLite path or a redis:// / postgres:// URL. */
@@ -75,14 +82,17 @@ export interface Cluster {
  * node listens.
  */
 export async function startCluster(n: number, options: ClusterOptions = {}): Promise<Cluster> {
-  const redis = options.redis ?? (await startRedis());
+  if (options.redisCluster && (options.faults || options.redis))
+    throw new Error("startCluster: redisCluster goes without faults and redis");
+  const redis = options.redisCluster ? undefined : (options.redis ?? (await startRedis()));
   const keyPrefix = `spec-${randomUUID().slice(0, 8)}:`;
   const kind = options.storage ?? "sqlite";
   const backing = await storageFor(kind);
   const storage = backing.url;
-  const redisLinks = options.faults
-    ? await Promise.all(Array.from({ length: n }, () => FaultProxy.start({ port: redis.port })))
-    : [];
+  const redisLinks =
+    options.faults && redis
+      ? await Promise.all(Array.from({ length: n }, () => FaultProxy.start({ port: redis.port })))
+      : [];
   const storageLinks =
     options.faults && kind !== "sqlite"
       ? await Promise.all(
@@ -93,9 +103,17 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     const link = storageLinks[index];
     return link ? viaPort(storage, link.port) : storage;
   };
+  const backplane = (index: number): string[] => {
+    if (!redis)
+      return [
+        "--redis-cluster",
+        options.redisCluster!.nodes.map((node) => `${node.host}:${node.port}`).join(","),
+      ];
+    const link = redisLinks[index];
+    return ["--redis", link ? viaPort(redis.url, link.port) : redis.url];
+  };
   const args = (index: number) => [
-    "--redis",
-    redisLinks[index] ? viaPort(redis.url, redisLinks[index].port) : redis.url,
+    ...backplane(index),
     "--key-prefix",
     keyPrefix,
     "--node-id",
@@ -116,7 +134,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
   const stop = async (): Promise<void> => {
     await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
     await Promise.all([...redisLinks, ...storageLinks].map((link) => link.close()));
-    if (!options.redis) await redis.stop();
+    if (!options.redis) await redis?.stop();
     await backing.stop();
   };
   if (failed) {
@@ -126,7 +144,10 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
   }
   return {
     nodes,
-    redis,
+    get redis(): RedisServer {
+      if (!redis) throw new Error("this cluster's backplane runs on a Redis Cluster: it has no redis-server");
+      return redis;
+    },
     keyPrefix,
     storage,
     redisLinks,

@@ -98,7 +98,8 @@ export class OpStreamBuilder {
   /**
    * Redis backplane for a cluster: a pub/sub channel per document, TTL ownership
    * leases (`<prefix>owner:<docId>`), and requests between nodes. All nodes must
-   * share one store (for fencing epochs) and one Redis.
+   * share one store (for fencing epochs) and one Redis — or one Redis Cluster,
+   * given as `{ cluster: [{ host, port }, …] }` (Redis 7+, sharded pub/sub).
    */
   useRedisBackplane(connectionStringOrOptions: string | RedisBackplaneOptions): this {
     const options =

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 // redlock 4.2.0 (npm `latest`) with the typings in src/types/redlock.d.ts, on
 // purpose. The typed successors do not keep the node-id lock value without
 // subclassing a private method: redlock 5 exists only as betas (5.0.0-beta.2,
@@ -56,7 +56,8 @@ export class LeaseLocks {
   private readonly LockError: typeof Redlock.LockError;
 
   constructor(
-    private readonly redis: Redis,
+    /** One Redis, or a Cluster: every command and script names one key, so it goes to that key's master. */
+    private readonly redis: Redis | Cluster,
     readonly nodeId: string,
   ) {
     const RedlockClass = loadRedlock();

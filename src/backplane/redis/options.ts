@@ -7,7 +7,17 @@ import type { BackplaneLogger } from "../backplane-logger.js";
 export interface RedisBackplaneOptions {
   /** Where Redis is, e.g. `redis://:password@host:6379/0`. Ignored when `redis` is given. @default "redis://127.0.0.1:6379" */
   connectionString?: string;
-  /** Prepended to every channel and key: `<prefix>doc:<docId>`, `<prefix>node:<nodeId>`, `<prefix>owner:<docId>`. @default "opstream:" */
+  /**
+   * Nodes of a Redis Cluster (Redis 7 or newer) to start from, e.g. `[{ host: "10.0.0.5", port: 6379 }]`;
+   * the others are discovered. Used instead of `connectionString` (give one or the other, and no
+   * `redis`): channels use sharded pub/sub, and every key and channel of a document carries a
+   * `{docId}` hash tag so they share one slot (PROTOCOL.md). @default none: one Redis at `connectionString`
+   */
+  cluster?: { host: string; port: number }[];
+  /**
+   * Prepended to every channel and key: `<prefix>doc:<docId>`, `<prefix>node:<nodeId>`, `<prefix>owner:<docId>`
+   * (with `cluster`: `<prefix>doc:{<docId>}` and so on; the prefix may then hold no `{` or `}`). @default "opstream:"
+   */
   keyPrefix?: string;
   /**
    * How long an ownership lease lives without renewal; renewed every third of it.
@@ -70,7 +80,7 @@ export type ResolvedRedisBackplaneOptions = Required<
     | "subscriberCheckIntervalMs"
   >
 > &
-  Pick<RedisBackplaneOptions, "redis" | "nodeId" | "metrics" | "logger">;
+  Pick<RedisBackplaneOptions, "redis" | "cluster" | "nodeId" | "metrics" | "logger">;
 
 function positive(name: keyof typeof REDIS_BACKPLANE_DEFAULTS, value: number): number {
   if (!Number.isFinite(value) || value <= 0) {
@@ -83,12 +93,55 @@ function positive(name: keyof typeof REDIS_BACKPLANE_DEFAULTS, value: number): n
   return value;
 }
 
+function invalid(option: string, value: unknown, message: string): OpStreamError {
+  return new OpStreamError(ErrorCodes.INVALID_OPTION, `RedisBackplaneOptions.${option} ${message}`, {
+    option,
+    value,
+  });
+}
+
+/** Checks `cluster` and what it excludes; returns the key prefix. */
+function checkTopology(options: RedisBackplaneOptions, keyPrefix: string): string {
+  const { cluster } = options;
+  if (cluster === undefined) return keyPrefix;
+  if (!Array.isArray(cluster) || cluster.length === 0) {
+    throw invalid(
+      "cluster",
+      cluster,
+      'must list at least one node, e.g. [{ host: "10.0.0.5", port: 6379 }].',
+    );
+  }
+  const bad = cluster.find(
+    (node) =>
+      typeof node?.host !== "string" || node.host === "" || !Number.isInteger(node.port) || node.port <= 0,
+  );
+  if (bad !== undefined)
+    throw invalid("cluster", bad, "wants { host, port } entries with a host name and a port number.");
+  for (const other of ["connectionString", "redis"] as const) {
+    if (options[other] !== undefined) {
+      throw invalid(
+        other,
+        "(given)",
+        "cannot be given with `cluster`: the backplane connects to the cluster's nodes itself.",
+      );
+    }
+  }
+  if (/[{}]/.test(keyPrefix)) {
+    throw invalid(
+      "keyPrefix",
+      keyPrefix,
+      "may not contain { or } with `cluster`: Redis would hash every key by the prefix's braces and put them all in one slot.",
+    );
+  }
+  return keyPrefix;
+}
+
 export function resolveRedisBackplaneOptions(options: RedisBackplaneOptions): ResolvedRedisBackplaneOptions {
   const d = REDIS_BACKPLANE_DEFAULTS;
   return {
     ...options,
     connectionString: options.connectionString ?? d.connectionString,
-    keyPrefix: options.keyPrefix ?? d.keyPrefix,
+    keyPrefix: checkTopology(options, options.keyPrefix ?? d.keyPrefix),
     ownershipLeaseTtlMs: positive(
       "ownershipLeaseTtlMs",
       options.ownershipLeaseTtlMs ?? d.ownershipLeaseTtlMs,

@@ -1,18 +1,19 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { ErrorCodes, OpStreamError } from "../../errors.js";
 import { createDefaultLogger } from "../../logging/logger.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { DocumentStore } from "../../storage/document-store.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
 import type { AcquireOptions, IOwnership, Lease } from "../ownership.js";
+import { redisKeyNames, type RedisKeyNames } from "./key-names.js";
 import { LeaseLocks, type ProgressMark } from "./lease-locks.js";
 import { REDIS_BACKPLANE_DEFAULTS } from "./options.js";
 import { RedisLease, reportRollback, type LeaseContext } from "./redis-lease.js";
 
 /** Options of {@link RedisOwnership}. */
 export interface RedisOwnershipOptions {
-  /** The ioredis client redlock runs lease commands on; the caller owns it. */
-  redis: Redis;
+  /** The ioredis client (one Redis or a Cluster) redlock runs lease commands on; the caller owns it. */
+  redis: Redis | Cluster;
   /** This node's id: the value of the owner keys it holds. */
   nodeId: string;
   /** Where each new owner claims the document's next epoch. */
@@ -22,6 +23,11 @@ export interface RedisOwnershipOptions {
    * mark is `<keyPrefix>epoch:<docId>`. @default "opstream:"
    */
   keyPrefix?: string;
+  /**
+   * The key names to use instead (RedisBackplane passes its topology's: hash-tagged
+   * on a Redis Cluster, see key-names.ts). @default the standalone names under `keyPrefix`
+   */
+  names?: Pick<RedisKeyNames, "ownerKey" | "markKey">;
   /** How long a lease lives without renewal; renewed every third of it. @default 5000 */
   leaseTtlMs?: number;
   /**
@@ -64,7 +70,7 @@ export class RedisOwnership implements IOwnership {
   readonly nodeId: string;
   private readonly locks: LeaseLocks;
   private readonly store: Pick<DocumentStore, "claimEpoch">;
-  private readonly keyPrefix: string;
+  private readonly names: Pick<RedisKeyNames, "ownerKey" | "markKey">;
   private readonly ttlMs: number;
   private readonly metrics: RedisOwnershipOptions["metrics"];
   private readonly logger: BackplaneLogger;
@@ -78,7 +84,8 @@ export class RedisOwnership implements IOwnership {
     this.nodeId = options.nodeId;
     this.locks = new LeaseLocks(options.redis, options.nodeId);
     this.store = options.store;
-    this.keyPrefix = options.keyPrefix ?? REDIS_BACKPLANE_DEFAULTS.keyPrefix;
+    this.names =
+      options.names ?? redisKeyNames(options.keyPrefix ?? REDIS_BACKPLANE_DEFAULTS.keyPrefix, "standalone");
     this.ttlMs = options.leaseTtlMs ?? REDIS_BACKPLANE_DEFAULTS.ownershipLeaseTtlMs;
     if (!Number.isFinite(this.ttlMs) || this.ttlMs <= 0) {
       throw new OpStreamError(
@@ -196,10 +203,10 @@ export class RedisOwnership implements IOwnership {
   }
 
   private markKey(docId: string): string {
-    return `${this.keyPrefix}epoch:${docId}`;
+    return this.names.markKey(docId);
   }
 
   private key(docId: string): string {
-    return `${this.keyPrefix}owner:${docId}`;
+    return this.names.ownerKey(docId);
   }
 }
