@@ -26,6 +26,7 @@ describe("retry policy", () => {
           ErrorCodes.NODE_GONE,
           ErrorCodes.FENCED,
           ErrorCodes.SESSION_CLOSED,
+          ErrorCodes.BACKPLANE_UNAVAILABLE,
         ].sort(),
         serverDocument: [
           ErrorCodes.SESSION_CLOSED,
@@ -35,6 +36,7 @@ describe("retry policy", () => {
           ErrorCodes.FENCED,
           ErrorCodes.NO_HANDLER,
           ErrorCodes.NODE_GONE,
+          ErrorCodes.BACKPLANE_UNAVAILABLE,
         ].sort(),
       },
     );
