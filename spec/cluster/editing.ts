@@ -125,3 +125,20 @@ export function measure(values: Record<string, string | number>): void {
   const fields = Object.entries(values).map(([key, value]) => `${key}=${value}`);
   console.log(`[measure] ${fields.join(" ")}`);
 }
+
+/** The stored ops of `doc` (after the latest snapshot) with their epochs, and the newest epoch storage has. */
+export async function storedEpochs(
+  cluster: Cluster,
+  doc: string,
+): Promise<{ epoch: number; ops: readonly { seq: number; epoch: number }[] }> {
+  const store = cluster.openStore();
+  try {
+    const { snapshot, ops } = await store.load(doc);
+    return {
+      epoch: Math.max(snapshot?.epoch ?? 0, ...ops.map((op) => op.epoch)),
+      ops: ops.map(({ seq, epoch }) => ({ seq, epoch })),
+    };
+  } finally {
+    await store.close();
+  }
+}

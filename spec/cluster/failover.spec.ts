@@ -23,6 +23,7 @@ import {
   measure,
   receivedCounts,
   series,
+  storedEpochs,
   type Editor,
   type Typing,
 } from "./editing.js";
@@ -110,23 +111,6 @@ async function ownerStops(node: ServerProcess): Promise<number> {
     metricOf(node, "opstream_leases_lost_total"),
   ]);
   return fenced + lost;
-}
-
-/** The stored ops of `doc` (after the latest snapshot) with their epochs, and the newest epoch storage has. */
-async function storedEpochs(
-  cluster: Cluster,
-  doc: string,
-): Promise<{ epoch: number; ops: readonly { seq: number; epoch: number }[] }> {
-  const store = cluster.openStore();
-  try {
-    const { snapshot, ops } = await store.load(doc);
-    return {
-      epoch: Math.max(snapshot?.epoch ?? 0, ...ops.map((op) => op.epoch)),
-      ops: ops.map(({ seq, epoch }) => ({ seq, epoch })),
-    };
-  } finally {
-    await store.close();
-  }
 }
 
 /** Relay clients kept their sockets, the relay nodes closed nothing, and exactly one relay took the document over. */

@@ -18,11 +18,14 @@ import {
   keepTyping,
   measure,
   receivedCounts,
+  storedEpochs,
   type Editor,
   type Typing,
 } from "./editing.js";
 import { ownersOf, tokensOf } from "./support.js";
 
+/** The CLI's default lease TTL, which these nodes run at. */
+const DEFAULT_LEASE_TTL_MS = 5000;
 /** How long Redis stays away in each case (issue #19). */
 const OUTAGE_MS = 10_000;
 /** Within this long of Redis answering again every client and storage hold every edit (issue #19). */
@@ -186,4 +189,91 @@ describe("a Redis outage: the owner serves on, relays keep their clients, all co
       });
     });
   }
+});
+
+/**
+ * A partition (issue #19): the owner's links to Redis go half-open, so Redis still
+ * lists its subscriptions and nobody sees it gone; the other node reaches Redis.
+ * Once the owner's lease expires the other node takes over with a higher epoch,
+ * and storage fences the partitioned owner's next append: it stores nothing after.
+ */
+describe("an owner partitioned from Redis while the other node reaches it", function () {
+  this.timeout(90_000);
+  let cluster: Cluster;
+  const running: { destroy(): void }[] = [];
+  let typists: Typing | undefined;
+  before(async () => {
+    cluster = await startCluster(2, { leaseTtlMs: "default", requestTimeoutMs: "default", faults: true });
+  });
+  afterEach(async () => {
+    await typists?.stop();
+    typists = undefined;
+    running.splice(0).forEach((client) => client.destroy());
+  });
+  after(() => cluster?.stop());
+
+  it("the other node takes over after the lease TTL; the partitioned owner is fenced on its next append and stores nothing after (y-websocket and Hocuspocus clients)", async () => {
+    const doc = "partition";
+    const [owner, other] = cluster.nodes as [ServerProcess, ServerProcess];
+    const track = <T extends { destroy(): void }>(client: T): T => (running.push(client), client);
+    const opener = track(connectClient(owner.url, doc));
+    await synced(opener, 10_000);
+    const hocuspocusUrl = (node: ServerProcess): string => `${node.url}/hocuspocus`;
+    const ownerHp = track(connectHocuspocus(PROVIDER_VERSIONS[1]!, hocuspocusUrl(owner), doc));
+    const relayYws = track(connectClient(other.url, doc));
+    const relayHp = track(connectHocuspocus(PROVIDER_VERSIONS[1]!, hocuspocusUrl(other), doc));
+    await Promise.all([hpSynced(ownerHp, 10_000), synced(relayYws, 10_000), hpSynced(relayHp, 10_000)]);
+    assert.deepEqual(await ownersOf(cluster.nodes, doc), [0], "node 1 owns the document");
+    const editors: Editor[] = [opener, ownerHp, relayYws, relayHp];
+    const relayDisconnects = countDisconnects(relayYws);
+    typists = keepTyping(editors, "p");
+    await eventually(() => assert.ok(receivedCounts(editors, "p").every((n) => n >= 20)), 20_000);
+    const { epoch: oldEpoch } = await storedEpochs(cluster, doc);
+    const fencedBefore = await metricOf(owner, "opstream_fenced_writes_total");
+    const admin = new Redis(cluster.redis.url);
+    try {
+      cluster.redisLinks[0]!.stall();
+      const stalledAt = performance.now();
+      await eventually(
+        async () => assert.equal(await admin.get(`${cluster.keyPrefix}owner:${doc}`), "node-2"),
+        DEFAULT_LEASE_TTL_MS * 4,
+      );
+      const takeoverMs = performance.now() - stalledAt;
+      // Not at once, as after a crash: the partitioned owner looked alive until its key expired.
+      assert.ok(
+        takeoverMs >= DEFAULT_LEASE_TTL_MS / 2,
+        `taken over ${Math.round(takeoverMs)} ms after the partition: before the lease could expire`,
+      );
+      // Its clients keep typing: its next append is fenced, and it stops.
+      let appliedAtFence = 0;
+      await eventually(async () => {
+        const [fenced, applied] = await Promise.all([
+          metricOf(owner, "opstream_fenced_writes_total"),
+          metricOf(owner, "opstream_updates_applied_total"),
+        ]);
+        assert.ok(fenced > fencedBefore, "the partitioned owner's append was fenced");
+        appliedAtFence = applied;
+      }, 10_000);
+
+      cluster.redisLinks[0]!.heal();
+      await typists.stop();
+      // Its clients (closed when it stepped down) rejoin through it once it reaches Redis again.
+      await assertAllHold(cluster, doc, editors, typists.typed, 30_000);
+      assert.equal(
+        await metricOf(owner, "opstream_updates_applied_total"),
+        appliedAtFence,
+        "the partitioned owner applied nothing after it was fenced",
+      );
+      const { ops, epoch: newEpoch } = await storedEpochs(cluster, doc);
+      assert.ok(newEpoch > oldEpoch, "a newer epoch owns the document");
+      const firstNew = ops.findIndex((op) => op.epoch > oldEpoch);
+      const late = firstNew < 0 ? [] : ops.slice(firstNew).filter((op) => op.epoch <= oldEpoch);
+      assert.deepEqual(late, [], "no op of the old epoch was stored after the new owner's first op");
+      assert.deepEqual(relayDisconnects.closes, [], "the other node's y-websocket client kept its socket");
+      assert.deepEqual(relayHp.events.closed, [], "the other node's Hocuspocus client kept its socket");
+      measure({ case: "partition", takeoverMs: Math.round(takeoverMs), oldEpoch, newEpoch });
+    } finally {
+      admin.disconnect();
+    }
+  });
 });

@@ -77,10 +77,14 @@ export class RedisBackplane extends ClusterBackplane {
       this.check = new SubscriberCheck(interval, {
         linksReady: () => this.links.isReady(),
         send: (timeoutMs) => this.sendRequest(this.nodeId, SELF_CHECK, new Uint8Array(0), { timeoutMs }),
-        reconnect: (silentMs) => {
-          this.logger.warn(
+        reconnect: (silentMs, why) => {
+          // While Redis is down (refused connections) this repeats: warn once per outage.
+          const level = why === "stuck" && this.linkDown ? "debug" : "warn";
+          this.logger[level](
             { nodeId: this.nodeId, silentMs: Math.round(silentMs), intervalMs: interval },
-            "redis subscriber stopped receiving; reconnecting it",
+            why === "silent"
+              ? "redis subscriber stopped receiving; reconnecting it"
+              : "redis links did not get ready; reconnecting them",
           );
           this.links.reconnectSubscriber(interval);
         },

@@ -10,8 +10,12 @@ export interface SubscriberCheckHooks {
   linksReady(): boolean;
   /** Sends one check through Redis to this node; resolves when it is answered. */
   send(timeoutMs: number): Promise<unknown>;
-  /** No check sent in the silent window was answered: reconnect the subscriber. */
-  reconnect(silentMs: number): void;
+  /**
+   * No check sent in the silent window was answered (`why` "silent"), or the links
+   * have not become ready for as long (`why` "stuck": a connection opened into a
+   * half-open link waits for its ready check forever): reconnect.
+   */
+  reconnect(silentMs: number, why: "silent" | "stuck"): void;
 }
 
 /**
@@ -32,6 +36,8 @@ export class SubscriberCheck {
    * subscriber last became ready): the subscriber is known to have received then.
    */
   private provenAt = performance.now();
+  /** `performance.now()` when the links were first seen not ready in a row of ticks; undefined while ready. */
+  private notReadySince: number | undefined;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -52,18 +58,27 @@ export class SubscriberCheck {
   }
 
   private tick(): void {
+    const now = performance.now();
     if (!this.hooks.linksReady()) {
-      // Reconnecting already: its "ready" restarts the clock.
-      this.provenAt = performance.now();
+      // Reconnecting already: its "ready" restarts the clock. A reconnect that never
+      // gets ready (its ready check went into a half-open link, which ioredis waits
+      // on without a timeout) is started again after as long as a silent link.
+      this.provenAt = now;
+      this.notReadySince ??= now;
+      const stuckMs = now - this.notReadySince;
+      if (stuckMs >= (SUBSCRIBER_CHECKS_MISSED - 0.5) * this.intervalMs) {
+        this.notReadySince = now;
+        this.hooks.reconnect(stuckMs, "stuck");
+      }
       return;
     }
-    const now = performance.now();
+    this.notReadySince = undefined;
     // Half an interval of slack for timer jitter: the ticks are `intervalMs` apart
     // only on average, and the silent window must not need a fourth tick.
     if (now - this.provenAt >= (SUBSCRIBER_CHECKS_MISSED - 0.5) * this.intervalMs) {
       const silentMs = now - this.provenAt;
       this.provenAt = performance.now();
-      this.hooks.reconnect(silentMs);
+      this.hooks.reconnect(silentMs, "silent");
       return;
     }
     // One check per tick, even while older ones wait: a late answer still proves the
