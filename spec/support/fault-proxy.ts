@@ -27,8 +27,13 @@ export interface FaultTarget {
 interface Link {
   readonly client: Socket;
   readonly upstream: Socket;
-  /** Half-open: it forwards nothing, ever again (like a peer that vanished without a FIN). */
+  /**
+   * Half-open: it forwards nothing, ever again (like a peer that vanished without a
+   * FIN); when the client closes it, the server's end stays open until `close()`.
+   */
   dead: boolean;
+  /** The client ended a half-open link, whose server end stays open. */
+  clientEnded?: boolean;
   /** It sent a subscribe command. */
   subscriber: boolean;
   /** The end of what it sent so far, so a command split across chunks is still seen. */
@@ -177,10 +182,18 @@ export class FaultProxy {
     });
     upstream.on("data", (chunk: Buffer) => this.forward(link, chunk, client));
     const end = (): void => this.drop(link);
-    for (const socket of [client, upstream]) {
-      socket.on("error", end);
-      socket.on("close", end);
-    }
+    // A half-open link is a partition: the client's FIN or RST never reaches the
+    // server, which keeps its end (and, for a subscriber, its subscriptions) open.
+    const clientEnd = (): void => {
+      if (!link.dead) return this.drop(link);
+      if (link.subscriber && !link.clientEnded) this.subscriberEnds += 1;
+      link.clientEnded = true;
+      resetOrDestroy(client);
+    };
+    client.on("error", clientEnd);
+    client.on("close", clientEnd);
+    upstream.on("error", end);
+    upstream.on("close", end);
   }
 
   private targeted(target: FaultTarget): Link[] {
@@ -219,7 +232,7 @@ export class FaultProxy {
 
   private drop(link: Link): void {
     if (!this.links.delete(link)) return;
-    if (link.subscriber) this.subscriberEnds += 1;
+    if (link.subscriber && !link.clientEnded) this.subscriberEnds += 1;
     resetOrDestroy(link.client);
     resetOrDestroy(link.upstream);
   }

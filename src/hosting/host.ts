@@ -144,6 +144,9 @@ export class OpStreamHost {
         logger: this.logger,
         authorize: this.managementAuthorizer,
         sessionCount: () => this.router.sessionCount,
+        ...(this.backplane.isRecovering
+          ? { backplaneLink: () => (this.backplane.isRecovering?.() ? "recovering" : "ok") }
+          : {}),
         owns: (docId) => this.router.localSession(docId) !== undefined,
         connectionCount: () => this.transport.connectionCount,
       }),

@@ -17,6 +17,12 @@ export interface HealthSource {
   /** The management API's authorizer: `/healthz?doc` answers `owns` only when it allows the request. */
   readonly authorize: ManagementAuthorizer;
   sessionCount(): number;
+  /**
+   * The backplane's link: "recovering" while it is down or came back less than a
+   * lease TTL ago (`IBackplane.isRecovering`), else "ok".
+   * @default absent (no link to report: the local backplane)
+   */
+  backplaneLink?(): "ok" | "recovering";
   /** Whether this node owns (has loaded) `docId`. */
   owns(docId: string): boolean;
   connectionCount(): number;
@@ -37,6 +43,7 @@ export function healthRouter(source: HealthSource): Router {
       status: source.draining ? "draining" : "ok",
       nodeId: source.nodeId,
       storage: source.store.kind,
+      ...(source.backplaneLink ? { backplane: source.backplaneLink() } : {}),
       sessions: source.sessionCount(),
       connections: source.connectionCount(),
     });
@@ -79,10 +86,28 @@ export function healthRouter(source: HealthSource): Router {
         ),
       ),
     )
-      .then((results) => {
+      .then(async (results) => {
         const failed = results.find((result) => result !== null);
-        if (failed) res.status(503).json({ ready: false, reason: failed.name, error: String(failed.error) });
-        else res.json({ ready: true });
+        if (!failed) {
+          res.json({ ready: true });
+          return;
+        }
+        const body = { ready: false, reason: failed.name, error: String(failed.error) };
+        if (failed.name !== "backplane") {
+          res.status(503).json(body);
+          return;
+        }
+        // Redis is unreachable: new documents cannot be opened, but the documents
+        // this node owns are served on (storage fences them), and relays keep their
+        // clients. Not ready for new clients; alive and serving the ones it has.
+        const suspended = (await source.metrics.leasesSuspended.get()).values[0]?.value ?? 0;
+        res.status(503).json({
+          ...body,
+          state: "degraded",
+          ownedSessions: source.sessionCount(),
+          suspendedLeases: suspended,
+          connections: source.connectionCount(),
+        });
       })
       .catch((error: unknown) => res.status(500).json({ ready: false, error: String(error) }));
   });
