@@ -154,6 +154,39 @@ describe("Redis backplane on a Redis Cluster (3 masters, 3 replicas, sharded pub
     });
   });
 
+  describe("slot migration", () => {
+    it("follows a document's slot to another master: its channel, lease and mark move together, delivery and renewals go on", async () => {
+      const keyPrefix = newPrefix();
+      const names = redisKeyNames(keyPrefix, "cluster");
+      const [a, b] = [await backplane({ keyPrefix }), await backplane({ keyPrefix })];
+      const got: ChannelMessage[] = [];
+      await b.subscribe("moving", (message) => got.push(message));
+      let resubscribed = 0;
+      b.onResubscribed(() => (resubscribed += 1));
+      const lease = await a.createOwnership(new MemoryDocumentStore()).acquire("moving");
+      assert.ok(lease);
+      const channel = names.documentChannel("moving");
+      const from = await redis.masterOf(channel);
+      const to = (await redis.masters()).find((port) => port !== from)!;
+      await redis.moveSlot(channel, to);
+      await eventually(async () =>
+        assert.equal(await redis.masterOf(names.ownerKey("moving")), to, "the lease moved with the slot"),
+      );
+      assert.equal(await ask(to, "GET", names.ownerKey("moving")), a.nodeId);
+      assert.equal(await ask(to, "EXISTS", names.markKey("moving")), 1, "and the progress mark");
+      await eventually(async () => {
+        await a.publish("moving", update(a.nodeId, got.length + 1));
+        assert.ok(got.length >= 1, "delivered after the move");
+      }, 10_000);
+      const [, count] = (await ask(to, "PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
+      assert.equal(count, 1, "b's subscription lives on the new master");
+      await lease.renew();
+      assert.equal(lease.signal.aborted, false);
+      assert.ok(resubscribed >= 1, "relays were told to resync: messages may have been lost during the move");
+      await lease.release();
+    });
+  });
+
   // Last (mocha runs a describe's own tests before its nested ones): it leaves one shard without a replica.
   describe("failover", () => {
     it("follows a master failover: re-subscribes on the promoted replica, tells onResubscribed listeners, delivers again", async function () {

@@ -25,6 +25,12 @@ export interface RedisCluster {
   masters(): Promise<number[]>;
   /** The port of the master that serves `key`'s hash slot now. */
   masterOf(key: string): Promise<number>;
+  /**
+   * Migrates the hash slot of `key`, with its keys, from the master serving it to the
+   * master on `toPort` (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE),
+   * as `redis-cli --cluster reshard` does for each slot.
+   */
+  moveSlot(key: string, toPort: number): Promise<void>;
   /** SIGKILLs the node on `port` (a master's replica takes over after the node timeout). */
   kill(port: number): void;
   /**
@@ -86,6 +92,11 @@ function run(command: string, args: string[]): Promise<string> {
 
 /** Asks `port` one command and disconnects; rejects when it does not answer within 1 s. */
 async function ask(port: number, ...args: string[]): Promise<string> {
+  return String(await askRaw(port, ...args));
+}
+
+/** {@link ask}, with the reply as it comes (arrays stay arrays). */
+async function askRaw(port: number, ...args: string[]): Promise<unknown> {
   const client = new Redis({
     port,
     host: "127.0.0.1",
@@ -99,7 +110,7 @@ async function ask(port: number, ...args: string[]): Promise<string> {
   client.on("error", () => undefined); // the command's rejection reports it
   try {
     await client.connect();
-    return String(await client.call(args[0]!, ...args.slice(1)));
+    return await client.call(args[0]!, ...args.slice(1));
   } finally {
     client.disconnect();
   }
@@ -191,6 +202,20 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       .filter((port) => ports.includes(port));
   };
 
+  const masterOf = async (key: string): Promise<number> => {
+    const slot = Number(await ask(live()[0]!, "CLUSTER", "KEYSLOT", key));
+    const shards = await ask(live()[0]!, "CLUSTER", "NODES");
+    for (const line of shards.split("\n")) {
+      if (!line.includes("master") || line.includes("fail")) continue;
+      const fields = line.trim().split(" ");
+      for (const range of fields.slice(8)) {
+        const [from, to = from] = range.split("-").map(Number);
+        if (slot >= from! && slot <= to!) return Number(/:(\d+)@/.exec(line)?.[1]);
+      }
+    }
+    throw new Error(`no live master serves slot ${slot} of ${key}`);
+  };
+
   try {
     await eventually(async () => {
       for (const port of ports) {
@@ -229,18 +254,23 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   return {
     nodes: ports.map((port) => ({ host: "127.0.0.1" as const, port })),
     masters,
-    async masterOf(key) {
-      const slot = Number(await ask(live()[0]!, "CLUSTER", "KEYSLOT", key));
-      const shards = await ask(live()[0]!, "CLUSTER", "NODES");
-      for (const line of shards.split("\n")) {
-        if (!line.includes("master") || line.includes("fail")) continue;
-        const fields = line.trim().split(" ");
-        for (const range of fields.slice(8)) {
-          const [from, to = from] = range.split("-").map(Number);
-          if (slot >= from! && slot <= to!) return Number(/:(\d+)@/.exec(line)?.[1]);
-        }
+    masterOf,
+    async moveSlot(key, toPort) {
+      const slot = await ask(live()[0]!, "CLUSTER", "KEYSLOT", key);
+      const fromPort = await masterOf(key);
+      if (fromPort === toPort) return;
+      const [fromId, toId] = await Promise.all([
+        ask(fromPort, "CLUSTER", "MYID"),
+        ask(toPort, "CLUSTER", "MYID"),
+      ]);
+      await ask(toPort, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromId);
+      await ask(fromPort, "CLUSTER", "SETSLOT", slot, "MIGRATING", toId);
+      for (;;) {
+        const keys = (await askRaw(fromPort, "CLUSTER", "GETKEYSINSLOT", slot, "100")) as string[];
+        if (keys.length === 0) break;
+        await ask(fromPort, "MIGRATE", "127.0.0.1", String(toPort), "", "0", "5000", "KEYS", ...keys);
       }
-      throw new Error(`no live master serves slot ${slot} of ${key}`);
+      for (const port of await masters()) await ask(port, "CLUSTER", "SETSLOT", slot, "NODE", toId);
     },
     kill(port) {
       const node = children.get(port);
