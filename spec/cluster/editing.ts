@@ -1,8 +1,9 @@
 import { strict as assert } from "node:assert";
 import type * as Y from "yjs";
-import type { Client } from "../support/clients.js";
+import { connectClient, type Client } from "../support/clients.js";
 import type { Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
+import { PROVIDER_VERSIONS, connectHocuspocus, type HocuspocusClient } from "../support/hocuspocus.js";
 import type { ServerProcess } from "../support/process.js";
 import { storedText, tokensOf } from "./support.js";
 
@@ -58,6 +59,7 @@ export function receivedCounts(editors: readonly Editor[], label: string): numbe
 /**
  * Every editor holds the same text with nothing pending, each token once; it and
  * storage hold every token in `typed`, and storage holds exactly that text.
+ * Resolves when the check that passed started (`performance.now()`).
  */
 export async function assertAllHold(
   cluster: Cluster,
@@ -65,8 +67,10 @@ export async function assertAllHold(
   editors: readonly Editor[],
   typed: ReadonlySet<string>,
   timeoutMs = 20_000,
-): Promise<void> {
+): Promise<number> {
+  let checkedAt = 0;
   await eventually(async () => {
+    checkedAt = performance.now();
     const texts = editors.map((editor) => editor.text.toString());
     const text = texts[0] ?? "";
     texts.forEach((other, i) =>
@@ -89,6 +93,7 @@ export async function assertAllHold(
       `storage holds other text than the clients (${stored.length} vs ${text.length})`,
     );
   }, timeoutMs);
+  return checkedAt;
 }
 
 /** A counter's value on `node`'s /metrics for the series with exactly these labels (0 when absent). */
@@ -141,4 +146,26 @@ export async function storedEpochs(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Stock clients on chosen nodes, each pushed onto `running` (which the spec
+ * destroys after each case): y-websocket, and the Hocuspocus provider on `/hocuspocus`.
+ */
+export function clientsOn(running: { destroy(): void }[]): {
+  yws: (node: ServerProcess, doc: string) => Client;
+  hocuspocus: (node: ServerProcess, doc: string) => HocuspocusClient;
+} {
+  return {
+    yws: (node, doc) => {
+      const client = connectClient(node.url, doc);
+      running.push(client);
+      return client;
+    },
+    hocuspocus: (node, doc) => {
+      const client = connectHocuspocus(PROVIDER_VERSIONS[1]!, `${node.url}/hocuspocus`, doc);
+      running.push(client);
+      return client;
+    },
+  };
 }

@@ -1,16 +1,11 @@
 import { strict as assert } from "node:assert";
-import { connectClient, synced, type Client } from "../support/clients.js";
+import { synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
-import {
-  PROVIDER_VERSIONS,
-  allAcknowledged,
-  connectHocuspocus,
-  hpSynced,
-  type HocuspocusClient,
-} from "../support/hocuspocus.js";
+import { allAcknowledged, hpSynced, type HocuspocusClient } from "../support/hocuspocus.js";
 import type { ServerProcess } from "../support/process.js";
 import { startRedisCluster, type RedisCluster } from "../support/redis-cluster.js";
+import { clientsOn } from "./editing.js";
 import {
   assertConvergedWith,
   keepWriting,
@@ -33,7 +28,7 @@ describe("cluster of 3 nodes on a Redis Cluster (sharded pub/sub)", function () 
   this.timeout(60_000);
   let redis: RedisCluster;
   let cluster: Cluster;
-  let editors: { destroy(): void }[] = [];
+  const editors: { destroy(): void }[] = [];
 
   before(async function () {
     this.timeout(90_000);
@@ -45,20 +40,10 @@ describe("cluster of 3 nodes on a Redis Cluster (sharded pub/sub)", function () 
     await redis?.stop();
   });
   afterEach(() => {
-    editors.forEach((editor) => editor.destroy());
-    editors = [];
+    editors.splice(0).forEach((editor) => editor.destroy());
   });
 
-  function yws(node: ServerProcess, doc: string): Client {
-    const client = connectClient(node.url, doc);
-    editors.push(client);
-    return client;
-  }
-  function hocuspocus(node: ServerProcess, doc: string): HocuspocusClient {
-    const client = connectHocuspocus(PROVIDER_VERSIONS[1]!, `${node.url}/hocuspocus`, doc);
-    editors.push(client);
-    return client;
-  }
+  const { yws, hocuspocus } = clientsOn(editors);
   /** One y-websocket and one Hocuspocus client on each of `nodes`, all synced. */
   async function mixedClients(
     nodes: readonly ServerProcess[],

@@ -1,19 +1,14 @@
 import { strict as assert } from "node:assert";
 import { Redis } from "ioredis";
 import { metricOf, watchLogs, type LogEntry } from "../faults/support.js";
-import { connectClient, synced, type Client } from "../support/clients.js";
+import { synced } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
-import {
-  PROVIDER_VERSIONS,
-  allAcknowledged,
-  connectHocuspocus,
-  hpSynced,
-  type HocuspocusClient,
-} from "../support/hocuspocus.js";
+import { allAcknowledged, hpSynced } from "../support/hocuspocus.js";
 import type { ServerProcess } from "../support/process.js";
 import {
   assertAllHold,
+  clientsOn,
   countDisconnects,
   keepTyping,
   measure,
@@ -70,16 +65,7 @@ describe("a Redis outage: the owner serves on, relays keep their clients, all co
   });
   after(() => cluster?.stop());
 
-  function yws(node: ServerProcess, doc: string): Client {
-    const client = connectClient(node.url, doc);
-    running.push(client);
-    return client;
-  }
-  function hocuspocus(node: ServerProcess, doc: string): HocuspocusClient {
-    const client = connectHocuspocus(PROVIDER_VERSIONS[1]!, `${node.url}/hocuspocus`, doc);
-    running.push(client);
-    return client;
-  }
+  const { yws, hocuspocus } = clientsOn(running);
 
   /** How long after typing two markers each of `a` and `b` holds the other's. */
   async function localDelivery(a: Editor, b: Editor, name: string, typed: Set<string>): Promise<number> {
@@ -169,8 +155,8 @@ describe("a Redis outage: the owner serves on, relays keep their clients, all co
       await outage.up(cluster);
       const upAt = performance.now();
       await typists.stop();
-      await assertAllHold(cluster, doc, editors, typists.typed, CONVERGED_WITHIN_MS);
-      const convergedMs = performance.now() - upAt;
+      const convergedMs =
+        (await assertAllHold(cluster, doc, editors, typists.typed, CONVERGED_WITHIN_MS)) - upAt;
       await allAcknowledged(relayHp, 10_000);
 
       assert.deepEqual(
@@ -229,13 +215,12 @@ describe("an owner partitioned from Redis while the other node reaches it", func
   it("the other node takes over once the lease expires; the partitioned owner is fenced on its next append and stores nothing after (y-websocket and Hocuspocus clients)", async () => {
     const doc = "partition";
     const [owner, other] = cluster.nodes as [ServerProcess, ServerProcess];
-    const track = <T extends { destroy(): void }>(client: T): T => (running.push(client), client);
-    const opener = track(connectClient(owner.url, doc));
+    const { yws, hocuspocus } = clientsOn(running);
+    const opener = yws(owner, doc);
     await synced(opener, 10_000);
-    const hocuspocusUrl = (node: ServerProcess): string => `${node.url}/hocuspocus`;
-    const ownerHp = track(connectHocuspocus(PROVIDER_VERSIONS[1]!, hocuspocusUrl(owner), doc));
-    const relayYws = track(connectClient(other.url, doc));
-    const relayHp = track(connectHocuspocus(PROVIDER_VERSIONS[1]!, hocuspocusUrl(other), doc));
+    const ownerHp = hocuspocus(owner, doc);
+    const relayYws = yws(other, doc);
+    const relayHp = hocuspocus(other, doc);
     await Promise.all([hpSynced(ownerHp, 10_000), synced(relayYws, 10_000), hpSynced(relayHp, 10_000)]);
     assert.deepEqual(await ownersOf(cluster.nodes, doc), [0], "node 1 owns the document");
     const editors: Editor[] = [opener, ownerHp, relayYws, relayHp];

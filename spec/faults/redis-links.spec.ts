@@ -5,6 +5,7 @@ import { connectClient, synced, type Client } from "../support/clients.js";
 import { startCluster, type Cluster } from "../support/cluster.js";
 import type { ServerProcess } from "../support/process.js";
 import { eventually } from "../support/eventually.js";
+import { storedEpochs } from "../cluster/editing.js";
 import { keepWriting, ownersOf, receivedTokens, tokensOf } from "../cluster/support.js";
 import { assertConverged, metricOf, watchLogs } from "./support.js";
 
@@ -396,7 +397,7 @@ describe("Redis link faults: 3 nodes, clients on every node", function () {
     const others = c.nodes.filter((_, index) => index !== owner);
     const writing = tracked(keepWriting(clients, 10));
     await eventually(() => assert.ok(receivedTokens(clients).size > 100), 20_000);
-    const { epoch: oldEpoch } = await latestEpoch(c, "cut");
+    const { epoch: oldEpoch } = await storedEpochs(c, "cut");
     const stopsBefore = await ownerStops(cutNode);
 
     c.redisLinks[owner]!.cut();
@@ -455,7 +456,7 @@ describe("Redis link faults: 3 nodes, clients on every node", function () {
       appliedAtStepDown,
       "the cut owner applied nothing after its lease was lost",
     );
-    const { ops, epoch: newEpoch } = await latestEpoch(c, "cut");
+    const { ops, epoch: newEpoch } = await storedEpochs(c, "cut");
     assert.ok(newEpoch > oldEpoch, "a newer epoch owns the document");
     const firstNew = ops.findIndex((op) => op.epoch > oldEpoch);
     const late = firstNew < 0 ? [] : ops.slice(firstNew).filter((op) => op.epoch <= oldEpoch);
@@ -494,21 +495,6 @@ async function relayCounters(
     ].map((name) => metricOf(node, name)),
   );
   return { resubscribes: resubscribes!, gaps: gaps!, resyncs: resyncs!, closes: closes!, moves: moves! };
-}
-
-/** The stored ops of `doc` and the newest epoch storage has (op or snapshot). */
-async function latestEpoch(
-  c: Cluster,
-  doc: string,
-): Promise<{ epoch: number; ops: readonly { seq: number; epoch: number }[] }> {
-  const store = c.openStore();
-  try {
-    const { snapshot, ops } = await store.load(doc);
-    const epoch = Math.max(snapshot?.epoch ?? 0, ...ops.map((op) => op.epoch));
-    return { epoch, ops: ops.map(({ seq, epoch: e }) => ({ seq, epoch: e })) };
-  } finally {
-    await store.close();
-  }
 }
 
 /** Redis's `CLIENT LIST` line of the client connected from local port `port`, if it lists one. */
