@@ -199,11 +199,13 @@ function spread(results: readonly Repetition[]): Record<string, number> {
   return figures;
 }
 
-/** `git describe`-like commit of the working tree, or "unknown" outside git. */
+/** The commit the sources are at, flagged when they have uncommitted changes; "unknown" outside git. */
 function commit(): string {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "bench"], { encoding: "utf8" });
+    // What runs: the sources, not the docs or earlier results.
+    const paths = ["src", "bench", ":!bench/results", ":!*.md"];
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", ...paths], { encoding: "utf8" });
     return dirty.trim() ? `${head} (with uncommitted changes)` : head;
   } catch (error) {
     process.stderr.write(`git failed (${String(error)}); the commit is recorded as unknown\n`);
