@@ -19,7 +19,6 @@
  *   npm run bench:cold-load
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, totalmem } from "node:os";
 import * as Y from "yjs";
 import type { StoredDocument } from "../src/index.js";
 import { spawnServer, type ServerProcess } from "../spec/support/process.js";
@@ -30,6 +29,7 @@ import {
   type Backend,
   type Location,
 } from "./support/storages.js";
+import { describeMachine, machineInfo } from "./support/machine-info.js";
 import { connect } from "./support/y-websocket-client.js";
 
 const DOC_ID = "cold-load";
@@ -255,16 +255,10 @@ function printTable(results: readonly Result[]): void {
 }
 
 async function main(): Promise<void> {
-  const machine = {
-    cpu: cpus()[0]?.model ?? "unknown",
-    cores: availableParallelism(),
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-  };
+  const machine = machineInfo();
   const startedAt = new Date().toISOString();
   log(`cold load of ${OPS} one-character updates, ${REPS} repetitions`);
-  log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
+  log(describeMachine(machine));
   const results: Result[] = [];
   const versions: string[] = [];
   for (const start of [sqliteBackend, redisBackend, postgresBackend]) {

@@ -13,18 +13,18 @@
  *                    [--scale 1] [--seconds 10] [--workers 2] [--out bench/results/x.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { LoadGenerator } from "./load/generator.js";
 import { S4 } from "./scenarios/cold-load.js";
 import { S3 } from "./scenarios/connections.js";
 import { S1, S1_2N, S5 } from "./scenarios/fan-out.js";
 import { S2 } from "./scenarios/saturation.js";
-import { ADMISSION, rejectionReasons } from "./scenarios/admission.js";
-import type { Rejection, Repetition, Scenario, ScenarioOptions } from "./scenarios/scenario.js";
+import { ADMISSION } from "./scenarios/admission.js";
+import { runMain, runRepetitions } from "./scenarios/runner.js";
+import type { Scenario, ScenarioOptions } from "./scenarios/scenario.js";
+import { describeMachine, machineInfo } from "./support/machine-info.js";
 import { printCalibration, printNotes, printTable } from "./support/table.js";
-import { TARGETS, type RunningTarget, type Target } from "./targets/index.js";
+import { TARGETS, type Target } from "./targets/index.js";
 
 const SCENARIOS: readonly Scenario[] = [S1, S1_2N, S2, S3, S4, S5];
 
@@ -79,63 +79,6 @@ function versions(): Record<string, string> {
   );
 }
 
-/** What is running now, so that a signal can stop it. */
-const live = new Set<{ stop(): Promise<void> }>();
-
-async function once(scenario: Scenario, target: Target, rep: number): Promise<Repetition> {
-  let running: RunningTarget | undefined;
-  let generator: LoadGenerator | undefined;
-  try {
-    running = await target.start({ persist: scenario.persist });
-    live.add(running);
-    generator = await LoadGenerator.start(workers);
-    live.add(generator);
-    const { numbers, problems = [], details } = await scenario.run({ target: running, generator, options });
-    for (const problem of problems)
-      process.stderr.write(`${scenario.name} ${target.name} rep ${rep}: ${problem}\n`);
-    return { scenario: scenario.name, target: target.name, rep, numbers, problems, details };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`${scenario.name} ${target.name} rep ${rep} failed: ${message}\n`);
-    return { scenario: scenario.name, target: target.name, rep, error: message };
-  } finally {
-    for (const part of [generator, running]) {
-      if (!part) continue;
-      live.delete(part);
-      await part.stop();
-    }
-  }
-}
-
-/**
- * Runs `once` until the admission check accepts it, at most ADMISSION.maxAttempts
- * times. Problems of rejected attempts stay with the repetition: a lost token is a
- * fault whatever else ran on the machine.
- */
-async function admitted(scenario: Scenario, target: Target, rep: number): Promise<Repetition> {
-  const rejected: Rejection[] = [];
-  const earlier: string[] = [];
-  const keep = (result: Repetition, flags: Partial<Repetition> = {}): Repetition =>
-    rejected.length === 0
-      ? result
-      : { ...result, ...flags, rejected, problems: [...earlier, ...(result.problems ?? [])] };
-  for (let attempt = 1; ; attempt++) {
-    const result = await once(scenario, target, rep);
-    if (!result.numbers) return keep(result);
-    const { numbers, details } = result;
-    const reasons = rejectionReasons({ numbers, details }, target.calibration === true);
-    if (reasons.length === 0) return keep(result);
-    const last = attempt >= ADMISSION.maxAttempts;
-    log(
-      `rep ${rep} ${scenario.name} ${target.name}: attempt ${attempt} rejected (${reasons.join("; ")})` +
-        (last ? `; keeping it, flagged: ${ADMISSION.maxAttempts} attempts made` : "; running it again"),
-    );
-    rejected.push({ attempt, reasons, numbers, details });
-    if (last) return keep(result, { accepted: false });
-    earlier.push(...(result.problems ?? []).map((problem) => `attempt ${attempt} (rejected): ${problem}`));
-  }
-}
-
 /** The stateless relay, which calibrated scenarios always run. */
 const calibration = TARGETS.find((t) => t.calibration);
 
@@ -147,33 +90,15 @@ function targetsOf(scenario: Scenario): Target[] {
 }
 
 async function main(): Promise<void> {
-  const machine = {
-    cpu: cpus()[0]?.model ?? "unknown",
-    cores: availableParallelism(),
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-  };
-  log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
+  const machine = machineInfo();
+  log(describeMachine(machine));
   log(`scale ${options.scale}, ${options.seconds} s, ${reps} repetitions, ${workers} load workers`);
   for (const scenario of scenarios) {
     const added = targetsOf(scenario).filter((t) => !targets.includes(t));
     for (const target of added)
       log(`${scenario.name} also runs ${target.name}: the calibration (what the generator alone costs)`);
   }
-  const results: Repetition[] = [];
-  for (let rep = 1; rep <= reps; rep++) {
-    for (const scenario of scenarios) {
-      for (const target of targetsOf(scenario)) {
-        const result = await admitted(scenario, target, rep);
-        results.push(result);
-        const summary = result.numbers
-          ? scenario.metrics.map((m) => `${m.key}=${result.numbers?.[m.key]?.toFixed(2)}`).join(" ")
-          : "FAILED";
-        log(`rep ${rep} ${scenario.name} ${target.name}: ${summary}`);
-      }
-    }
-  }
+  const results = await runRepetitions(scenarios, targetsOf, { reps, workers, options, log });
   for (const scenario of scenarios) {
     printTable(scenario, results, log);
     if (scenario.calibrated && calibration) printCalibration(scenario, results, calibration.name, log);
@@ -197,18 +122,4 @@ async function main(): Promise<void> {
   if (results.some((r) => r.error !== undefined || (r.problems?.length ?? 0) > 0)) process.exitCode = 1;
 }
 
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    process.stderr.write(`bench: ${signal}, stopping servers and workers\n`);
-    void Promise.allSettled([...live].map((part) => part.stop())).finally(() => process.exit(130));
-  });
-}
-main().catch((error: unknown) => {
-  if (interrupted) return;
-  process.stderr.write(
-    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exitCode = 1;
-});
+runMain("bench", main);

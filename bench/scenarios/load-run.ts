@@ -1,8 +1,9 @@
 /**
  * A measured load run, shared by the fan-out scenarios (S1, S1-2n, S5) and S2: the
- * generator's run with the target's processes, the rest of the machine and the
- * generator itself sampled over the sending time, then the convergence check on a few
- * of the run's documents (not on the stateless relay, which keeps nothing to check).
+ * generator's run with the target's processes, what its nodes share (redis-server),
+ * the rest of the machine and the generator itself sampled over the sending time,
+ * then the convergence check on a few of the run's documents (not on the stateless
+ * relay, which keeps nothing to check).
  */
 import { checkConvergence, docsToCheck } from "../load/convergence.js";
 import type { LoadGenerator, RunResult } from "../load/generator.js";
@@ -24,7 +25,7 @@ export const GENERATOR_METRICS: readonly Metric[] = [
 
 export interface LoadRun {
   readonly result: RunResult;
-  /** The {@link GENERATOR_METRICS} and the run's other counters. */
+  /** The {@link GENERATOR_METRICS}, the run's other counters and the shared processes' numbers. */
   readonly numbers: Numbers;
   readonly problems: string[];
   /** `otherBusiest`: the foreign processes that used the most CPU during the run. */
@@ -38,12 +39,14 @@ export async function measureLoad(
   plan: RunPlan,
   docs: readonly string[],
 ): Promise<LoadRun> {
+  const shared = await target.sampleShared?.();
   const server = new ProcessSampler(target.pids());
   const machine = new ForeignCpuSampler();
   const result = await generator.run(plan);
   // Both cover the sending time and the drain (run() resolves after it): the server still works then.
   const usage = server.stop();
   const foreign = machine.stop();
+  const sharedNumbers = (await shared?.stop()) ?? {};
   const checked = target.stateless ? [] : docsToCheck(docs);
   const convergence = await checkConvergence(target, result.senders, checked);
   const problems = [...convergence.problems];
@@ -66,6 +69,7 @@ export async function measureLoad(
       sendErrors: result.sendErrors,
       socketsClosed: result.socketsClosed,
       repeats: result.repeats,
+      ...sharedNumbers,
     },
   };
 }

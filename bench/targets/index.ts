@@ -7,6 +7,8 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { startRedis, type RedisServer } from "../../spec/support/redis.js";
+import { startRedisCluster } from "../../spec/support/redis-cluster.js";
+import { RedisSampler } from "../support/redis-stats.js";
 import { tempDir } from "../../spec/support/temp.js";
 import { startOpstream, startPeer, type NodeProcess } from "./processes.js";
 
@@ -21,6 +23,11 @@ export interface RunningTarget {
   urls(): string[];
   /** The server processes to sample (not redis-server). */
   pids(): number[];
+  /**
+   * Starts sampling what the nodes share (their redis-server processes) over a load
+   * run; `stop()` gives the numbers (support/redis-stats.ts). Absent: nothing shared.
+   */
+  sampleShared?(): Promise<{ stop(): Promise<Record<string, number>> }>;
   /** Stops every node gracefully (SIGTERM: persisting servers flush) and starts them again on the same storage. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -40,12 +47,17 @@ export interface Target {
   start(options: { persist: boolean }): Promise<RunningTarget>;
 }
 
+/** What a target's nodes share: stopped after them, and sampled over load runs if it can be. */
+interface Shared extends Pick<RunningTarget, "sampleShared"> {
+  stop(): Promise<void>;
+}
+
 /** A target made of `count` nodes started by `startNode(index)`, plus what they share. */
 async function cluster(
   { dialect, stateless = false }: { dialect: Dialect; stateless?: boolean },
   count: number,
   startNode: (index: number) => Promise<NodeProcess>,
-  shared: { stop(): Promise<void> } = { stop: () => Promise.resolve() },
+  shared: Shared = { stop: () => Promise.resolve() },
 ): Promise<RunningTarget> {
   let nodes: NodeProcess[] = [];
   const startAll = async (): Promise<void> => {
@@ -65,6 +77,7 @@ async function cluster(
     stateless,
     urls: () => nodes.map((node) => `ws://127.0.0.1:${node.port}`),
     pids: () => nodes.map((node) => node.pid),
+    ...(shared.sampleShared && { sampleShared: shared.sampleShared }),
     async restart() {
       await stopAll();
       await startAll();
@@ -75,7 +88,17 @@ async function cluster(
   };
 }
 
-const sharedRedis = (redis: RedisServer): { stop(): Promise<void> } => ({ stop: () => redis.stop() });
+const sharedRedis = (redis: RedisServer): Shared => ({
+  stop: () => redis.stop(),
+  sampleShared: () => RedisSampler.start([redis.port]),
+});
+
+/** 2 opstream nodes on one SQLite file and a fresh key prefix; `backplane`: their --redis or --redis-cluster. */
+function opstreamPair(backplane: readonly string[], shared: Shared): Promise<RunningTarget> {
+  const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+  const args = [...backplane, "--key-prefix", `bench-${randomUUID().slice(0, 8)}:`];
+  return cluster({ dialect: "y-websocket" }, 2, () => startOpstream(storage, args), shared);
+}
 
 export const TARGETS: readonly Target[] = [
   {
@@ -106,10 +129,7 @@ export const TARGETS: readonly Target[] = [
     canPersist: true,
     async start() {
       const redis = await startRedis();
-      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
-      const prefix = `bench-${randomUUID().slice(0, 8)}:`;
-      const args = ["--redis", redis.url, "--key-prefix", prefix];
-      return cluster({ dialect: "y-websocket" }, 2, () => startOpstream(storage, args), sharedRedis(redis));
+      return opstreamPair(["--redis", redis.url], sharedRedis(redis));
     },
   },
   {
@@ -153,3 +173,23 @@ export const TARGETS: readonly Target[] = [
     start: () => cluster({ dialect: "y-websocket", stateless: true }, 1, () => startPeer("relay-server")),
   },
 ];
+
+/**
+ * opstream-2n on a Redis Cluster of its own (3 masters + 3 replicas,
+ * spec/support/redis-cluster.ts) through `--redis-cluster`: sharded pub/sub, keys
+ * hash-tagged by document. For bench/scale-out.ts; not in {@link TARGETS}.
+ */
+export const OPSTREAM_2N_REDIS_CLUSTER: Target = {
+  name: "opstream-2n-cluster",
+  nodes: 2,
+  canPersist: true,
+  async start() {
+    const redis = await startRedisCluster();
+    const ports = redis.nodes.map((node) => node.port);
+    const seeds = redis.nodes.map((node) => `${node.host}:${node.port}`).join(",");
+    return opstreamPair(["--redis-cluster", seeds], {
+      stop: () => redis.stop(),
+      sampleShared: () => RedisSampler.start(ports),
+    });
+  },
+};
