@@ -9,7 +9,7 @@ import {
   type ChannelMessage,
 } from "../../src/index.js";
 import { hashSlot } from "../../src/backplane/redis/hash-slot.js";
-import { redisKeyNames } from "../../src/backplane/redis/key-names.js";
+import { CLUSTER_NODE_LANES, redisKeyNames } from "../../src/backplane/redis/key-names.js";
 import type { RedisBackplaneOptions } from "../../src/backplane/redis/options.js";
 import { RedisBackplane } from "../../src/backplane/redis/redis-backplane.js";
 import { backplaneContract, update } from "../contracts/backplane.contract.js";
@@ -151,6 +151,45 @@ describe("Redis backplane on a Redis Cluster (3 masters, 3 replicas, sharded pub
       );
       await a.ping();
       assert.equal(a.isReady(), true);
+    });
+  });
+
+  describe("RPC lanes", () => {
+    it("spreads a node's requests over its lanes by key, on every master, answering each key's requests in order", async () => {
+      const keyPrefix = newPrefix();
+      const names = redisKeyNames(keyPrefix, "cluster");
+      // A fixed id: whether 8 lanes cover 3 masters is chance for a random one (this one's
+      // lanes hash into all three of redis-cli's equal slot ranges).
+      const [a, b] = [await backplane({ keyPrefix }), await backplane({ keyPrefix, nodeId: "lanes-b" })];
+      const lanes = Array.from({ length: CLUSTER_NODE_LANES }, (_, lane) =>
+        names.nodeChannel(b.nodeId, lane),
+      );
+      assert.equal(new Set(lanes).size, CLUSTER_NODE_LANES);
+      const homes = await Promise.all(lanes.map((channel) => redis.masterOf(channel)));
+      for (const [lane, channel] of lanes.entries()) {
+        const [, count] = (await ask(homes[lane]!, "PUBSUB", "SHARDNUMSUB", channel)) as [string, number];
+        assert.equal(count, 1, `b listens on lane ${lane}`);
+      }
+      assert.equal(new Set(homes).size, 3, `b's lanes land on every master: ${homes.join(", ")}`);
+      // Requests about one key reach b in the order sent; different keys use several lanes.
+      const seen = new Map<string, number[]>();
+      b.registerRequestHandler("seq", (payload) => {
+        const [key, n] = new TextDecoder().decode(payload).split("/") as [string, string];
+        seen.set(key, [...(seen.get(key) ?? []), Number(n)]);
+        return Promise.resolve(payload);
+      });
+      const keys = Array.from({ length: 16 }, (_, i) => `doc-${i}`);
+      const sent = keys.flatMap((key) =>
+        Array.from({ length: 5 }, (_, n) =>
+          a.sendRequest(b.nodeId, "seq", new TextEncoder().encode(`${key}/${n}`), { key }),
+        ),
+      );
+      const answers = (await Promise.all(sent)).map((bytes) => new TextDecoder().decode(bytes));
+      assert.deepEqual(
+        answers,
+        keys.flatMap((key) => [0, 1, 2, 3, 4].map((n) => `${key}/${n}`)),
+      );
+      for (const key of keys) assert.deepEqual(seen.get(key), [0, 1, 2, 3, 4], `in order for ${key}`);
     });
   });
 

@@ -46,6 +46,14 @@ export type RequestHandler = (payload: Uint8Array, fromNodeId: string) => Promis
 export interface RequestOptions {
   /** How long to wait for the answer before rejecting with REQUEST_TIMEOUT. @default 5000 */
   timeoutMs?: number;
+  /**
+   * What the request is about (the document id): requests with the same key, and
+   * their answers, travel in order on one of the target's lanes. A backplane with
+   * several lanes per node (the Redis backplane on a Redis Cluster) spreads keys
+   * over them, so one node's traffic spreads over the shards.
+   * @default none (the node's first lane)
+   */
+  key?: string;
 }
 
 /** A subscription to one document's channel. */

@@ -36,6 +36,12 @@ export interface ClusterBackplaneOptions {
   metrics?: Pick<OpStreamMetrics, "rpcTimeouts" | "rpcSeconds" | "rpcInFlight" | "backplanePublishSeconds">;
   /** Where delivery and connection problems are reported. @default the default pino logger */
   logger?: BackplaneLogger;
+  /**
+   * How many RPC channels (lanes) each node listens on. A request with a `key` goes
+   * on the lane the key hashes to, and its answer comes back on the same lane of the
+   * caller; every node of a cluster must use the same count. @default 1
+   */
+  nodeLanes?: number;
 }
 
 /**
@@ -75,11 +81,13 @@ export abstract class ClusterBackplane implements IBackplane {
   private probeTimer: NodeJS.Timeout | undefined;
   /** Targets whose liveness check is under way. */
   private readonly probing = new Set<string>();
+  /** How many RPC channels each node listens on (see {@link ClusterBackplaneOptions.nodeLanes}). */
+  private readonly nodeLanes: number;
 
   private readonly frameHandlers: {
-    [K in RpcFrameKind]: (frame: Extract<RpcFrame, { kind: K }>) => void;
+    [K in RpcFrameKind]: (frame: Extract<RpcFrame, { kind: K }>, lane: number) => void;
   } = {
-    [RpcFrameKind.Request]: (request) => void this.answer(request),
+    [RpcFrameKind.Request]: (request, lane) => void this.answer(request, lane),
     [RpcFrameKind.Response]: (response) => this.pending.settle(response),
   };
 
@@ -90,6 +98,7 @@ export abstract class ClusterBackplane implements IBackplane {
     this.logger = options.logger ?? createDefaultLogger();
     this.metrics = options.metrics;
     this.pending = new PendingRequests(options.metrics);
+    this.nodeLanes = options.nodeLanes ?? 1;
     this.documents = new DocumentSubscriptions(
       {
         subscribe: (docId) =>
@@ -136,15 +145,18 @@ export abstract class ClusterBackplane implements IBackplane {
     return () => undefined;
   }
 
-  /** Resolves once this node's RPC channel is subscribed (requests to it can be answered). */
+  /** Resolves once this node's RPC channels are subscribed (requests to it can be answered). */
   ready(): Promise<void> {
     return this.listening ?? Promise.reject(new Error("ClusterBackplane.listen() was never called"));
   }
 
-  /** Subscribes this node's RPC channel; subclasses call it once, at the end of their constructor. */
+  /** Subscribes this node's RPC channels; subclasses call it once, at the end of their constructor. */
   protected listen(): void {
     if (this.listening) return;
-    this.listening = this.subscribeChannel(this.nodeChannel(this.nodeId), (bytes) => this.onNodeFrame(bytes));
+    const lanes = Array.from({ length: this.nodeLanes }, (_, lane) =>
+      this.subscribeChannel(this.nodeChannel(this.nodeId, lane), (bytes) => this.onNodeFrame(bytes, lane)),
+    );
+    this.listening = Promise.all(lanes).then(() => undefined);
     this.listening.catch((error: unknown) =>
       this.logger.error({ err: error, nodeId: this.nodeId }, "backplane could not subscribe its RPC channel"),
     );
@@ -193,7 +205,7 @@ export abstract class ClusterBackplane implements IBackplane {
     const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
     const stop = this.metrics?.rpcSeconds.startTimer({ type });
     this.metrics?.rpcInFlight.inc();
-    this.publishBytes(this.nodeChannel(nodeId), encodeRpcFrame(request)).then(
+    this.publishBytes(this.nodeChannel(nodeId, this.laneOf(options.key)), encodeRpcFrame(request)).then(
       (receivers) => {
         if (receivers === 0) this.pending.fail(id, this.goneError(nodeId, type));
       },
@@ -277,8 +289,17 @@ export abstract class ClusterBackplane implements IBackplane {
     return `${this.channelPrefix}doc:${docId}`;
   }
 
-  protected nodeChannel(nodeId: string): string {
+  /** The RPC channel of `nodeId`'s `lane` (lane 0 also tells whether the node is on the backplane). */
+  protected nodeChannel(nodeId: string, _lane = 0): string {
     return `${this.channelPrefix}node:${nodeId}`;
+  }
+
+  /** The lane of requests about `key` (FNV-1a of the key); lane 0 without a key or with one lane. */
+  private laneOf(key: string | undefined): number {
+    if (key === undefined || this.nodeLanes === 1) return 0;
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+    return (hash >>> 0) % this.nodeLanes;
   }
 
   private deliver(docId: string, bytes: Uint8Array): void {
@@ -299,7 +320,7 @@ export abstract class ClusterBackplane implements IBackplane {
     }
   }
 
-  private onNodeFrame(bytes: Uint8Array): void {
+  private onNodeFrame(bytes: Uint8Array, lane: number): void {
     let frame: RpcFrame;
     try {
       frame = decodeRpcFrame(bytes);
@@ -307,8 +328,8 @@ export abstract class ClusterBackplane implements IBackplane {
       this.logger.warn({ err: error, nodeId: this.nodeId }, "backplane dropped an undecodable RPC frame");
       return;
     }
-    const handle = this.frameHandlers[frame.kind] as (frame: RpcFrame) => void;
-    handle(frame);
+    const handle = this.frameHandlers[frame.kind] as (frame: RpcFrame, lane: number) => void;
+    handle(frame, lane);
   }
 
   /**
@@ -320,7 +341,7 @@ export abstract class ClusterBackplane implements IBackplane {
    * "the remote failed". Callers cannot tell it from a missing handler; which of
    * them retry NO_HANDLER (bounded), and why, is decided in router/retry-policy.ts.
    */
-  private async answer(request: RpcRequest): Promise<void> {
+  private async answer(request: RpcRequest, lane: number): Promise<void> {
     const handler = this.handlers.get(request.type);
     let response: RpcResponse;
     if (!handler) {
@@ -355,7 +376,8 @@ export abstract class ClusterBackplane implements IBackplane {
     }
     if (this.closing) return;
     try {
-      await this.publishBytes(this.nodeChannel(request.from), encodeRpcFrame(response));
+      // On the lane it came on: the caller's answers about one key stay in order.
+      await this.publishBytes(this.nodeChannel(request.from, lane), encodeRpcFrame(response));
     } catch (error) {
       // The caller will time out; say why on this side.
       this.logger.warn(

@@ -178,7 +178,10 @@ export class DocumentRouter implements LeaveListener {
       peerId: `${this.deps.backplane.nodeId}/server`,
       bytes: new TextEncoder().encode(payload),
     });
-    await this.deps.backplane.sendRequest(owner, OwnerRequests.STATELESS, request, this.requestOptions());
+    await this.deps.backplane.sendRequest(owner, OwnerRequests.STATELESS, request, {
+      ...this.requestOptions(),
+      key: docId,
+    });
   }
 
   /**

@@ -128,7 +128,7 @@ export class Handoffs {
           peerId: "",
           bytes: encoding.encode((e) => encoding.writeVarUint(e, epoch)),
         }),
-        { timeoutMs: PREPARE_WAIT_MS },
+        { timeoutMs: PREPARE_WAIT_MS, key: docId },
       );
     } catch (error) {
       this.deps.logger.debug({ err: error, docId, successor }, "handoff: the successor did not prepare");

@@ -147,7 +147,10 @@ export class OwnerCalls {
     if (this.relay.closed) throw this.relay.closedError();
   }
 
-  private requestOptions(): { timeoutMs?: number } {
-    return this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
+  private requestOptions(): { timeoutMs?: number; key: string } {
+    const key = this.relay.docId;
+    return this.deps.requestTimeoutMs === undefined
+      ? { key }
+      : { timeoutMs: this.deps.requestTimeoutMs, key };
   }
 }

@@ -293,7 +293,10 @@ export class RelayMove {
         owner,
         type,
         encodeOwnerRequest({ docId: this.relay.docId, peerId, bytes }),
-        { timeoutMs: Math.min(this.deps.requestTimeoutMs ?? Infinity, MOVE_REQUEST_TIMEOUT_MS) },
+        {
+          timeoutMs: Math.min(this.deps.requestTimeoutMs ?? Infinity, MOVE_REQUEST_TIMEOUT_MS),
+          key: this.relay.docId,
+        },
       ),
     );
   }

@@ -15,13 +15,24 @@
 export interface RedisKeyNames {
   /** The channel of a document's updates, awareness and control messages. */
   documentChannel(docId: string): string;
-  /** The channel a node receives requests and responses on. */
-  nodeChannel(nodeId: string): string;
+  /**
+   * A channel a node receives requests and responses on: lane 0 is
+   * `<prefix>node:<nodeId>` (`{<nodeId>}` on a cluster), lane k > 0 adds `#k` to the
+   * id, so on a cluster each lane hashes to its own slot.
+   */
+  nodeChannel(nodeId: string, lane?: number): string;
   /** The ownership lease: the owner's node id, with the lease TTL. */
   ownerKey(docId: string): string;
   /** The document's progress mark (hash of `epoch` and `seq`, no TTL). */
   markKey(docId: string): string;
 }
+
+/**
+ * RPC lanes per node on a Redis Cluster: a node's requests and answers, keyed by
+ * document, spread over this many channels (so over the shards) instead of one.
+ * One Redis gets one lane: the names opstream always used.
+ */
+export const CLUSTER_NODE_LANES = 8;
 
 /** How the backplane reaches Redis, which decides the names. */
 export type RedisTopology = "standalone" | "cluster";
@@ -31,7 +42,7 @@ export function redisKeyNames(keyPrefix: string, topology: RedisTopology): Redis
   const id = topology === "cluster" ? (value: string) => `{${value}}` : (value: string) => value;
   return {
     documentChannel: (docId) => `${keyPrefix}doc:${id(docId)}`,
-    nodeChannel: (nodeId) => `${keyPrefix}node:${id(nodeId)}`,
+    nodeChannel: (nodeId, lane = 0) => `${keyPrefix}node:${id(lane === 0 ? nodeId : `${nodeId}#${lane}`)}`,
     ownerKey: (docId) => `${keyPrefix}owner:${id(docId)}`,
     markKey: (docId) => `${keyPrefix}epoch:${id(docId)}`,
   };

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { DocumentStore } from "../../storage/document-store.js";
 import { ClusterBackplane } from "../cluster-backplane.js";
-import { redisKeyNames, type RedisKeyNames } from "./key-names.js";
+import { CLUSTER_NODE_LANES, redisKeyNames, type RedisKeyNames } from "./key-names.js";
 import { resolveRedisBackplaneOptions, type RedisBackplaneOptions } from "./options.js";
 import type { LinkEvents, PubSubLinks } from "./pubsub-links.js";
 import { RedisOwnership } from "./redis-ownership.js";
@@ -48,6 +48,7 @@ export class RedisBackplane extends ClusterBackplane {
       requestTimeoutMs: resolved.requestTimeoutMs,
       metrics: resolved.metrics,
       logger: resolved.logger,
+      nodeLanes: resolved.cluster ? CLUSTER_NODE_LANES : 1,
     });
     this.keyPrefix = resolved.keyPrefix;
     this.ownershipLeaseTtlMs = resolved.ownershipLeaseTtlMs;
@@ -150,8 +151,8 @@ export class RedisBackplane extends ClusterBackplane {
     return this.names.documentChannel(docId);
   }
 
-  protected override nodeChannel(nodeId: string): string {
-    return this.names.nodeChannel(nodeId);
+  protected override nodeChannel(nodeId: string, lane = 0): string {
+    return this.names.nodeChannel(nodeId, lane);
   }
 
   protected publishBytes(channel: string, bytes: Uint8Array): Promise<number> {
