@@ -24,16 +24,12 @@ import type { Repetition } from "./scenarios/scenario.js";
 import { median } from "./support/histogram.js";
 import { describeMachine, loadAverage, machineInfo } from "./support/machine-info.js";
 import { printGrid, printNotes, printTable } from "./support/table.js";
-import { OPSTREAM_2N_REDIS_CLUSTER, TARGETS, type Target } from "./targets/index.js";
+import { TARGETS, opstream2nRedisCluster, type Target } from "./targets/index.js";
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
 
 const single = TARGETS.find((t) => t.name === "opstream-2n");
 if (!single) throw new Error("bench/targets/index.ts has no opstream-2n target");
-const TOPOLOGIES: readonly { target: Target; title: string }[] = [
-  { target: single, title: "1 Redis" },
-  { target: OPSTREAM_2N_REDIS_CLUSTER, title: "Redis Cluster 3+3" },
-];
 /** Issue #19's bound on busiest master / single Redis, for commands and for CPU. */
 const SPREAD_TARGET = 0.5;
 
@@ -43,8 +39,14 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     workers: { type: "string", default: "2" },
     out: { type: "string" },
+    replicas: { type: "string", default: "1" },
   },
 });
+const replicas = values.replicas === "0" ? 0 : 1;
+const TOPOLOGIES: readonly { target: Target; title: string }[] = [
+  { target: single, title: "1 Redis" },
+  { target: opstream2nRedisCluster(replicas), title: `Redis Cluster 3+${3 * replicas}` },
+];
 const count = (flag: "reps" | "seconds" | "workers"): number => {
   const n = Math.round(Number(values[flag]));
   if (!(n > 0)) throw new Error(`--${flag} must be a positive whole number, not ${values[flag]}`);

@@ -175,16 +175,16 @@ export const TARGETS: readonly Target[] = [
 ];
 
 /**
- * opstream-2n on a Redis Cluster of its own (3 masters + 3 replicas,
- * spec/support/redis-cluster.ts) through `--redis-cluster`: sharded pub/sub, keys
- * hash-tagged by document. For bench/scale-out.ts; not in {@link TARGETS}.
+ * opstream-2n on a Redis Cluster of its own (3 masters, each with `replicas`
+ * replicas; spec/support/redis-cluster.ts) through `--redis-cluster`: sharded
+ * pub/sub, keys hash-tagged by document. For bench/scale-out.ts; not in {@link TARGETS}.
  */
-export const OPSTREAM_2N_REDIS_CLUSTER: Target = {
+export const opstream2nRedisCluster = (replicas: 0 | 1): Target => ({
   name: "opstream-2n-cluster",
   nodes: 2,
   canPersist: true,
   async start() {
-    const redis = await startRedisCluster();
+    const redis = await startRedisCluster({ replicas });
     const ports = redis.nodes.map((node) => node.port);
     const seeds = redis.nodes.map((node) => `${node.host}:${node.port}`).join(",");
     return opstreamPair(["--redis-cluster", seeds], {
@@ -192,4 +192,4 @@ export const OPSTREAM_2N_REDIS_CLUSTER: Target = {
       sampleShared: () => RedisSampler.start(ports),
     });
   },
-};
+});

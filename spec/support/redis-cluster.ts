@@ -45,7 +45,8 @@ export interface RedisCluster {
 }
 
 const MISSING = "redis-server and redis-cli are missing: run `apt-get install -y redis-server`";
-const NODES = 6;
+/** Masters; each gets `replicas` replicas. */
+const MASTERS = 3;
 /** A cluster node also listens on its port + 10000 (the cluster bus). */
 const BUS_OFFSET = 10_000;
 
@@ -117,15 +118,16 @@ async function askRaw(port: number, ...args: string[]): Promise<unknown> {
 }
 
 /**
- * Starts 6 `redis-server --cluster-enabled yes` processes and joins them with
- * `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`; resolves once
- * the cluster is healthy and every replica has synced with its master.
+ * Starts 6 `redis-server --cluster-enabled yes` processes (3 with `replicas: 0`) and
+ * joins them with `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`;
+ * resolves once the cluster is healthy and every replica has synced with its master.
  */
-export async function startRedisCluster(): Promise<RedisCluster> {
+export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Promise<RedisCluster> {
+  const replicas = options.replicas ?? 1;
   const dir = tempDir("opstream-redis-cluster-");
   const taken = new Set<number>();
   const ports: number[] = [];
-  for (let i = 0; i < NODES; i++) {
+  for (let i = 0; i < MASTERS * (1 + replicas); i++) {
     const port = await freeClusterPort(taken);
     taken.add(port);
     ports.push(port);
@@ -234,7 +236,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       "create",
       ...ports.map((port) => `127.0.0.1:${port}`),
       "--cluster-replicas",
-      "1",
+      String(replicas),
       "--cluster-yes",
     ]);
     await healthy();
