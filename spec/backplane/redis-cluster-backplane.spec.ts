@@ -154,6 +154,19 @@ describe("Redis backplane on a Redis Cluster (3 masters, 3 replicas, sharded pub
     });
   });
 
+  it("passes clusterOptions to its cluster client (credentials, TLS, names): its connections carry the given name", async () => {
+    const node = await backplane({
+      keyPrefix: newPrefix(),
+      clusterOptions: { redisOptions: { connectionName: "opstream-spec-named" } },
+    });
+    await node.ping();
+    const listed = await Promise.all((await redis.masters()).map((port) => ask(port, "CLIENT", "LIST")));
+    assert.ok(
+      listed.some((list) => String(list).includes("name=opstream-spec-named")),
+      "a master lists a connection named as the options say",
+    );
+  });
+
   describe("RPC lanes", () => {
     it("spreads a node's requests over its lanes by key, on every master, answering each key's requests in order", async () => {
       const keyPrefix = newPrefix();

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ClusterOptions, Redis } from "ioredis";
 import { ErrorCodes, OpStreamError } from "../../errors.js";
 import type { OpStreamMetrics } from "../../metrics.js";
 import type { BackplaneLogger } from "../backplane-logger.js";
@@ -14,6 +14,14 @@ export interface RedisBackplaneOptions {
    * `{docId}` hash tag so they share one slot (PROTOCOL.md). @default none: one Redis at `connectionString`
    */
   cluster?: { host: string; port: number }[];
+  /**
+   * More ioredis `ClusterOptions` for the `cluster` client, e.g. a managed cluster's
+   * credentials and TLS: `{ redisOptions: { username, password, tls: {} } }`, or
+   * `natMap`. The backplane's own settings win: `shardedSubscribers`,
+   * `slotsRefreshInterval` and `clusterRetryStrategy`.
+   * @default none (ioredis's defaults)
+   */
+  clusterOptions?: ClusterOptions;
   /**
    * Prepended to every channel and key: `<prefix>doc:<docId>`, `<prefix>node:<nodeId>`, `<prefix>owner:<docId>`
    * (with `cluster`: `<prefix>doc:{<docId>}` and so on; the prefix may then hold no `{` or `}`). @default "opstream:"
@@ -80,7 +88,7 @@ export type ResolvedRedisBackplaneOptions = Required<
     | "subscriberCheckIntervalMs"
   >
 > &
-  Pick<RedisBackplaneOptions, "redis" | "cluster" | "nodeId" | "metrics" | "logger">;
+  Pick<RedisBackplaneOptions, "redis" | "cluster" | "clusterOptions" | "nodeId" | "metrics" | "logger">;
 
 function positive(name: keyof typeof REDIS_BACKPLANE_DEFAULTS, value: number): number {
   if (!Number.isFinite(value) || value <= 0) {

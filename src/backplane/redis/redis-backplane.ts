@@ -68,7 +68,7 @@ export class RedisBackplane extends ClusterBackplane {
       events,
     };
     this.links = resolved.cluster
-      ? new ShardedLinks(context, resolved.cluster)
+      ? new ShardedLinks(context, resolved.cluster, resolved.clusterOptions)
       : new StandaloneLinks(context, resolved.connectionString, resolved.redis);
     this.redis = this.links.commands;
     this.listen();

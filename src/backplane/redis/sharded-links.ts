@@ -1,4 +1,4 @@
-import type { Cluster } from "ioredis";
+import type { Cluster, ClusterOptions } from "ioredis";
 import { loadIoredis } from "../../drivers.js";
 import { hashSlot } from "./hash-slot.js";
 import {
@@ -53,10 +53,12 @@ export class ShardedLinks implements PubSubLinks {
   constructor(
     private readonly context: LinkContext,
     nodes: readonly ClusterNodeAddress[],
+    options: ClusterOptions = {},
   ) {
     this.commands = new (loadIoredis().Cluster)(
       nodes.map(({ host, port }) => ({ host, port })),
       {
+        ...options,
         shardedSubscribers: true,
         slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
         clusterRetryStrategy: retryStrategy,
