@@ -5,12 +5,13 @@ import type { SessionPeer } from "../engine/peer.js";
 import type { SessionServices } from "../engine/session-services.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import type { PreparedDocument } from "../engine/prepared-document.js";
+import { DocumentCalls } from "./document-calls.js";
 import { DocumentCap, joinRefusal } from "./document-cap.js";
 import type { DocumentHandle } from "./document-handle.js";
 import { Handoffs } from "./handoff.js";
 import { LocalDocumentHandle, type LeaveListener } from "./local-handle.js";
 import { registerOwnerEndpoint } from "./owner-endpoint.js";
-import { MANAGEMENT_ACTIONS, OwnerRequests, encodeOwnerRequest, type ManagementRequest } from "./rpc.js";
+import type { ManagementRequest } from "./rpc.js";
 import { RelayDocument, type LocalJoiner, type RelayDependencies } from "./relay-document.js";
 import { RETRY_LIMITS, withRetries } from "./retry-policy.js";
 
@@ -78,11 +79,20 @@ export class DocumentRouter implements LeaveListener {
   private readonly cap: DocumentCap;
   private readonly relayDeps: RelayDependencies;
   private readonly handoffs: Handoffs;
+  private readonly calls: DocumentCalls;
 
   constructor(private readonly deps: RouterDependencies) {
     this.cap = new DocumentCap(deps.maxDocuments);
     this.handoffs = new Handoffs({ ...deps, accepting: () => !this.shuttingDown });
     this.relayDeps = { ...deps, takeOver: (docId) => this.takeOver(docId) };
+    this.calls = new DocumentCalls({
+      deps,
+      target: (docId) => this.entries.get(docId)?.target,
+      targetFor: (docId, options) => this.targetFor(docId, options),
+      owned: (docId) => this.owned(docId),
+      armIdle: (session) => this.armIdle(session),
+      assertRunning: (advice) => this.assertRunning(advice),
+    });
     this.unregister = registerOwnerEndpoint(
       deps.backplane,
       {
@@ -107,9 +117,8 @@ export class DocumentRouter implements LeaveListener {
   /** Sessions this node owns and has loaded. */
   get sessionCount(): number {
     let count = 0;
-    for (const { target } of this.entries.values()) {
+    for (const { target } of this.entries.values())
       if (target instanceof DocumentSession && !target.closed) count += 1;
-    }
     return count;
   }
 
@@ -155,73 +164,14 @@ export class DocumentRouter implements LeaveListener {
     }
   }
 
-  /**
-   * Sends a stateless message to every Hocuspocus client of `docId` on every node:
-   * through the session when this node owns it, else through the owner (it sends
-   * to its clients and publishes on the channel, where relays pick it up). A
-   * document nobody has open has nobody to tell: nothing is loaded for it.
-   */
-  async broadcastStateless(docId: string, payload: string): Promise<void> {
-    const target = this.entries.get(docId)?.target;
-    if (target instanceof DocumentSession && !target.closed) return target.broadcastStateless(payload);
-    if (target instanceof RelayDocument && !target.closed) return target.stateless(payload);
-    const owner = await this.deps.ownership.ownerOf(docId);
-    if (owner === null) return;
-    if (owner === this.deps.backplane.nodeId) {
-      const session = await this.owned(docId); // it was still opening
-      session.broadcastStateless(payload);
-      this.armIdle(session);
-      return;
-    }
-    const request = encodeOwnerRequest({
-      docId,
-      peerId: `${this.deps.backplane.nodeId}/server`,
-      bytes: new TextEncoder().encode(payload),
-    });
-    await this.deps.backplane.sendRequest(owner, OwnerRequests.STATELESS, request, {
-      ...this.requestOptions(),
-      key: docId,
-    });
+  /** See {@link DocumentCalls.broadcastStateless}. */
+  broadcastStateless(docId: string, payload: string): Promise<void> {
+    return this.calls.broadcastStateless(docId, payload);
   }
 
-  /**
-   * Runs a management request (state, compact, delete) on `docId`'s owner: this
-   * node when it owns the document or can acquire it, else the owner through a
-   * relay. A document loaded only for this is unloaded after the idle timeout.
-   * It never creates the document: a missing one rejects with DOCUMENT_NOT_FOUND
-   * (checked in storage in one step with the claim, so a delete in between cannot
-   * be undone by it). Operators' requests are not held to `maxDocuments`.
-   */
-  async manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
-    return withRetries(() => this.manageOnce(docId, type), {
-      kind: "joinExisting",
-      maxAttempts: this.deps.maxJoinAttempts,
-    });
-  }
-
-  /** One attempt of {@link manage}; a relay whose owner moved meanwhile rejects with NOT_OWNER. */
-  private async manageOnce(
-    docId: string,
-    type: ManagementRequest,
-  ): Promise<{ seq: number; bytes: Uint8Array }> {
-    for (;;) {
-      this.assertRunning("ask another node");
-      const target = await this.targetFor(docId, { mustExist: true, capped: false });
-      if (target.closed) continue;
-      try {
-        if (target instanceof DocumentSession) {
-          const result = await target.manage(MANAGEMENT_ACTIONS[type]);
-          if (!target.closed) this.armIdle(target);
-          return result;
-        }
-        const reply = await target.manage(type);
-        return { seq: reply.seq, bytes: reply.bytes };
-      } finally {
-        if (target instanceof RelayDocument && target.peerCount === 0 && !target.closed) {
-          target.close("step-down");
-        }
-      }
-    }
+  /** See {@link DocumentCalls.manage}. */
+  manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
+    return this.calls.manage(docId, type);
   }
 
   private assertRunning(advice: string): void {
@@ -253,10 +203,6 @@ export class DocumentRouter implements LeaveListener {
     this.unregister();
     this.offResubscribed();
     this.handoffs.close();
-  }
-
-  private requestOptions(): { timeoutMs?: number } {
-    return this.deps.requestTimeoutMs === undefined ? {} : { timeoutMs: this.deps.requestTimeoutMs };
   }
 
   private joinLocal(session: DocumentSession, peer: SessionPeer): DocumentHandle {
