@@ -12,6 +12,7 @@ import type {
 } from "./backplane.js";
 import type { BackplaneLogger } from "./backplane-logger.js";
 import { DocumentSubscriptions } from "./document-subscriptions.js";
+import { fnv1a } from "./fnv1a.js";
 import {
   RpcFrameKind,
   decodeChannelMessage,
@@ -297,9 +298,7 @@ export abstract class ClusterBackplane implements IBackplane {
   /** The lane of requests about `key` (FNV-1a of the key); lane 0 without a key or with one lane. */
   private laneOf(key: string | undefined): number {
     if (key === undefined || this.nodeLanes === 1) return 0;
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-    return (hash >>> 0) % this.nodeLanes;
+    return fnv1a(key) % this.nodeLanes;
   }
 
   private deliver(docId: string, bytes: Uint8Array): void {

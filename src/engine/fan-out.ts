@@ -4,7 +4,11 @@ import type { OpStreamMetrics } from "../metrics.js";
 import { soleSender, type Captured } from "./batch.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
 import type { SessionServices } from "./session-services.js";
+import { fnv1a } from "../backplane/fnv1a.js";
 import { SessionHooks } from "./session-hooks.js";
+
+/** A document's failing publishes are warned about at most this often (the rest at debug). */
+const PUBLISH_WARN_INTERVAL_MS = 10_000;
 
 /**
  * Where a session's durable ops, awareness changes and lifecycle go: its local
@@ -17,6 +21,8 @@ export class FanOut {
   private readonly metrics: OpStreamMetrics;
   private readonly logger: Logger;
   private readonly hooks: SessionHooks | undefined;
+  /** `performance.now()` of the last publish failure logged as a warning. */
+  private publishWarnedAt = -Infinity;
 
   constructor(
     private readonly docId: string,
@@ -139,17 +145,14 @@ export class FanOut {
     this.backplane.publish(this.docId, message).catch((error: unknown) => {
       // Not fatal: the op is durable, and relays detect the gap by seq and resync.
       this.metrics.backplaneErrors.inc();
-      this.logger.warn({ err: error, docId: this.docId }, "backplane publish failed; relays will resync");
+      // While Redis is away every publish fails: warn once per document per interval.
+      const now = performance.now();
+      const warn = now - this.publishWarnedAt >= PUBLISH_WARN_INTERVAL_MS;
+      if (warn) this.publishWarnedAt = now;
+      this.logger[warn ? "warn" : "debug"](
+        { err: error, docId: this.docId },
+        "backplane publish failed; relays will resync",
+      );
     });
   }
-}
-
-/** 32-bit FNV-1a of `text`'s UTF-16 code units: cheap, and spread well enough for picking among a few nodes. */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
 }
