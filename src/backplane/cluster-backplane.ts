@@ -12,7 +12,7 @@ import type {
 } from "./backplane.js";
 import type { BackplaneLogger } from "./backplane-logger.js";
 import { DocumentSubscriptions } from "./document-subscriptions.js";
-import { fnv1a } from "./fnv1a.js";
+import { laneOf } from "./fnv1a.js";
 import {
   RpcFrameKind,
   decodeChannelMessage,
@@ -24,6 +24,7 @@ import {
   type RpcResponse,
 } from "./envelope.js";
 import { PendingRequests } from "./pending-requests.js";
+import { nodeGone, unsent } from "./request-errors.js";
 
 /** Options every {@link ClusterBackplane} takes. */
 export interface ClusterBackplaneOptions {
@@ -206,19 +207,14 @@ export abstract class ClusterBackplane implements IBackplane {
     const request: RpcRequest = { kind: RpcFrameKind.Request, id, type, from: this.nodeId, payload };
     const stop = this.metrics?.rpcSeconds.startTimer({ type });
     this.metrics?.rpcInFlight.inc();
-    this.publishBytes(this.nodeChannel(nodeId, this.laneOf(options.key)), encodeRpcFrame(request)).then(
+    this.publishBytes(
+      this.nodeChannel(nodeId, laneOf(options.key, this.nodeLanes)),
+      encodeRpcFrame(request),
+    ).then(
       (receivers) => {
-        if (receivers === 0) this.pending.fail(id, this.goneError(nodeId, type));
+        if (receivers === 0) this.pending.fail(id, nodeGone(nodeId, type));
       },
-      (error: unknown) =>
-        this.pending.fail(
-          id,
-          new OpStreamError(
-            ErrorCodes.BACKPLANE_UNAVAILABLE,
-            `Request "${type}" to node "${nodeId}" could not be sent: the backplane is unreachable.`,
-            { nodeId, type, cause: error instanceof Error ? error.message : String(error) },
-          ),
-        ),
+      (error: unknown) => this.pending.fail(id, unsent(nodeId, type, error)),
     );
     this.probeTimer ??= setInterval(() => this.probeTargets(), LIVENESS_PROBE_MS).unref();
     if (this.metrics) {
@@ -248,21 +244,13 @@ export abstract class ClusterBackplane implements IBackplane {
       this.isNodeAlive(nodeId)
         .then(
           (alive) => {
-            if (!alive) this.pending.failNode(nodeId, (type) => this.goneError(nodeId, type));
+            if (!alive) this.pending.failNode(nodeId, (type) => nodeGone(nodeId, type));
           },
           // The medium is not answering: the requests' own timeouts decide.
           () => undefined,
         )
         .finally(() => this.probing.delete(nodeId));
     }
-  }
-
-  private goneError(nodeId: string, type: string): OpStreamError {
-    return new OpStreamError(
-      ErrorCodes.NODE_GONE,
-      `Node "${nodeId}" is not on the backplane (nothing listens on its channel): request "${type}" cannot be answered.`,
-      { nodeId, type },
-    );
   }
 
   registerRequestHandler(type: string, handler: RequestHandler): () => void {
@@ -293,12 +281,6 @@ export abstract class ClusterBackplane implements IBackplane {
   /** The RPC channel of `nodeId`'s `lane` (lane 0 also tells whether the node is on the backplane). */
   protected nodeChannel(nodeId: string, _lane = 0): string {
     return `${this.channelPrefix}node:${nodeId}`;
-  }
-
-  /** The lane of requests about `key` (FNV-1a of the key); lane 0 without a key or with one lane. */
-  private laneOf(key: string | undefined): number {
-    if (key === undefined || this.nodeLanes === 1) return 0;
-    return fnv1a(key) % this.nodeLanes;
   }
 
   private deliver(docId: string, bytes: Uint8Array): void {

@@ -10,3 +10,8 @@ export function fnv1a(text: string): number {
   }
   return hash;
 }
+
+/** The lane of requests about `key` among `lanes` (FNV-1a of the key); lane 0 without a key or with one lane. */
+export function laneOf(key: string | undefined, lanes: number): number {
+  return key === undefined || lanes === 1 ? 0 : fnv1a(key) % lanes;
+}
