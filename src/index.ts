@@ -106,10 +106,14 @@ export type { ManagementAuthorizer } from "./http/management.js";
 export type {
   ClaimEpochOptions,
   DocumentStore,
+  NewVersion,
   SaveSnapshotOptions,
   StoredOp,
   StoredSnapshot,
   StoredDocument,
+  StoredVersion,
+  VersionInfo,
+  VersionKind,
 } from "./storage/document-store.js";
 export { MemoryDocumentStore } from "./storage/memory/memory-store.js";
 export { SqliteDocumentStore, type SqliteStoreOptions } from "./storage/sqlite/sqlite-store.js";

@@ -26,6 +26,74 @@ export interface StoredDocument {
   readonly ops: readonly StoredOp[];
 }
 
+/**
+ * Why a version exists: taken by the history policy (`auto`), asked for by name
+ * (`named`), the state just before a restore (`before-restore`), or the state a
+ * restore produced (`restore`). Only `auto` versions are thinned by retention.
+ */
+export type VersionKind = "auto" | "named" | "before-restore" | "restore";
+
+/** A version as the owner writes it: a durable checkpoint of the document at `seq`. */
+export interface NewVersion {
+  /** The last op sequence number the version holds. */
+  readonly seq: number;
+  /** When it was taken, in ms since the Unix epoch. */
+  readonly time: number;
+  readonly kind: VersionKind;
+  /** A name (named and restore versions); "" for automatic ones. */
+  readonly name: string;
+  /** The Yjs client ids whose ops it covers (the keys of its state vector), ascending. */
+  readonly clients: readonly number[];
+  /** Who made the ops since the previous version: principals, or peer ids for anonymous clients. */
+  readonly authors: readonly string[];
+  /** The version a `restore` version brought back; 0 otherwise. */
+  readonly restoredFrom: number;
+  /** `Y.encodeStateAsUpdate(doc)` at `seq`. */
+  readonly state: Uint8Array;
+}
+
+/** A stored version's description, without its state. */
+export interface VersionInfo extends Omit<NewVersion, "state"> {
+  /** Assigned by the store: positive, unique per document, increasing in the order versions were saved. */
+  readonly id: number;
+  /** The epoch of the owner that wrote it. */
+  readonly epoch: number;
+  /** The size of its state, in bytes. */
+  readonly bytes: number;
+}
+
+/** A stored version with its state. */
+export interface StoredVersion extends VersionInfo {
+  readonly state: Uint8Array;
+}
+
+/** The fields of a version a store keeps as one JSON text (stores that have no columns for them). */
+export interface VersionMeta {
+  readonly kind: VersionKind;
+  readonly name: string;
+  readonly clients: readonly number[];
+  readonly authors: readonly string[];
+  readonly restoredFrom: number;
+}
+
+/** The JSON text of `version`'s {@link VersionMeta}. */
+export function encodeVersionMeta(version: VersionMeta): string {
+  const { kind, name, clients, authors, restoredFrom } = version;
+  return JSON.stringify({ kind, name, clients, authors, restoredFrom });
+}
+
+/** Reads {@link encodeVersionMeta}'s text back. */
+export function decodeVersionMeta(text: string): VersionMeta {
+  const meta = JSON.parse(text) as Partial<VersionMeta>;
+  return {
+    kind: meta.kind ?? "auto",
+    name: meta.name ?? "",
+    clients: meta.clients ?? [],
+    authors: meta.authors ?? [],
+    restoredFrom: meta.restoredFrom ?? 0,
+  };
+}
+
 /** Options of {@link DocumentStore.saveSnapshot}. */
 export interface SaveSnapshotOptions {
   /**
@@ -125,7 +193,19 @@ export interface DocumentStore {
   commitOffset(docId: string, epoch: number, consumer: string, seq: number): Promise<void>;
   /** The committed offset of each consumer of `docId` (consumers that never committed are absent). */
   readOffsets(docId: string): Promise<Map<string, number>>;
-  /** Removes the document, its ops, snapshot and consumer offsets. Idempotent. */
+  /**
+   * Saves a version of `docId`, fenced by `epoch` like every write, and returns its
+   * description with the id the store gave it. Versions are kept apart from the
+   * log and the snapshot: compaction never touches them.
+   */
+  saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo>;
+  /** Every version of `docId` (without states), by id ascending; `[]` when none. */
+  listVersions(docId: string): Promise<VersionInfo[]>;
+  /** One version with its state, or null when there is no such version. */
+  loadVersion(docId: string, id: number): Promise<StoredVersion | null>;
+  /** Removes the versions `ids` of `docId` (unknown ids are ignored), fenced by `epoch`, as one operation. */
+  dropVersions(docId: string, epoch: number, ids: readonly number[]): Promise<void>;
+  /** Removes the document, its ops, snapshot, versions and consumer offsets. Idempotent. */
   delete(docId: string): Promise<void>;
   /** Ids of every stored document, sorted. */
   list(): Promise<string[]>;

@@ -1,10 +1,13 @@
 import type {
   ClaimEpochOptions,
   DocumentStore,
+  NewVersion,
   SaveSnapshotOptions,
   StoredDocument,
   StoredOp,
   StoredSnapshot,
+  StoredVersion,
+  VersionInfo,
 } from "../document-store.js";
 import { documentNotFound, trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
@@ -16,6 +19,9 @@ interface MemoryDocument {
   ops: StoredOp[];
   snapshot: StoredSnapshot | null;
   offsets: Map<string, number>;
+  /** The last version id given out (it outlives a delete, like the epoch). */
+  lastVersionId: number;
+  versions: StoredVersion[];
 }
 
 /**
@@ -29,7 +35,16 @@ export class MemoryDocumentStore implements DocumentStore {
   private record(docId: string): MemoryDocument {
     let doc = this.docs.get(docId);
     if (!doc) {
-      doc = { epoch: 0, lastSeq: 0, live: false, ops: [], snapshot: null, offsets: new Map() };
+      doc = {
+        epoch: 0,
+        lastSeq: 0,
+        live: false,
+        ops: [],
+        snapshot: null,
+        offsets: new Map(),
+        lastVersionId: 0,
+        versions: [],
+      };
       this.docs.set(docId, doc);
     }
     return doc;
@@ -95,11 +110,46 @@ export class MemoryDocumentStore implements DocumentStore {
     return Promise.resolve(new Map(this.docs.get(docId)?.offsets ?? []));
   }
 
+  async saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo> {
+    await Promise.resolve();
+    const doc = this.record(docId);
+    assertEpoch(docId, epoch, doc.epoch);
+    doc.lastVersionId += 1;
+    const stored: StoredVersion = {
+      ...version,
+      clients: [...version.clients],
+      authors: [...version.authors],
+      id: doc.lastVersionId,
+      epoch,
+      bytes: version.state.byteLength,
+      state: Uint8Array.from(version.state),
+    };
+    doc.versions.push(stored);
+    return withoutState(stored);
+  }
+
+  listVersions(docId: string): Promise<VersionInfo[]> {
+    return Promise.resolve((this.docs.get(docId)?.versions ?? []).map(withoutState));
+  }
+
+  loadVersion(docId: string, id: number): Promise<StoredVersion | null> {
+    const version = this.docs.get(docId)?.versions.find((v) => v.id === id);
+    return Promise.resolve(version ? { ...version, state: Uint8Array.from(version.state) } : null);
+  }
+
+  async dropVersions(docId: string, epoch: number, ids: readonly number[]): Promise<void> {
+    await Promise.resolve();
+    const doc = this.record(docId);
+    assertEpoch(docId, epoch, doc.epoch);
+    const dropped = new Set(ids);
+    doc.versions = doc.versions.filter((v) => !dropped.has(v.id));
+  }
+
   delete(docId: string): Promise<void> {
     // The epoch and sequence counters outlive the content, so a fenced-off
     // ex-owner stays fenced even after the document is deleted and re-created.
     const doc = this.docs.get(docId);
-    if (doc) Object.assign(doc, { live: false, ops: [], snapshot: null, offsets: new Map() });
+    if (doc) Object.assign(doc, { live: false, ops: [], snapshot: null, offsets: new Map(), versions: [] });
     return Promise.resolve();
   }
 
@@ -115,4 +165,9 @@ export class MemoryDocumentStore implements DocumentStore {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+function withoutState(version: StoredVersion): VersionInfo {
+  const { state: _state, ...info } = version;
+  return info;
 }
