@@ -106,6 +106,12 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
   },
   { name: "no-sample", type: "boolean", help: "Do not serve the sample editor at /.", group: "serve" },
   {
+    name: "no-history",
+    type: "boolean",
+    help: "Keep no document history: no versions, and /api/…/versions answers 404.",
+    group: "serve",
+  },
+  {
     name: "management-token",
     type: "string",
     value: "<t>",

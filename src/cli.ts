@@ -63,6 +63,7 @@ async function serve(argv: string[]): Promise<void> {
     defined({
       nodeId: flag("node-id"),
       logLevel,
+      history: values["no-history"] ? false : undefined,
       sessions: defined({
         idleTimeoutMs: count("idle-ms"),
         maxDocuments: count("max-documents"),

@@ -43,6 +43,10 @@ export const ErrorCodes = {
   FORBIDDEN: "OPS_ERR_FORBIDDEN",
   /** The management API was asked about a document that does not exist. */
   DOCUMENT_NOT_FOUND: "OPS_ERR_DOCUMENT_NOT_FOUND",
+  /** A document history request named a version the document does not have (HTTP 404). */
+  VERSION_NOT_FOUND: "OPS_ERR_VERSION_NOT_FOUND",
+  /** A document history request reached a node configured with `history: false` (HTTP 404). */
+  HISTORY_DISABLED: "OPS_ERR_HISTORY_DISABLED",
   /** The host is shutting down and accepts no new work. */
   SHUTTING_DOWN: "OPS_ERR_SHUTTING_DOWN",
   /** A document name is longer than `transport.maxDocumentNameLength`. */

@@ -61,6 +61,22 @@ export class OpStreamMetrics {
     help: "Snapshots written (with the log trimmed up to them).",
     registers: [this.registry],
   });
+  readonly versionsSaved = new Counter({
+    name: "opstream_versions_saved_total",
+    help: "Document versions written, by kind (auto, named, before-restore, restore).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  readonly versionsDropped = new Counter({
+    name: "opstream_versions_dropped_total",
+    help: "Automatic versions dropped by the retention policy.",
+    registers: [this.registry],
+  });
+  readonly restores = new Counter({
+    name: "opstream_restores_total",
+    help: "Documents restored to an earlier version.",
+    registers: [this.registry],
+  });
   readonly storageErrors = new Counter({
     name: "opstream_storage_errors_total",
     help: "Failed store operations.",

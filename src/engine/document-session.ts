@@ -15,7 +15,8 @@ import { DEFAULT_MAX_PENDING_BYTES, PendingBudget, pendingBytes } from "./pendin
 import { containsUpdate } from "./update-check.js";
 import { FanOut } from "./fan-out.js";
 import { Heartbeat } from "./heartbeat.js";
-import { SEED_ORIGIN, type Origin } from "./origin.js";
+import { SEED_ORIGIN, SERVER_ORIGIN, type Origin } from "./origin.js";
+import { SessionHistory, historyAction, stateOf } from "./history/session-history.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
 import { SnapshotScheduler } from "./snapshot-scheduler.js";
 import type { PreparedDocument } from "./prepared-document.js";
@@ -52,6 +53,7 @@ export class DocumentSession {
   private readonly queue: ApplyQueue;
   private readonly batchContext: BatchContext;
   private consumers: ConsumerGroup | undefined;
+  private readonly history: SessionHistory | undefined;
   private closing = false;
   private lastSeqValue: number;
   private snapshotSeq: number;
@@ -91,6 +93,7 @@ export class DocumentSession {
       deps.maxBatch ?? 256,
       () => this.closedError(),
     );
+    this.history = deps.history && this.openHistory(deps);
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
     this.heartbeat = new Heartbeat(
       deps.heartbeatIntervalMs ?? 1000,
@@ -121,6 +124,7 @@ export class DocumentSession {
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
     // Ops replayed from the log count towards the next snapshot.
     session.snapshots.recordOps(stored.ops.length);
+    if (stored.ops.length > 0) session.history?.recordLoadedOps();
     try {
       // Storage restored from a backup older than the document: its clients still
       // hold its content (seed included) and re-upload it; a seed now would be a
@@ -227,9 +231,15 @@ export class DocumentSession {
     }));
   }
 
-  /** Runs a management action; `compact` resolves with the snapshot's seq, `delete` with seq 0. */
-  async manage(action: ManagementAction): Promise<DocumentState> {
+  /**
+   * Runs a management action; `compact` resolves with the snapshot's seq, `delete`
+   * with seq 0, `version` and `restore` (`payload`: see historyAction) with their JSON answer.
+   */
+  async manage(action: ManagementAction, payload: Uint8Array = EMPTY): Promise<DocumentState> {
     switch (action) {
+      case "version":
+      case "restore":
+        return historyAction(this.docId, this.history, action, payload);
       case "state":
         return this.state();
       case "compact":
@@ -298,7 +308,7 @@ export class DocumentSession {
     if (reason === "unloaded" || reason === "shutdown") {
       try {
         // Queued last: every update accepted before close() is durable first.
-        await this.queue.exclusive(() => (handOver ? Promise.resolve() : this.writeSnapshot()), true);
+        await this.queue.exclusive(() => (handOver ? Promise.resolve() : this.finalWrites()), true);
       } catch (error) {
         this.deps.logger.error(
           { err: error, docId: this.docId },
@@ -382,6 +392,7 @@ export class DocumentSession {
     settleBatch(batch, captured, failures, seq, this.deps.metrics);
     if (captured.length > 0) {
       this.snapshots.recordOps(1);
+      this.history?.recordEdit(captured);
       this.consumers?.notify(this.lastSeqValue);
     }
   }
@@ -412,6 +423,24 @@ export class DocumentSession {
     this.deps.metrics.snapshots.inc();
   }
 
+  /** A graceful close's last writes: the snapshot, then a version if edits lack one. */
+  private async finalWrites(): Promise<void> {
+    await this.writeSnapshot();
+    await this.history?.onClose();
+  }
+
+  private openHistory(deps: SessionDependencies): SessionHistory | undefined {
+    const host = {
+      docId: this.docId,
+      epoch: this.epoch,
+      exclusive: (work: () => Promise<void>) => this.queue.exclusive(work),
+      read: <T>(read: () => T) => this.read(read),
+      current: () => stateOf(this.doc, this.lastSeqValue),
+      apply: (update: Uint8Array) => this.apply(update, SERVER_ORIGIN),
+    };
+    return deps.history && new SessionHistory(host, { ...deps, options: deps.history });
+  }
+
   private onStorageFailure(error: unknown, batch: BatchTask[]): void {
     const fenced = isOpStreamError(error, ErrorCodes.FENCED);
     if (fenced) this.deps.metrics.fencedWrites.inc();
@@ -430,6 +459,7 @@ export class DocumentSession {
   private finish(reason: DisconnectReason | "unloaded"): void {
     this.closedReason = reason;
     this.snapshots.stop();
+    this.history?.stop();
     void this.consumers?.stop();
     this.presence.stop();
     this.heartbeat.stop();

@@ -6,6 +6,7 @@ import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import type { AwarenessOptions } from "./awareness.js";
 import type { ConsumerRegistration } from "./consumers.js";
+import type { ResolvedHistoryOptions } from "./history/history-options.js";
 import type { DocumentSession } from "./document-session.js";
 import type { SnapshotPolicy } from "./snapshot-policy.js";
 import type { Seeder, Validator } from "./validation.js";
@@ -24,6 +25,8 @@ export interface SessionServices {
   readonly hooks?: HookEmitter;
   /** Side-effect consumers, run on each document's owner. @default none */
   readonly consumers?: readonly ConsumerRegistration[];
+  /** Document history (versions, restore); undefined: off. @default off (the host passes its `history` option) */
+  readonly history?: ResolvedHistoryOptions | undefined;
   /** Most queued updates merged into one op and appended as one batch. @default 256 */
   readonly maxBatch?: number;
   /**

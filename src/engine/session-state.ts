@@ -17,8 +17,11 @@ export interface JoinInfo {
   readonly awareness: Uint8Array | null;
 }
 
-/** What the management API does to a document: read its state, compact it now, or delete it. */
-export type ManagementAction = "state" | "compact" | "delete";
+/**
+ * What the management API does to a document: read its state, compact it now,
+ * delete it, save a named version, or restore a version.
+ */
+export type ManagementAction = "state" | "compact" | "delete" | "version" | "restore";
 
 /**
  * The document as storage holds it (latest snapshot + the ops after it), applied

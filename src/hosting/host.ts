@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { IBackplane } from "../backplane/backplane.js";
 import { healthRouter } from "../http/health.js";
 import { httpErrorHandler, routeNotFound } from "../http/http-errors.js";
+import { clientHistoryRouter } from "../http/client-history.js";
 import { managementRouter, type ManagementAuthorizer } from "../http/management.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
@@ -11,7 +12,11 @@ import { DocumentRouter } from "../router/document-router.js";
 import type { DocumentStore } from "../storage/document-store.js";
 import { HookEmitter } from "../hooks.js";
 import { WebSocketTransport } from "../transport/websocket-transport.js";
+import type { Authorizer } from "../transport/authorization.js";
+import type { TenantResolver } from "../transport/tenancy.js";
 import { ServerDocuments } from "./documents.js";
+import { DocumentHistory } from "./history.js";
+import { historyStatelessHandler } from "./history-stateless.js";
 import { warmUp } from "./warm-up.js";
 import type { ResolvedOptions } from "./options.js";
 import type { ServiceProvider } from "./service-collection.js";
@@ -39,9 +44,13 @@ export class OpStreamHost {
   readonly transport: WebSocketTransport;
   /** Server-side access to documents: `documents.open(docId)` from any node. */
   readonly documents: ServerDocuments;
+  /** Document history from any node: versions, diffs, named versions and restore. */
+  readonly history: DocumentHistory;
   private readonly servers: Server[] = [];
   private readonly managementAuthorizer: ManagementAuthorizer;
   private readonly hooks: HookEmitter;
+  private readonly authorizer: Authorizer;
+  private readonly tenantResolver: TenantResolver | undefined;
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -74,6 +83,7 @@ export class OpStreamHost {
       remotePeerRenewalMs: this.options.sessions.remotePeerRenewalMs,
       maxPendingBytes: this.options.sessions.maxPendingBytes,
       maxDocuments: this.options.sessions.maxDocuments,
+      history: this.options.history,
       hooks: this.hooks,
     });
     this.managementAuthorizer = provider.get(Tokens.ManagementAuthorizer);
@@ -82,14 +92,25 @@ export class OpStreamHost {
       this.logger,
       this.options.transport.maxDocumentNameLength,
     );
+    this.history = new DocumentHistory(
+      this.store,
+      this.router,
+      this.options.history,
+      this.options.transport.maxDocumentNameLength,
+    );
+    this.authorizer = provider.get(Tokens.Authorizer);
+    this.tenantResolver = provider.get(Tokens.TenantResolver);
+    const statelessHandlers = provider.getAll(Tokens.StatelessHandlers);
     this.transport = new WebSocketTransport(
       this.options.transport,
       this.router,
-      provider.get(Tokens.Authorizer),
+      this.authorizer,
       this.metrics,
       this.logger,
-      provider.getAll(Tokens.StatelessHandlers),
-      provider.get(Tokens.TenantResolver),
+      this.history.enabled
+        ? [historyStatelessHandler(this.history), ...statelessHandlers]
+        : statelessHandlers,
+      this.tenantResolver,
       this.hooks,
     );
   }
@@ -126,7 +147,18 @@ export class OpStreamHost {
       managementRouter({
         store: this.store,
         router: this.router,
+        history: this.history,
         authorize: this.managementAuthorizer,
+        logger: this.logger,
+        metrics: this.metrics,
+        maxDocumentNameLength: this.options.transport.maxDocumentNameLength,
+      }),
+    );
+    router.use(
+      clientHistoryRouter({
+        history: this.history,
+        authorizer: this.authorizer,
+        tenantResolver: this.tenantResolver,
         logger: this.logger,
         metrics: this.metrics,
         maxDocumentNameLength: this.options.transport.maxDocumentNameLength,

@@ -1,6 +1,11 @@
 import type { AwarenessOptions } from "../engine/awareness.js";
 import { AWARENESS_DEFAULTS } from "../engine/awareness.js";
 import { DEFAULT_MAX_PENDING_BYTES } from "../engine/pending-budget.js";
+import {
+  resolveHistoryOptions,
+  type HistoryOptions,
+  type ResolvedHistoryOptions,
+} from "../engine/history/history-options.js";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import { resolveLogLevel, type LogLevel } from "../logging/logger.js";
 import { checkAdmissionOptions } from "../transport/limits.js";
@@ -58,6 +63,12 @@ export interface OpStreamOptions {
   sessions?: SessionOptions;
   transport?: TransportOptions;
   awareness?: AwarenessOptions;
+  /**
+   * Document history: automatic and named versions, diffs and restore (see
+   * HistoryOptions). `false` turns it off: no versions are written and history
+   * requests answer HISTORY_DISABLED. @default true (on, with HistoryOptions' defaults)
+   */
+  history?: HistoryOptions | boolean;
   /** Collect Node.js process metrics (CPU, memory, event loop) on `/metrics`. @default true */
   processMetrics?: boolean;
   /**
@@ -83,6 +94,8 @@ export interface ResolvedOptions {
   readonly sessions: Required<SessionOptions>;
   readonly transport: ResolvedTransportOptions;
   readonly awareness: Required<AwarenessOptions>;
+  /** undefined when history is off. */
+  readonly history: ResolvedHistoryOptions | undefined;
   readonly processMetrics: boolean;
   /** As given (checked); the default logger falls back to `OPSTREAM_LOG_LEVEL`, then "info". */
   readonly logLevel: LogLevel | undefined;
@@ -108,6 +121,7 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
     sessions: { ...SESSION_DEFAULTS, ...options.sessions },
     transport: { ...TRANSPORT_DEFAULTS, ...options.transport },
     awareness: { ...AWARENESS_DEFAULTS, ...options.awareness },
+    history: resolveHistoryOptions(options.history),
     processMetrics: options.processMetrics ?? true,
     // Only a given level is checked here: OPSTREAM_LOG_LEVEL concerns the default
     // logger alone, and is checked when that logger is built.
@@ -117,6 +131,8 @@ export function resolveOptions(options: OpStreamOptions): ResolvedOptions {
     sessions: resolved.sessions,
     transport: resolved.transport,
     awareness: resolved.awareness,
+    history: resolved.history ?? {},
+    "history.retention": resolved.history?.retention ?? {},
   })) {
     for (const [key, value] of Object.entries(values)) {
       if (typeof value === "number") nonNegative(`${section}.${key}`, value);

@@ -22,6 +22,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.INVALID_DOCUMENT_NAME]: 400,
   [ErrorCodes.FORBIDDEN]: 403,
   [ErrorCodes.DOCUMENT_NOT_FOUND]: 404,
+  [ErrorCodes.VERSION_NOT_FOUND]: 404,
+  [ErrorCodes.HISTORY_DISABLED]: 404,
   [ErrorCodes.ROUTE_NOT_FOUND]: 404,
   [ErrorCodes.NOT_OWNER]: 503,
   [ErrorCodes.REQUEST_TIMEOUT]: 503,

@@ -1,13 +1,15 @@
 import { timingSafeEqual } from "node:crypto";
 import { Router, type NextFunction, type Request, type Response } from "express";
-import * as Y from "yjs";
 import { ErrorCodes, OpStreamError } from "../errors.js";
 import { assertDocumentName } from "../hosting/document-name.js";
 import type { Logger } from "../logging/logger.js";
 import type { OpStreamMetrics } from "../metrics.js";
 import type { DocumentRouter } from "../router/document-router.js";
 import { OwnerRequests } from "../router/rpc.js";
+import { sharedTypesAsJson } from "../engine/shared-json.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import type { DocumentHistory } from "../hosting/history.js";
+import { addHistoryRoutes } from "./history-routes.js";
 import { httpErrorHandler, routeNotFound, sendHttpError } from "./http-errors.js";
 
 /**
@@ -37,6 +39,7 @@ export function bearerToken(token: string): ManagementAuthorizer {
 export interface ManagementSource {
   readonly store: DocumentStore;
   readonly router: DocumentRouter;
+  readonly history: DocumentHistory;
   readonly authorize: ManagementAuthorizer;
   readonly logger: Logger;
   readonly metrics: OpStreamMetrics;
@@ -46,7 +49,8 @@ export interface ManagementSource {
 
 /**
  * `/api/documents`: list, get (JSON of the shared types, or the Yjs binary state),
- * delete, compact now. Works on any node: requests run on the document's owner.
+ * delete, compact now, and the document's history (`/api/documents/:id/versions…`,
+ * see addHistoryRoutes). Works on any node: requests run on the document's owner.
  * Every route first asks the management authorizer (403 when it says no); every
  * error, an unknown route under `/api/documents` included, answers
  * `{ "error": { code, message } }` (see http-errors.ts).
@@ -128,46 +132,14 @@ export function managementRouter(source: ManagementSource): Router {
       res.json({ id: docId, snapshotSeq: seq });
     }),
   );
+  addHistoryRoutes(router, "/api/documents/:id", source.history, (req) => {
+    const docId = String(req.params.id);
+    assertDocumentName(docId, source.maxDocumentNameLength);
+    return Promise.resolve(docId);
+  });
   router.use("/api/documents", routeNotFound(source));
   // Errors of these routes (a path parameter express cannot decode, a failed
   // request to the owner) are answered here, so an embedder's app needs no handler.
   router.use(httpErrorHandler(source));
   return router;
-}
-
-/**
- * Every top-level shared type of a Yjs state as JSON. Yjs does not record a
- * type's kind in the update, so it is told from the content: map entries → an
- * object, XML nodes → the XML string, text (strings, formats, embeds) → the
- * string, anything else → an array.
- */
-export function sharedTypesAsJson(state: Uint8Array): Record<string, unknown> {
-  const doc = new Y.Doc();
-  Y.applyUpdate(doc, state);
-  const names = [...doc.share.keys()];
-  const json: Record<string, unknown> = {};
-  for (const name of names) {
-    const type = doc.share.get(name)!;
-    if (type._map.size > 0) {
-      json[name] = doc.getMap(name).toJSON();
-      continue;
-    }
-    let item = type._start;
-    while (item && item.deleted) item = item.right;
-    const content = item?.content;
-    if (content instanceof Y.ContentType) {
-      json[name] =
-        content.type instanceof Y.XmlElement || content.type instanceof Y.XmlText
-          ? doc.getXmlFragment(name).toJSON()
-          : doc.getArray(name).toJSON();
-    } else if (content instanceof Y.ContentString || content instanceof Y.ContentFormat) {
-      json[name] = doc.getText(name).toString();
-    } else if (content) {
-      json[name] = doc.getArray(name).toJSON();
-    } else {
-      json[name] = null; // empty: its kind is unknowable
-    }
-  }
-  doc.destroy();
-  return json;
 }

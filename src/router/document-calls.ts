@@ -69,8 +69,12 @@ export class DocumentCalls {
    * (checked in storage in one step with the claim, so a delete in between cannot
    * be undone by it). Operators' requests are not held to `maxDocuments`.
    */
-  async manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
-    return withRetries(() => this.manageOnce(docId, type), {
+  async manage(
+    docId: string,
+    type: ManagementRequest,
+    payload?: Uint8Array,
+  ): Promise<{ seq: number; bytes: Uint8Array }> {
+    return withRetries(() => this.manageOnce(docId, type, payload), {
       kind: "joinExisting",
       maxAttempts: this.router.deps.maxJoinAttempts,
     });
@@ -80,6 +84,7 @@ export class DocumentCalls {
   private async manageOnce(
     docId: string,
     type: ManagementRequest,
+    payload: Uint8Array | undefined,
   ): Promise<{ seq: number; bytes: Uint8Array }> {
     for (;;) {
       this.router.assertRunning("ask another node");
@@ -87,11 +92,11 @@ export class DocumentCalls {
       if (target.closed) continue;
       try {
         if (target instanceof DocumentSession) {
-          const result = await target.manage(MANAGEMENT_ACTIONS[type]);
+          const result = await target.manage(MANAGEMENT_ACTIONS[type], payload);
           if (!target.closed) this.router.armIdle(target);
           return result;
         }
-        const reply = await target.manage(type);
+        const reply = await target.manage(type, payload);
         return { seq: reply.seq, bytes: reply.bytes };
       } finally {
         if (target instanceof RelayDocument && target.peerCount === 0 && !target.closed) {

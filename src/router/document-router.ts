@@ -170,8 +170,12 @@ export class DocumentRouter implements LeaveListener {
   }
 
   /** See {@link DocumentCalls.manage}. */
-  manage(docId: string, type: ManagementRequest): Promise<{ seq: number; bytes: Uint8Array }> {
-    return this.calls.manage(docId, type);
+  manage(
+    docId: string,
+    type: ManagementRequest,
+    payload?: Uint8Array,
+  ): Promise<{ seq: number; bytes: Uint8Array }> {
+    return this.calls.manage(docId, type, payload);
   }
 
   private assertRunning(advice: string): void {

@@ -183,14 +183,16 @@ export function registerOwnerEndpoint(
     }),
   };
   const manage = (type: ManagementRequest) =>
-    handle(async (session) => {
-      const { seq, bytes } = await session.manage(MANAGEMENT_ACTIONS[type]);
+    handle(async (session, request) => {
+      const { seq, bytes } = await session.manage(MANAGEMENT_ACTIONS[type], request.bytes);
       if (!session.closed) sessions.idle(session);
       return encodeOwnerReply({ epoch: session.epoch, seq, bytes });
     });
   handlers[OwnerRequests.STATE] = manage(OwnerRequests.STATE);
   handlers[OwnerRequests.COMPACT] = manage(OwnerRequests.COMPACT);
   handlers[OwnerRequests.DELETE] = manage(OwnerRequests.DELETE);
+  handlers[OwnerRequests.VERSION] = manage(OwnerRequests.VERSION);
+  handlers[OwnerRequests.RESTORE] = manage(OwnerRequests.RESTORE);
   const offs = Object.entries(handlers).map(([type, handler]) =>
     backplane.registerRequestHandler(type, handler),
   );

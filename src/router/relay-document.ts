@@ -182,9 +182,9 @@ export class RelayDocument implements RelayCalls {
   }
 
   /** Sends a management request to the owner (no client attached); see `OwnerRequests`. */
-  async manage(type: ManagementRequest): Promise<OwnerReply> {
+  async manage(type: ManagementRequest, payload: Uint8Array = EMPTY): Promise<OwnerReply> {
     if (this.closed) throw this.closedError();
-    return this.calls.call(type, this.calls.globalId("manager"), EMPTY);
+    return this.calls.call(type, this.calls.globalId("manager"), payload);
   }
 
   /** Has the owner send a stateless message to every Hocuspocus client of the document (this node's via the channel). */

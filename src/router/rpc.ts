@@ -45,17 +45,31 @@ export const OwnerRequests = Object.freeze({
   COMPACT: "opstream.doc.compact",
   /** Management API, delete: close the session (peers get 4004), remove its storage. Reply: empty. */
   DELETE: "opstream.doc.delete",
+  /** History, save a named version: `bytes` = UTF-8 JSON `{ name }`. Reply: seq = its seq, `bytes` = the VersionInfo as JSON. */
+  VERSION: "opstream.doc.version",
+  /**
+   * History, restore: `bytes` = UTF-8 JSON `{ versionId }`. Reply once the restoring
+   * op is durable and fanned out: seq = the `restore` version's seq, `bytes` = the
+   * RestoreResult as JSON (`before`, `restored`, `after`, `seq`).
+   */
+  RESTORE: "opstream.doc.restore",
 });
 
 /** The request types of the management API (a subset of {@link OwnerRequests}). */
 export type ManagementRequest =
-  typeof OwnerRequests.STATE | typeof OwnerRequests.COMPACT | typeof OwnerRequests.DELETE;
+  | typeof OwnerRequests.STATE
+  | typeof OwnerRequests.COMPACT
+  | typeof OwnerRequests.DELETE
+  | typeof OwnerRequests.VERSION
+  | typeof OwnerRequests.RESTORE;
 
 /** The session's management action each management request runs. */
 export const MANAGEMENT_ACTIONS: Readonly<Record<ManagementRequest, ManagementAction>> = Object.freeze({
   [OwnerRequests.STATE]: "state",
   [OwnerRequests.COMPACT]: "compact",
   [OwnerRequests.DELETE]: "delete",
+  [OwnerRequests.VERSION]: "version",
+  [OwnerRequests.RESTORE]: "restore",
 });
 
 /** A request to the owner about one client (`peerId`, unique cluster-wide) of one document. */

@@ -168,6 +168,7 @@ export class MemoryDocumentStore implements DocumentStore {
 }
 
 function withoutState(version: StoredVersion): VersionInfo {
-  const { state: _state, ...info } = version;
+  const { state, ...info } = version;
+  void state;
   return info;
 }

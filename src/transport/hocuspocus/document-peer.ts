@@ -321,6 +321,7 @@ export class HocuspocusDocumentPeer implements SessionPeer, AwarenessRefusalList
     const { docId, key, access, token } = this;
     const request = {
       docId,
+      tenant: this.ctx.tenant,
       payload,
       access,
       token,

@@ -11,6 +11,11 @@ export interface StatelessRequest {
   readonly docId: string;
   /** The client's string, as sent. */
   readonly payload: string;
+  /**
+   * The sender's tenant, when a tenant resolver is configured: the document's
+   * full id is then `<tenant>/<docId>`. @default undefined
+   */
+  readonly tenant?: string | undefined;
   /** The sender's access to the document (`readonly` senders get here too). */
   readonly access: "readonly" | "read-write";
   /** The token of the sender's latest Auth message for this document (none: undefined). */
