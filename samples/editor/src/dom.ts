@@ -4,3 +4,10 @@ export function element(id: string): HTMLElement {
   if (!found) throw new Error(`${location.pathname} has no #${id}`);
   return found;
 }
+
+/** The page's `<details id="history">`, which the history panel fills. */
+export function historyElement(): HTMLDetailsElement {
+  const found = element("history");
+  if (!(found instanceof HTMLDetailsElement)) throw new Error("#history must be a <details>");
+  return found;
+}

@@ -4,7 +4,8 @@ import { EditorView } from "@codemirror/view";
 import { yCollab } from "y-codemirror.next";
 import type { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
-import { element } from "./dom.js";
+import { element, historyElement } from "./dom.js";
+import { mountHistoryPanel } from "./history-panel.js";
 import { showPresence } from "./presence.js";
 import { serverLocation } from "./providers.js";
 import { plainTextSetup } from "./setup.js";
@@ -31,12 +32,9 @@ const docName = params.get("doc")?.trim() || "welcome";
 
 const doc = new Y.Doc();
 const text = doc.getText("text");
-const connection = createYWebsocketProvider(
-  docName,
-  doc,
-  serverLocation(params),
-  params.get("token") ?? undefined,
-);
+const server = serverLocation(params);
+const token = params.get("token") ?? undefined;
+const connection = createYWebsocketProvider(docName, doc, server, token);
 const provider = connection.provider;
 provider.awareness.setLocalStateField("user", makeUser(params.get("name")));
 
@@ -51,5 +49,6 @@ const view = new EditorView({
   parent: element("editor"),
 });
 
+mountHistoryPanel({ container: historyElement(), docName, server, token, doc, root: "text" });
 provider.connect();
 window.opstreamSample = { doc, provider, text, view };

@@ -19,6 +19,8 @@ export const PROVIDER_LABELS: Record<ProviderKind, string> = {
 export interface ServerLocation {
   /** `ws://host` or `wss://host` of the page itself. */
   origin: string;
+  /** `http://host` or `https://host`: the same server's HTTP side (the history endpoint, `/api/history/…`). */
+  httpOrigin: string;
   /** y-websocket documents live at `<origin><prefix>/<name>` (`opstream serve --prefix`). */
   prefix: string;
   /** The Hocuspocus endpoint, `<origin><hocuspocusPath>` (option `transport.hocuspocusPath`). */
@@ -52,6 +54,7 @@ export function serverLocation(params: URLSearchParams): ServerLocation {
   const hocuspocusPath = params.get("hocuspocusPath") ?? "/hocuspocus";
   return {
     origin,
+    httpOrigin: `${location.protocol === "https:" ? "https" : "http"}://${location.host}`,
     prefix,
     hocuspocusPath: hocuspocusPath.startsWith("/") ? hocuspocusPath : `/${hocuspocusPath}`,
   };

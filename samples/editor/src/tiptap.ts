@@ -10,7 +10,8 @@ import { Collaboration } from "@tiptap/extension-collaboration";
 import { CollaborationCaret } from "@tiptap/extension-collaboration-caret";
 import { StarterKit } from "@tiptap/starter-kit";
 import * as Y from "yjs";
-import { element } from "./dom.js";
+import { element, historyElement } from "./dom.js";
+import { mountHistoryPanel } from "./history-panel.js";
 import { createHocuspocusProvider } from "./hocuspocus-provider.js";
 import { showPresence } from "./presence.js";
 import {
@@ -84,6 +85,7 @@ const editor = new Editor({
   editorProps: { attributes: { "aria-label": "Document" } },
 });
 
+mountHistoryPanel({ container: historyElement(), docName, server, token, doc, root: TIPTAP_FIELD });
 connection.connect();
 window.opstreamTiptap = { doc, fragment, kind, provider: connection.provider, connection, editor };
 
