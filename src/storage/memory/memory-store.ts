@@ -167,7 +167,6 @@ export class MemoryDocumentStore implements DocumentStore {
   }
 }
 
-function withoutState(version: StoredVersion): VersionInfo {
-  const { state: _state, ...info } = version;
+function withoutState({ state: _state, ...info }: StoredVersion): VersionInfo {
   return info;
 }
