@@ -63,7 +63,9 @@ async function serve(argv: string[]): Promise<void> {
     defined({
       nodeId: flag("node-id"),
       logLevel,
-      history: values["no-history"] ? false : undefined,
+      history: values["no-history"]
+        ? false
+        : defined({ quietMs: count("history-quiet-ms"), minIntervalMs: count("history-min-interval-ms") }),
       sessions: defined({
         idleTimeoutMs: count("idle-ms"),
         maxDocuments: count("max-documents"),

@@ -124,6 +124,28 @@ export const TARGETS: readonly Target[] = [
     },
   },
   {
+    // History off (`--no-history`): what recording who edits costs per op.
+    name: "opstream-no-history",
+    nodes: 1,
+    canPersist: true,
+    start() {
+      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+      return cluster({ dialect: "y-websocket" }, 1, () => startOpstream(storage, ["--no-history"]));
+    },
+  },
+  {
+    // Automatic versions as often as they go: a version of each busy document every
+    // second (the defaults take one after 2 min of quiet, never within a 10 s run).
+    name: "opstream-busy-history",
+    nodes: 1,
+    canPersist: true,
+    start() {
+      const storage = join(tempDir("opstream-bench-"), "bench.sqlite");
+      const args = ["--history-quiet-ms", "0", "--history-min-interval-ms", "1000"];
+      return cluster({ dialect: "y-websocket" }, 1, () => startOpstream(storage, args));
+    },
+  },
+  {
     name: "opstream-2n",
     nodes: 2,
     canPersist: true,

@@ -15,10 +15,11 @@ import { DEFAULT_MAX_PENDING_BYTES, PendingBudget, pendingBytes } from "./pendin
 import { containsUpdate } from "./update-check.js";
 import { FanOut } from "./fan-out.js";
 import { Heartbeat } from "./heartbeat.js";
-import { SEED_ORIGIN, SERVER_ORIGIN, type Origin } from "./origin.js";
-import { SessionHistory, historyAction, stateOf } from "./history/session-history.js";
+import { SERVER_ORIGIN, type Origin } from "./origin.js";
+import { stateOf } from "./history/session-history.js";
+import { SessionCheckpoints, type CheckpointHost } from "./session-checkpoints.js";
+import { runSeeder } from "./session-seed.js";
 import type { DisconnectReason, SessionPeer } from "./peer.js";
-import { SnapshotScheduler } from "./snapshot-scheduler.js";
 import type { PreparedDocument } from "./prepared-document.js";
 import { SessionPresence } from "./session-presence.js";
 import type { SessionDependencies } from "./session-services.js";
@@ -48,15 +49,13 @@ export class DocumentSession {
   private readonly doc: Y.Doc;
   private readonly deps: SessionDependencies;
   private readonly peers: FanOut;
-  private readonly snapshots: SnapshotScheduler;
+  private readonly checkpoints: SessionCheckpoints;
   private readonly presence: SessionPresence;
   private readonly queue: ApplyQueue;
   private readonly batchContext: BatchContext;
   private consumers: ConsumerGroup | undefined;
-  private readonly history: SessionHistory | undefined;
   private closing = false;
   private lastSeqValue: number;
-  private snapshotSeq: number;
   private readonly heartbeat: Heartbeat;
   private closedReason: DisconnectReason | "unloaded" | undefined;
   private readonly closedPromise: Promise<void>;
@@ -76,7 +75,6 @@ export class DocumentSession {
     this.epoch = deps.lease.epoch;
     this.deps = deps;
     this.lastSeqValue = lastSeq;
-    this.snapshotSeq = snapshotSeq;
     this.batchContext = {
       docId,
       doc,
@@ -87,13 +85,12 @@ export class DocumentSession {
     };
     this.peers = new FanOut(docId, deps);
     this.presence = new SessionPresence(docId, this.peers, deps);
-    this.snapshots = new SnapshotScheduler(docId, deps.snapshotPolicy, () => this.queueSnapshot());
     this.queue = new ApplyQueue(
       (batch) => this.runBatch(batch),
       deps.maxBatch ?? 256,
       () => this.closedError(),
     );
-    this.history = deps.history && this.openHistory(deps);
+    this.checkpoints = new SessionCheckpoints(this.checkpointHost(), deps, snapshotSeq);
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
     this.heartbeat = new Heartbeat(
       deps.heartbeatIntervalMs ?? 1000,
@@ -122,9 +119,8 @@ export class DocumentSession {
     const snapshotSeq = stored.snapshot?.seq ?? 0;
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
-    // Ops replayed from the log count towards the next snapshot.
-    session.snapshots.recordOps(stored.ops.length);
-    if (stored.ops.length > 0) session.history?.recordLoadedOps();
+    // Ops replayed from the log count towards the next snapshot (and may lack a version).
+    session.checkpoints.recordLoaded(stored.ops.length);
     try {
       // Storage restored from a backup older than the document: its clients still
       // hold its content (seed included) and re-upload it; a seed now would be a
@@ -239,7 +235,7 @@ export class DocumentSession {
     switch (action) {
       case "version":
       case "restore":
-        return historyAction(this.docId, this.history, action, payload);
+        return this.checkpoints.historyAction(action, payload);
       case "state":
         return this.state();
       case "compact":
@@ -289,7 +285,7 @@ export class DocumentSession {
 
   /** Writes a snapshot now (if anything changed since the last one). */
   snapshot(): Promise<void> {
-    return this.queue.exclusive(() => this.writeSnapshot());
+    return this.checkpoints.snapshot();
   }
 
   /**
@@ -308,7 +304,10 @@ export class DocumentSession {
     if (reason === "unloaded" || reason === "shutdown") {
       try {
         // Queued last: every update accepted before close() is durable first.
-        await this.queue.exclusive(() => (handOver ? Promise.resolve() : this.finalWrites()), true);
+        await this.queue.exclusive(
+          () => (handOver ? Promise.resolve() : this.checkpoints.finalWrites()),
+          true,
+        );
       } catch (error) {
         this.deps.logger.error(
           { err: error, docId: this.docId },
@@ -341,24 +340,12 @@ export class DocumentSession {
   }
 
   private async seed(seeder: Seeder): Promise<void> {
-    const updates: Captured[] = [];
-    // Recording spans an async seeder's later transactions too.
-    this.batchContext.recorder.start(updates);
-    try {
-      await Promise.resolve(
-        Y.transact(this.doc, () => seeder({ docId: this.docId, doc: this.doc }), SEED_ORIGIN),
-      );
-    } finally {
-      this.batchContext.recorder.stop();
-      if (updates.length > 0) {
-        const seqs = await this.deps.store.append(this.docId, this.epoch, [
-          Y.mergeUpdates(updates.map((c) => c.update)),
-        ]);
-        this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
-        this.deps.lease.progress?.(this.lastSeqValue);
-        this.snapshots.recordOps(seqs.length);
-      }
-    }
+    const update = await runSeeder(this.docId, this.doc, this.batchContext.recorder, seeder);
+    if (!update) return;
+    const seqs = await this.deps.store.append(this.docId, this.epoch, [update]);
+    this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
+    this.deps.lease.progress?.(this.lastSeqValue);
+    this.checkpoints.recordOps(seqs.length);
   }
 
   private async runBatch(batch: BatchTask[]): Promise<void> {
@@ -391,54 +378,22 @@ export class DocumentSession {
 
     settleBatch(batch, captured, failures, seq, this.deps.metrics);
     if (captured.length > 0) {
-      this.snapshots.recordOps(1);
-      this.history?.recordEdit(captured);
+      this.checkpoints.recordOps(1, captured);
       this.consumers?.notify(this.lastSeqValue);
     }
   }
 
-  private queueSnapshot(): void {
-    this.snapshot().catch((error: unknown) => this.onSnapshotError(error));
-  }
-
-  private onSnapshotError(error: unknown): void {
-    if (isOpStreamError(error, ErrorCodes.SESSION_CLOSED)) return;
-    this.deps.metrics.storageErrors.inc({ operation: "saveSnapshot", code: codeOf(error) });
-    this.deps.logger.error({ err: error, docId: this.docId }, "snapshot failed");
-    if (isOpStreamError(error, ErrorCodes.FENCED)) {
-      this.deps.metrics.fencedWrites.inc();
-      this.fail("step-down");
-    }
-  }
-
-  private async writeSnapshot(): Promise<void> {
-    if (this.lastSeqValue === this.snapshotSeq) return;
-    const uptoSeq = this.lastSeqValue;
-    const trimThrough = this.consumers?.trimThrough(uptoSeq) ?? uptoSeq;
-    await this.deps.store.saveSnapshot(this.docId, this.epoch, Y.encodeStateAsUpdate(this.doc), uptoSeq, {
-      trimThrough,
-    });
-    this.snapshotSeq = uptoSeq;
-    this.snapshots.recordSnapshot();
-    this.deps.metrics.snapshots.inc();
-  }
-
-  /** A graceful close's last writes: the snapshot, then a version if edits lack one. */
-  private async finalWrites(): Promise<void> {
-    await this.writeSnapshot();
-    await this.history?.onClose();
-  }
-
-  private openHistory(deps: SessionDependencies): SessionHistory | undefined {
-    const host = {
+  private checkpointHost(): CheckpointHost {
+    return {
       docId: this.docId,
       epoch: this.epoch,
-      exclusive: (work: () => Promise<void>) => this.queue.exclusive(work),
-      read: <T>(read: () => T) => this.read(read),
+      exclusive: (work) => this.queue.exclusive(work),
+      read: (read) => this.read(read),
       current: () => stateOf(this.doc, this.lastSeqValue),
-      apply: (update: Uint8Array) => this.apply(update, SERVER_ORIGIN),
+      apply: (update) => this.apply(update, SERVER_ORIGIN),
+      trimThrough: (uptoSeq) => this.consumers?.trimThrough(uptoSeq) ?? uptoSeq,
+      fail: (reason) => this.fail(reason),
     };
-    return deps.history && new SessionHistory(host, { ...deps, options: deps.history });
   }
 
   private onStorageFailure(error: unknown, batch: BatchTask[]): void {
@@ -458,8 +413,7 @@ export class DocumentSession {
 
   private finish(reason: DisconnectReason | "unloaded"): void {
     this.closedReason = reason;
-    this.snapshots.stop();
-    this.history?.stop();
+    this.checkpoints.stop();
     void this.consumers?.stop();
     this.presence.stop();
     this.heartbeat.stop();
