@@ -234,6 +234,15 @@ describe("sample editor history panel in a real browser", function () {
       "Before restore",
       "Named: v1",
     ]);
+    // The text is what it was before the first restore: the diff compares text, not Yjs items.
+    await alice
+      .locator("#history-diff .history-note", { hasText: "No changes since this version." })
+      .waitFor({ timeout: WAIT_MS });
+    assert.deepEqual(await alice.evaluate(diffMarks), {
+      added: "",
+      removed: "",
+      all: `No changes since this version.${FULL_TEXT}`,
+    });
     await saveScreenshot(alice, "history-alice-undone");
     assert.deepEqual(pageErrors, []);
   });

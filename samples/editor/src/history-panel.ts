@@ -46,7 +46,7 @@ class HistoryPanel {
   private versions: VersionInfo[] = [];
   private shownKey = "";
   private selected: number | undefined;
-  /** Why the list is not asked for any more (no access, no history on the server). */
+  /** Set once the list is not asked for any more: no access, or no history on the server. */
   private stopped = false;
   /** Whether a list has been received since the page opened. */
   private loaded = false;
@@ -136,7 +136,7 @@ class HistoryPanel {
     } catch (error) {
       this.failed(error, "save");
     } finally {
-      saveButton.disabled = false;
+      saveButton.disabled = this.stopped;
     }
   }
 
@@ -244,6 +244,9 @@ class HistoryPanel {
     }
     if (error instanceof HistoryError && what === "list" && (error.status === 403 || error.historyOff)) {
       this.stopped = true; // neither changes while the page is open
+      this.ui.versions.hidden = true;
+      this.ui.name.disabled = true;
+      this.ui.saveButton.disabled = true;
     }
     this.say(messageOf(error), "error", what);
   }

@@ -83,13 +83,47 @@ export function renderDiff(diff: TypeDiff | undefined): Node[] {
   ];
 }
 
+type Mark = { type?: unknown; client?: unknown } | undefined;
+
+function markOf(op: DiffDeltaOp): Mark {
+  return op.attributes?.ychange as Mark;
+}
+
+/**
+ * The delta with each run of changes that leaves the text as it was shown as
+ * unchanged: the server compares Yjs items, so text a restore removed and put
+ * back (new items, same characters) comes as removed plus added.
+ */
+function contentChanges(delta: readonly DiffDeltaOp[]): DiffDeltaOp[] {
+  const result: DiffDeltaOp[] = [];
+  let run: DiffDeltaOp[] = [];
+  const flush = (): void => {
+    const text = (type: string) =>
+      run.map((op) => (markOf(op)?.type === type && typeof op.insert === "string" ? op.insert : "")).join("");
+    const same = run.every((op) => typeof op.insert === "string") && text("added") === text("removed");
+    result.push(
+      ...(same ? run.filter((op) => markOf(op)?.type === "added").map(({ insert }) => ({ insert })) : run),
+    );
+    run = [];
+  };
+  for (const op of delta) {
+    if (markOf(op)) run.push(op);
+    else {
+      flush();
+      result.push(op);
+    }
+  }
+  flush();
+  return result;
+}
+
 /** The text now, with what was removed since kept in place: added text underlined, removed struck through. */
 function renderDelta(delta: readonly DiffDeltaOp[]): Node[] {
   const nodes: Node[] = [];
   let changed = false;
-  for (const op of delta) {
+  for (const op of contentChanges(delta)) {
     const text = typeof op.insert === "string" ? op.insert : "\u{FFFC}";
-    const mark = op.attributes?.ychange as { type?: unknown; client?: unknown } | undefined;
+    const mark = markOf(op);
     if (mark?.type === "added" || mark?.type === "removed") {
       changed = true;
       const node = textElement(mark.type === "added" ? "ins" : "del", mark.type, text);
@@ -104,8 +138,18 @@ function renderDelta(delta: readonly DiffDeltaOp[]): Node[] {
   return nodes;
 }
 
-/** An XML root's changed ranges, one per line: "+ text" or "− text" (an element shows as its tag). */
-function renderChanges(changes: readonly DiffChange[]): Node[] {
+/**
+ * An XML root's changed ranges, one per line: "+ text" or "− text" (an element
+ * shows as its tag). As in {@link contentChanges}, the changes inside one text
+ * node that add back exactly what they remove are left out.
+ */
+function renderChanges(all: readonly DiffChange[]): Node[] {
+  const changes = all.filter((change) => {
+    const node = all.filter((other) => other.path.join() === change.path.join());
+    const text = (type: string) =>
+      node.flatMap((other) => (other.type === type ? [other.text] : [])).join("");
+    return /^<[A-Za-z][\w-]*>$/.test(change.text) || text("added") !== text("removed");
+  });
   if (changes.length === 0) return [note("No changes since this version.")];
   const list = document.createElement("ul");
   list.className = "history-changes";
@@ -113,7 +157,12 @@ function renderChanges(changes: readonly DiffChange[]): Node[] {
     const item = document.createElement("li");
     item.dataset.change = change.type;
     const element = /^<([A-Za-z][\w-]*)>$/.exec(change.text)?.[1];
-    const text = element === undefined ? change.text : `(${element})`;
+    const text =
+      element === undefined
+        ? change.text
+        : change.type === "added"
+          ? `(new ${element})`
+          : `(${element} removed)`;
     item.append(textElement(change.type === "added" ? "ins" : "del", change.type, text));
     list.append(item);
   }
