@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as Y from "yjs";
 import { ErrorCodes, isOpStreamError, type DocumentStore } from "../../src/index.js";
+import { versionContract } from "./version.contract.js";
 
 /** Creates a fresh, empty store; `cleanup` runs after each test. */
 export interface StoreFactory {
@@ -9,7 +10,8 @@ export interface StoreFactory {
   reopen?(store: DocumentStore): Promise<DocumentStore>;
 }
 
-function textUpdate(doc: Y.Doc, index: number, value: string): Uint8Array {
+/** The update of inserting `value` at `index` of `doc`'s text "text". */
+export function textUpdate(doc: Y.Doc, index: number, value: string): Uint8Array {
   let captured: Uint8Array | undefined;
   const listener = (update: Uint8Array) => (captured = update);
   doc.on("update", listener);
@@ -257,5 +259,15 @@ export function storeContract(name: string, factory: StoreFactory): void {
         assert.equal(await store.claimEpoch("doc"), epoch + 1);
       });
     }
+
+    const reopenStore = factory.reopen?.bind(factory);
+    versionContract({
+      store: () => store,
+      ...(reopenStore && {
+        reopen: async () => {
+          store = await reopenStore(store);
+        },
+      }),
+    });
   });
 }

@@ -19,6 +19,17 @@ import { tempDir } from "../support/temp.js";
 // One server for the whole run (root hook); every store gets a fresh schema.
 after(() => stopSharedPostgres());
 
+/** A version's fields but its state. */
+const VERSION = {
+  seq: 1,
+  time: 0,
+  kind: "auto",
+  name: "",
+  clients: [],
+  authors: [],
+  restoredFrom: 0,
+} as const;
+
 const newSchema = (): string => `spec_${randomBytes(6).toString("hex")}`;
 
 async function openStore(options: PostgresStoreOptions = {}): Promise<PostgresDocumentStore> {
@@ -97,6 +108,38 @@ describe("PostgresDocumentStore", () => {
     }
   });
 
+  it("migrates a schema of an older release: its documents stay, and the versions table is added", async () => {
+    const schema = newSchema();
+    const s = pg.escapeIdentifier(schema);
+    await withClient(async (client) => {
+      await client.query(`CREATE SCHEMA ${s}`);
+      await client.query(MIGRATIONS[0]?.sql(s) ?? "");
+      await client.query(`CREATE TABLE ${s}.opstream_schema_migrations (
+        version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      await client.query(`INSERT INTO ${s}.opstream_schema_migrations (version) VALUES (1)`);
+      await client.query(`INSERT INTO ${s}.documents (id, epoch) VALUES ('doc', 3)`);
+    });
+    const store = await openStore({ schema });
+    try {
+      assert.deepEqual(await store.list(), ["doc"]);
+      const epoch = await store.claimEpoch("doc");
+      assert.equal(epoch, 4);
+      const saved = await store.saveVersion("doc", epoch, { ...VERSION, state: new Uint8Array([1, 2]) });
+      assert.deepEqual(await store.loadVersion("doc", saved.id), { ...saved, state: new Uint8Array([1, 2]) });
+      const versions = await withClient((client) =>
+        client.query<{ version: number }>(
+          `SELECT version FROM ${s}.opstream_schema_migrations ORDER BY version`,
+        ),
+      );
+      assert.deepEqual(
+        versions.rows.map((row) => row.version),
+        MIGRATIONS.map((migration) => migration.version),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   it("runs as a role without CREATE privilege on a schema migrated beforehand", async () => {
     const schema = newSchema();
     const role = `${schema}_node`;
@@ -116,6 +159,11 @@ describe("PostgresDocumentStore", () => {
     try {
       const epoch = await store.claimEpoch("doc");
       assert.deepEqual(await store.append("doc", epoch, [new Uint8Array([0, 0])]), [1]);
+      // The versions' id sequence is an identity column's: the table grants cover it.
+      const saved = await store.saveVersion("doc", epoch, { ...VERSION, state: new Uint8Array([0, 0]) });
+      assert.deepEqual(await store.listVersions("doc"), [saved]);
+      await store.dropVersions("doc", epoch, [saved.id]);
+      await store.delete("doc");
       const fresh = new PostgresDocumentStore({ connectionString: url.href, schema: newSchema() });
       try {
         await assert.rejects(fresh.list(), unavailable("list"), "it may not create a schema");

@@ -16,7 +16,7 @@ import { freePort } from "../support/ports.js";
 import { startRedisCluster, type RedisCluster } from "../support/redis-cluster.js";
 
 const newPrefix = (): string => `spec-${randomUUID().slice(0, 8)}:`;
-const KINDS = ["ops", "meta", "snapshot", "offsets"] as const;
+const KINDS = ["ops", "meta", "snapshot", "offsets", "versions", "version_states"] as const;
 
 /** A Yjs update inserting `text`, and the document's state after it. */
 function edit(doc: Y.Doc, text: string): Uint8Array {
@@ -88,6 +88,17 @@ describe("RedisDocumentStore on a Redis Cluster (3 masters + 3 replicas, real re
       await subject.append(docId, epoch, [edit(doc, "ab"), edit(doc, "cd")]);
       await subject.saveSnapshot(docId, epoch, Y.encodeStateAsUpdate(doc), 2, { trimThrough: 1 });
       await subject.commitOffset(docId, epoch, "index", 1);
+      const state = Y.encodeStateAsUpdate(doc);
+      const version = {
+        seq: 2,
+        time: 0,
+        kind: "auto",
+        name: "",
+        clients: [],
+        authors: [],
+        restoredFrom: 0,
+      } as const;
+      await subject.saveVersion(docId, epoch, { ...version, state });
     }
     const redis = admin();
     const tagged = (kind: string, docId: string): string =>
@@ -96,17 +107,24 @@ describe("RedisDocumentStore on a Redis Cluster (3 masters + 3 replicas, real re
       const keys = KINDS.map((kind) => tagged(kind, docId));
       assert.deepEqual(
         await Promise.all(keys.map((key) => redis.type(key))),
-        ["stream", "hash", "string", "hash"],
+        ["stream", "hash", "string", "hash", "hash", "hash"],
         `keys of ${JSON.stringify(docId)}`,
       );
       const slots = await Promise.all(keys.map((key) => redis.cluster("KEYSLOT", key)));
       assert.equal(new Set(slots).size, 1, `one slot for ${JSON.stringify(docId)}: ${slots.join(", ")}`);
       assert.equal(await contentOf(subject, docId), "abcd");
+      assert.equal((await subject.listVersions(docId)).length, 1);
     }
     assert.deepEqual(await subject.list(), byteOrder(ids), "list() decodes every id from its meta key");
     assert.equal(await redis.exists(`${keyPrefix}docs`), 0, "a cluster has no index key");
     await subject.delete("}starts");
     assert.deepEqual(await subject.list(), byteOrder(ids.filter((id) => id !== "}starts")));
+    const deleted = KINDS.map((kind) => tagged(kind, "}starts"));
+    assert.deepEqual(
+      await Promise.all(deleted.map((key) => redis.exists(key))),
+      [0, 1, 0, 0, 0, 0],
+      "a delete keeps the meta hash alone",
+    );
   });
 
   it("list() gathers documents from all three masters, and a restarted store sees everything", async () => {

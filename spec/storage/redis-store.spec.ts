@@ -8,6 +8,7 @@ import {
   RedisDocumentStore,
   isOpStreamError,
   type DocumentStore,
+  type NewVersion,
   type RedisStoreOptions,
 } from "../../src/index.js";
 import { storeContract } from "../contracts/store.contract.js";
@@ -106,6 +107,49 @@ describe("RedisDocumentStore (real redis-server)", () => {
       "the epoch and last_seq outlive a delete",
     );
     assert.equal(await admin.zcard(`${keyPrefix}docs`), 0);
+  });
+
+  it("lays versions out as documented: descriptions and states in two hashes, the last id in meta", async () => {
+    const keyPrefix = newPrefix();
+    const subject = store({ keyPrefix });
+    const epoch = await subject.claimEpoch("doc");
+    const source = new Y.Doc();
+    source.getText("text").insert(0, "v");
+    const state = Y.encodeStateAsUpdate(source);
+    const fields = {
+      seq: 0,
+      time: 5,
+      kind: "named",
+      name: "n",
+      clients: [7],
+      authors: ["a"],
+      restoredFrom: 0,
+    };
+    const version: NewVersion = { ...fields, kind: "named", state };
+    const first = await subject.saveVersion("doc", epoch, version);
+    const second = await subject.saveVersion("doc", epoch, version);
+    assert.deepEqual([first.id, second.id], [1, 2]);
+
+    const admin = client();
+    const [versions, states] = [`${keyPrefix}versions:doc`, `${keyPrefix}version_states:doc`];
+    assert.deepEqual(await Promise.all([admin.type(versions), admin.type(states)]), ["hash", "hash"]);
+    const descriptions = await admin.hgetall(versions);
+    assert.deepEqual(Object.keys(descriptions).sort(), ["1", "2"]);
+    assert.deepEqual(JSON.parse(descriptions["1"] ?? "null"), {
+      ...fields,
+      epoch: 1,
+      bytes: state.byteLength,
+    });
+    assert.deepEqual(new Uint8Array((await admin.hgetBuffer(states, "2")) ?? []), state);
+    assert.equal(await admin.hget(`${keyPrefix}meta:doc`, "last_version"), "2");
+
+    await subject.delete("doc");
+    assert.equal(await admin.exists(versions, states), 0);
+    assert.equal(
+      await admin.hget(`${keyPrefix}meta:doc`, "last_version"),
+      "2",
+      "the last id outlives a delete",
+    );
   });
 
   it("round-trips binary updates and snapshots byte for byte (0x00 and 0xff included)", async () => {

@@ -1,5 +1,7 @@
+import Database from "better-sqlite3";
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
+import * as Y from "yjs";
 import {
   ErrorCodes,
   MemoryDocumentStore,
@@ -56,6 +58,43 @@ describe("SqliteDocumentStore shared by several connections (a cluster on one ma
       );
     } finally {
       await Promise.all([one.close(), two.close()]);
+    }
+  });
+});
+
+describe("SqliteDocumentStore on a file of an older release", () => {
+  it("opens a file without the versions table, keeps its documents and adds the table", async () => {
+    const path = join(tempDir(), "old.sqlite");
+    const source = new Y.Doc();
+    source.getText("text").insert(0, "old");
+    const before = new SqliteDocumentStore({ path });
+    const epoch = await before.claimEpoch("doc");
+    await before.append("doc", epoch, [Y.encodeStateAsUpdate(source)]);
+    await before.close();
+    const file = new Database(path);
+    file.exec("DROP TABLE versions"); // the file as a release before document history left it
+    file.close();
+
+    const store = new SqliteDocumentStore({ path });
+    try {
+      assert.deepEqual(await store.list(), ["doc"]);
+      assert.deepEqual(await store.listVersions("doc"), []);
+      const next = await store.claimEpoch("doc");
+      const state = Y.encodeStateAsUpdate(source);
+      const version = {
+        seq: 1,
+        time: 1,
+        kind: "auto",
+        name: "",
+        clients: [],
+        authors: [],
+        restoredFrom: 0,
+      } as const;
+      const saved = await store.saveVersion("doc", next, { ...version, state });
+      assert.deepEqual(await store.loadVersion("doc", saved.id), { ...saved, state });
+      assert.equal((await store.readOps("doc", 0)).length, 1);
+    } finally {
+      await store.close();
     }
   });
 });

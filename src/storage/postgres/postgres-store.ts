@@ -5,14 +5,18 @@ import { createDefaultLogger } from "../../logging/logger.js";
 import type {
   ClaimEpochOptions,
   DocumentStore,
+  NewVersion,
   SaveSnapshotOptions,
   StoredDocument,
   StoredOp,
   StoredSnapshot,
+  StoredVersion,
+  VersionInfo,
 } from "../document-store.js";
 import { documentNotFound, trimPoint } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
 import { MAX_OPS_PER_INSERT, applyMigrations, insertOpsStatement, statements } from "./schema.js";
+import { PostgresVersions } from "./versions.js";
 
 /** Options of {@link PostgresDocumentStore}. */
 export interface PostgresStoreOptions {
@@ -106,6 +110,7 @@ export class PostgresDocumentStore implements DocumentStore {
   private readonly schemaName: string;
   private readonly schema: string;
   private readonly sql: ReturnType<typeof statements>;
+  private readonly versions: PostgresVersions;
   private ready: Promise<void> | undefined;
   private closed = false;
 
@@ -126,6 +131,7 @@ export class PostgresDocumentStore implements DocumentStore {
     const { Pool, escapeIdentifier } = loadPg();
     this.schema = escapeIdentifier(this.schemaName);
     this.sql = statements(this.schema);
+    this.versions = new PostgresVersions(this.schema);
     this.ownsPool = o.pool === undefined;
     this.pool =
       o.pool ??
@@ -314,6 +320,33 @@ export class PostgresDocumentStore implements DocumentStore {
     });
   }
 
+  /** Fenced like an append: the document's row lock and epoch check, then the insert, in one transaction. */
+  saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo> {
+    return this.run("saveVersion", docId, () =>
+      this.transaction("READ COMMITTED", async (client) => {
+        await this.lockEpoch(client, docId, epoch);
+        return this.versions.insert(client, docId, epoch, version);
+      }),
+    );
+  }
+
+  listVersions(docId: string): Promise<VersionInfo[]> {
+    return this.run("listVersions", docId, () => this.versions.list(this.pool, docId));
+  }
+
+  loadVersion(docId: string, id: number): Promise<StoredVersion | null> {
+    return this.run("loadVersion", docId, () => this.versions.load(this.pool, docId, id));
+  }
+
+  dropVersions(docId: string, epoch: number, ids: readonly number[]): Promise<void> {
+    return this.run("dropVersions", docId, () =>
+      this.transaction("READ COMMITTED", async (client) => {
+        await this.lockEpoch(client, docId, epoch);
+        await this.versions.drop(client, docId, ids);
+      }),
+    );
+  }
+
   delete(docId: string): Promise<void> {
     // The row lock orders the delete after any append in flight, so none of its ops survive.
     return this.run("delete", docId, () =>
@@ -321,6 +354,7 @@ export class PostgresDocumentStore implements DocumentStore {
         await client.query(this.sql.lock, [docId]);
         await client.query(this.sql.deleteOps, [docId]);
         await client.query(this.sql.deleteOffsets, [docId]);
+        await this.versions.deleteAll(client, docId);
         await client.query(this.sql.tombstone, [docId]);
       }),
     );

@@ -39,6 +39,24 @@ CREATE TABLE ${s}.consumer_offsets (
   PRIMARY KEY (doc_id, consumer)
 );`,
   },
+  // Document history. The identity never hands an id out twice (a sequence), so a
+  // document's version ids keep increasing across a delete and re-creation; its
+  // sequence needs no grant of its own. `meta` is `encodeVersionMeta`'s JSON.
+  {
+    version: 2,
+    sql: (s) => `
+CREATE TABLE ${s}.versions (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  doc_id text COLLATE "C" NOT NULL,
+  seq bigint NOT NULL,
+  epoch bigint NOT NULL,
+  time_ms bigint NOT NULL,
+  bytes bigint NOT NULL,
+  meta text NOT NULL,
+  state bytea NOT NULL
+);
+CREATE INDEX versions_doc_id_id ON ${s}.versions (doc_id, id);`,
+  },
 ];
 
 /** The advisory lock key of one schema's migrations: nodes migrating other schemas do not wait. */

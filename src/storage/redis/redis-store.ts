@@ -4,27 +4,33 @@
  *
  *   <p>ops:<docId>       STREAM  one entry per op, id `<seq>-0`, fields `epoch` and `u`
  *                                (the update bytes), so XRANGE by seq needs no index
- *   <p>meta:<docId>      HASH    epoch, last_seq, live, snapshot_seq, snapshot_epoch
+ *   <p>meta:<docId>      HASH    epoch, last_seq, live, snapshot_seq, snapshot_epoch,
+ *                                last_version (the last version id given out)
  *   <p>snapshot:<docId>  STRING  the snapshot bytes (folded through meta.snapshot_seq)
  *   <p>offsets:<docId>   HASH    side-effect consumer -> committed seq
+ *   <p>versions:<docId>  HASH    version id -> its description, JSON (store-versions.ts)
+ *   <p>version_states:<docId>
+ *                        HASH    version id -> its state bytes
  *   <p>docs              ZSET    ids of live documents, every score 0 (so in byte order)
  *
- * `meta` outlives a delete (live = 0): its epoch keeps fencing an ex-owner and its
- * last_seq keeps sequence numbers from repeating when the document is re-created.
- * Every write is one fenced Lua script (store-scripts.ts).
+ * `meta` outlives a delete (live = 0): its epoch keeps fencing an ex-owner, and its
+ * last_seq and last_version keep sequence numbers and version ids from repeating
+ * when the document is re-created. Every write is one fenced Lua script (store-scripts.ts).
  */
 import type { Cluster, Redis } from "ioredis";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import type {
   ClaimEpochOptions,
   DocumentStore,
+  NewVersion,
   SaveSnapshotOptions,
   StoredDocument,
   StoredOp,
   StoredSnapshot,
+  StoredVersion,
+  VersionInfo,
 } from "../document-store.js";
 import { documentNotFound, trimPoint } from "../document-store.js";
-import { fencedError } from "../fencing.js";
 import { listClusterDocuments } from "./cluster-list.js";
 import { isRedisClusterUrl } from "./cluster-url.js";
 import { isClusterClient, openStoreClient, withDeadline } from "./store-client.js";
@@ -37,13 +43,8 @@ import {
   type DocumentKeyKind,
   type StandaloneKeys,
 } from "./store-keys.js";
-import {
-  FENCED_MARKER,
-  decodeEntry,
-  defineStoreCommands,
-  type FencedReply,
-  type StoreCommands,
-} from "./store-scripts.js";
+import { decodeEntry, defineStoreCommands, unfence, type StoreCommands } from "./store-scripts.js";
+import { RedisVersions } from "./store-versions.js";
 
 export { REDIS_STORE_DEFAULTS, type RedisStoreOptions } from "./store-options.js";
 
@@ -74,6 +75,7 @@ export class RedisDocumentStore implements DocumentStore {
     | { readonly keys: StandaloneKeys; readonly cluster?: undefined }
     | { readonly keys: ClusterKeys; readonly cluster: Cluster };
   private readonly commands: StoreCommands;
+  private readonly versions: RedisVersions;
   private readonly ownsClient: boolean;
   /**
    * Bounds every call of the store's own Cluster client: its offline queue (while no
@@ -125,6 +127,7 @@ export class RedisDocumentStore implements DocumentStore {
       this.redis.on("ready", () => (this.connectionError = undefined));
     }
     this.commands = defineStoreCommands(this.redis);
+    this.versions = new RedisVersions(this.redis, (kind, docId) => this.key(kind, docId));
   }
 
   /** Whether the store runs on a Redis Cluster (hash-tagged keys, no index). */
@@ -168,13 +171,6 @@ export class RedisDocumentStore implements DocumentStore {
     return this.deadlineMs === undefined ? pending : withDeadline(pending, this.deadlineMs);
   }
 
-  /** Returns the seqs of an "ok" reply; throws FENCED for a "fenced" one. */
-  private unfence(docId: string, epoch: number, reply: FencedReply): number[] {
-    const [marker, ...values] = reply;
-    if (marker === FENCED_MARKER) throw fencedError(docId, epoch, values[0] ?? 0);
-    return values;
-  }
-
   /** Ops with seq > afterSeq, a page per round trip. */
   private async readOpsPaged(docId: string, afterSeq: number): Promise<StoredOp[]> {
     const ops: StoredOp[] = [];
@@ -216,7 +212,7 @@ export class RedisDocumentStore implements DocumentStore {
         epoch,
         ...updates.map(toBuffer),
       );
-      return this.unfence(docId, epoch, reply);
+      return unfence(docId, epoch, reply);
     });
   }
 
@@ -286,7 +282,7 @@ export class RedisDocumentStore implements DocumentStore {
         uptoSeq,
         trimThrough,
       );
-      this.unfence(docId, epoch, reply);
+      unfence(docId, epoch, reply);
     });
   }
 
@@ -299,7 +295,7 @@ export class RedisDocumentStore implements DocumentStore {
         consumer,
         seq,
       );
-      this.unfence(docId, epoch, reply);
+      unfence(docId, epoch, reply);
     });
   }
 
@@ -310,13 +306,35 @@ export class RedisDocumentStore implements DocumentStore {
     });
   }
 
+  saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo> {
+    return this.run("saveVersion", docId, () => this.versions.save(docId, epoch, version));
+  }
+
+  listVersions(docId: string): Promise<VersionInfo[]> {
+    return this.run("listVersions", docId, () => this.versions.list(docId));
+  }
+
+  loadVersion(docId: string, id: number): Promise<StoredVersion | null> {
+    return this.run("loadVersion", docId, () => this.versions.load(docId, id));
+  }
+
+  dropVersions(docId: string, epoch: number, ids: readonly number[]): Promise<void> {
+    return this.run("dropVersions", docId, () => this.versions.drop(docId, epoch, ids));
+  }
+
   delete(docId: string): Promise<void> {
     return this.run("delete", docId, async () => {
-      const keys = (["meta", "ops", "snapshot", "offsets"] as const).map((kind) => this.key(kind, docId));
-      const [meta = "", ops = "", snapshot = "", offsets = ""] = keys;
-      const { layout } = this;
-      if (layout.cluster) await this.commands.opstreamStoreDeleteCluster(meta, ops, snapshot, offsets, docId);
-      else await this.commands.opstreamStoreDelete(meta, ops, snapshot, offsets, layout.keys.docsKey, docId);
+      const kinds = ["meta", "ops", "snapshot", "offsets", "versions", "version_states"] as const;
+      const [meta = "", ops = "", snapshot = "", offsets = "", versions = "", states = ""] = kinds.map(
+        (kind) => this.key(kind, docId),
+      );
+      const { commands, layout } = this;
+      if (layout.cluster) {
+        await commands.opstreamStoreDeleteCluster(meta, ops, snapshot, offsets, versions, states, docId);
+      } else {
+        const { docsKey } = layout.keys;
+        await commands.opstreamStoreDelete(meta, ops, snapshot, offsets, versions, states, docsKey, docId);
+      }
     });
   }
 

@@ -1,7 +1,7 @@
 import { ErrorCodes, OpStreamError } from "../../errors.js";
 
 /** The per-document keys of RedisDocumentStore (OPERATIONS.md, "Redis storage"). */
-export type DocumentKeyKind = "ops" | "meta" | "snapshot" | "offsets";
+export type DocumentKeyKind = "ops" | "meta" | "snapshot" | "offsets" | "versions" | "version_states";
 
 /** How the store names a document's keys. */
 export interface StoreKeys {

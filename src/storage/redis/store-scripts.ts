@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import type { StoredOp } from "../document-store.js";
+import { fencedError } from "../fencing.js";
 
 /*
  * The Lua scripts of RedisDocumentStore. Each runs atomically on the Redis server,
@@ -48,9 +49,9 @@ end
 return epoch
 `;
 
-// Shared head of the fenced scripts: ARGV[1] is the writer's epoch. A document
-// that was never claimed has epoch 0, which no writer can hold.
-const FENCE = `
+// Shared head of the fenced scripts (store-versions.ts's too): ARGV[1] is the writer's
+// epoch. A document that was never claimed has epoch 0, which no writer can hold.
+export const FENCE = `
 local current = tonumber(redis.call("HGET", KEYS[1], "epoch") or "0")
 if current == 0 or current ~= tonumber(ARGV[1]) then
   return {"${FENCED_MARKER}", current}
@@ -103,17 +104,18 @@ return {"${OK_MARKER}"}
 `;
 
 /**
- * Drops ops, snapshot and offsets but keeps `epoch` and `last_seq`, so an
- * ex-owner stays fenced and sequence numbers never repeat after re-creation.
- * KEYS: meta, ops, snapshot, offsets, docs (standalone only). ARGV: docId.
+ * Drops ops, snapshot, offsets and versions but keeps `epoch`, `last_seq` and
+ * `last_version`, so an ex-owner stays fenced and neither sequence numbers nor
+ * version ids repeat after re-creation.
+ * KEYS: meta, ops, snapshot, offsets, versions, version_states, docs (standalone only). ARGV: docId.
  */
 export const DELETE_SCRIPT = `
-redis.call("DEL", KEYS[2], KEYS[3], KEYS[4])
+redis.call("DEL", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 if redis.call("EXISTS", KEYS[1]) == 1 then
   redis.call("HSET", KEYS[1], "live", "0", "snapshot_seq", "0", "snapshot_epoch", "0")
 end
-if #KEYS >= 5 then
-  redis.call("ZREM", KEYS[5], ARGV[1])
+if #KEYS >= 7 then
+  redis.call("ZREM", KEYS[7], ARGV[1])
 end
 return 1
 `;
@@ -201,6 +203,8 @@ export interface StoreCommands {
     ops: string,
     snapshot: string,
     offsets: string,
+    versions: string,
+    versionStates: string,
     docs: string,
     docId: string,
   ): Promise<number>;
@@ -210,6 +214,8 @@ export interface StoreCommands {
     ops: string,
     snapshot: string,
     offsets: string,
+    versions: string,
+    versionStates: string,
     docId: string,
   ): Promise<number>;
   opstreamStoreLoadBuffer(meta: string, snapshot: string, ops: string, pageSize: number): Promise<LoadReply>;
@@ -221,8 +227,8 @@ const DEFINITIONS: readonly [name: string, numberOfKeys: number, lua: string][] 
   ["opstreamStoreAppend", 2, APPEND_SCRIPT],
   ["opstreamStoreSnapshot", 3, SNAPSHOT_SCRIPT],
   ["opstreamStoreCommitOffset", 2, COMMIT_OFFSET_SCRIPT],
-  ["opstreamStoreDelete", 5, DELETE_SCRIPT],
-  ["opstreamStoreDeleteCluster", 4, DELETE_SCRIPT],
+  ["opstreamStoreDelete", 7, DELETE_SCRIPT],
+  ["opstreamStoreDeleteCluster", 6, DELETE_SCRIPT],
   ["opstreamStoreLoad", 3, LOAD_SCRIPT],
 ];
 
@@ -235,6 +241,13 @@ const DEFINITIONS: readonly [name: string, numberOfKeys: number, lua: string][] 
 export function defineStoreCommands(redis: Redis | Cluster): StoreCommands {
   for (const [name, numberOfKeys, lua] of DEFINITIONS) redis.defineCommand(name, { numberOfKeys, lua });
   return redis as unknown as StoreCommands;
+}
+
+/** The values of an "ok" reply of a fenced script; throws FENCED for a "fenced" one. */
+export function unfence(docId: string, epoch: number, reply: FencedReply): number[] {
+  const [marker, ...values] = reply;
+  if (marker === FENCED_MARKER) throw fencedError(docId, epoch, values[0] ?? 0);
+  return values;
 }
 
 /** Decodes one `<seq>-0` {epoch, u} entry, copying the bytes out of ioredis's buffer. */

@@ -3,14 +3,25 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { ErrorCodes, OpStreamError, isOpStreamError } from "../../errors.js";
 import {
+  decodeVersionMeta,
   documentNotFound,
+  encodeVersionMeta,
+  type NewVersion,
   type StoredDocument,
   type StoredOp,
   type StoredSnapshot,
+  type StoredVersion,
+  type VersionInfo,
 } from "../document-store.js";
 import { assertEpoch } from "../fencing.js";
+import { versionInfo } from "../version-info.js";
 
 // `documents.epoch`/`last_seq` outlive a delete (`live = 0`) so fencing holds across re-creation.
+// Every statement is IF NOT EXISTS, so a file made by an older release gains the tables
+// it lacks when it is opened. `versions.id` is AUTOINCREMENT: SQLite never hands an id
+// out twice, not even after the rows holding the highest ids were deleted, so a
+// document's version ids keep increasing across a delete and re-creation. `meta` is
+// `encodeVersionMeta`'s JSON (kind, name, clients, authors, restoredFrom).
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS documents (
   id TEXT PRIMARY KEY,
@@ -34,6 +45,17 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
   seq INTEGER NOT NULL,
   PRIMARY KEY (doc_id, consumer)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  doc_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  time INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  meta TEXT NOT NULL,
+  state BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS versions_by_doc ON versions (doc_id, id);
 `;
 
 interface DocRow {
@@ -50,6 +72,23 @@ interface SnapshotRow {
   snapshot_seq: number;
   snapshot_epoch: number;
 }
+interface VersionRow {
+  id: number;
+  seq: number;
+  epoch: number;
+  time: number;
+  bytes: number;
+  meta: string;
+}
+
+const toVersionInfo = ({ id, seq, epoch, time, bytes, meta }: VersionRow): VersionInfo => ({
+  id,
+  seq,
+  epoch,
+  time,
+  bytes,
+  ...decodeVersionMeta(meta),
+});
 
 /**
  * One write of a group commit: an append, or an epoch claim (a mass takeover
@@ -94,6 +133,12 @@ export class SqliteDatabase {
   >;
   private readonly commitTx: Database.Transaction<
     (docId: string, epoch: number, consumer: string, seq: number) => void
+  >;
+  private readonly saveVersionTx: Database.Transaction<
+    (docId: string, epoch: number, version: NewVersion) => VersionInfo
+  >;
+  private readonly dropVersionsTx: Database.Transaction<
+    (docId: string, epoch: number, ids: readonly number[]) => void
   >;
   private readonly deleteTx: Database.Transaction<(docId: string) => void>;
   private readonly claimTx: Database.Transaction<
@@ -142,6 +187,18 @@ export class SqliteDatabase {
         "SELECT consumer, seq FROM consumer_offsets WHERE doc_id = ?",
       ),
       deleteOffsets: db.prepare<[string]>("DELETE FROM consumer_offsets WHERE doc_id = ?"),
+      insertVersion: db.prepare<[string, number, number, number, number, string, Uint8Array], { id: number }>(
+        `INSERT INTO versions (doc_id, seq, epoch, time, bytes, meta, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+         RETURNING id`,
+      ),
+      versions: db.prepare<[string], VersionRow>(
+        "SELECT id, seq, epoch, time, bytes, meta FROM versions WHERE doc_id = ? ORDER BY id",
+      ),
+      version: db.prepare<[string, number], VersionRow & { state: Buffer }>(
+        "SELECT id, seq, epoch, time, bytes, meta, state FROM versions WHERE doc_id = ? AND id = ?",
+      ),
+      dropVersion: db.prepare<[string, number]>("DELETE FROM versions WHERE doc_id = ? AND id = ?"),
+      deleteVersions: db.prepare<[string]>("DELETE FROM versions WHERE doc_id = ?"),
       tombstone: db.prepare<[string]>(
         "UPDATE documents SET live = 0, snapshot = NULL, snapshot_seq = 0, snapshot_epoch = 0 WHERE id = ?",
       ),
@@ -189,6 +246,18 @@ export class SqliteDatabase {
       assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
       this.stmts.commitOffset.run(docId, consumer, seq);
     });
+    this.saveVersionTx = db.transaction((docId: string, epoch: number, version: NewVersion) => {
+      assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
+      const { seq, time, state } = version;
+      const meta = encodeVersionMeta(version);
+      const row = this.stmts.insertVersion.get(docId, seq, epoch, time, state.byteLength, meta, state);
+      if (!row) throw new Error("version insert returned no row");
+      return versionInfo(row.id, epoch, version);
+    });
+    this.dropVersionsTx = db.transaction((docId: string, epoch: number, ids: readonly number[]) => {
+      assertEpoch(docId, epoch, this.stmts.doc.get(docId)?.epoch ?? 0);
+      for (const id of ids) this.stmts.dropVersion.run(docId, id);
+    });
     this.loadTx = db.transaction((docId: string): StoredDocument => {
       const snapshot = this.readSnapshot(docId);
       return { snapshot, ops: this.readOps(docId, snapshot?.seq ?? 0) };
@@ -199,6 +268,7 @@ export class SqliteDatabase {
     this.deleteTx = db.transaction((docId: string) => {
       this.stmts.deleteOps.run(docId);
       this.stmts.deleteOffsets.run(docId);
+      this.stmts.deleteVersions.run(docId);
       this.stmts.tombstone.run(docId);
     });
   }
@@ -234,6 +304,14 @@ export class SqliteDatabase {
     this.commitTx.immediate(docId, epoch, consumer, seq);
   }
 
+  saveVersion(docId: string, epoch: number, version: NewVersion): VersionInfo {
+    return this.saveVersionTx.immediate(docId, epoch, version);
+  }
+
+  dropVersions(docId: string, epoch: number, ids: readonly number[]): void {
+    this.dropVersionsTx.immediate(docId, epoch, ids);
+  }
+
   delete(docId: string): void {
     this.deleteTx.immediate(docId);
   }
@@ -256,6 +334,15 @@ export class SqliteDatabase {
 
   readOffsets(docId: string): Map<string, number> {
     return new Map(this.stmts.offsets.all(docId).map((row) => [row.consumer, row.seq]));
+  }
+
+  listVersions(docId: string): VersionInfo[] {
+    return this.stmts.versions.all(docId).map(toVersionInfo);
+  }
+
+  loadVersion(docId: string, id: number): StoredVersion | null {
+    const row = this.stmts.version.get(docId, id);
+    return row ? { ...toVersionInfo(row), state: new Uint8Array(row.state) } : null;
   }
 
   list(): string[] {

@@ -2,10 +2,13 @@ import { Worker } from "node:worker_threads";
 import type {
   ClaimEpochOptions,
   DocumentStore,
+  NewVersion,
   SaveSnapshotOptions,
   StoredDocument,
   StoredOp,
   StoredSnapshot,
+  StoredVersion,
+  VersionInfo,
 } from "../document-store.js";
 import { trimPoint } from "../document-store.js";
 import { SqliteDatabase, storageError, type GroupOutcome, type GroupedWrite } from "./sqlite-database.js";
@@ -114,6 +117,24 @@ export class SqliteDocumentStore implements DocumentStore {
     return this.run("readOffsets", docId, () => this.db.readOffsets(docId));
   }
 
+  /** Fenced like a snapshot: its own transaction, after the writes asked before it. */
+  saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo> {
+    const sent: NewVersion = { ...version, state: exact(version.state) };
+    return this.writer.write({ op: "saveVersion", docId, epoch, version: sent }, docId);
+  }
+
+  listVersions(docId: string): Promise<VersionInfo[]> {
+    return this.run("listVersions", docId, () => this.db.listVersions(docId));
+  }
+
+  loadVersion(docId: string, id: number): Promise<StoredVersion | null> {
+    return this.run("loadVersion", docId, () => this.db.loadVersion(docId, id));
+  }
+
+  dropVersions(docId: string, epoch: number, ids: readonly number[]): Promise<void> {
+    return this.writer.write({ op: "dropVersions", docId, epoch, ids: [...ids] }, docId);
+  }
+
   delete(docId: string): Promise<void> {
     return this.writer.write({ op: "delete", docId }, docId);
   }
@@ -189,6 +210,10 @@ class InlineWriter implements Writer {
         return this.db.saveSnapshot(call.docId, call.epoch, call.state, call.uptoSeq, call.trimThrough);
       case "commitOffset":
         return this.db.commitOffset(call.docId, call.epoch, call.consumer, call.seq);
+      case "saveVersion":
+        return this.db.saveVersion(call.docId, call.epoch, call.version);
+      case "dropVersions":
+        return this.db.dropVersions(call.docId, call.epoch, call.ids);
       case "delete":
         return this.db.delete(call.docId);
       case "ping":

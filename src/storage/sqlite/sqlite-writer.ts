@@ -58,6 +58,10 @@ function run(request: Exclude<WriterRequest, GroupedRequest>): unknown {
       );
     case "commitOffset":
       return db.commitOffset(request.docId, request.epoch, request.consumer, request.seq);
+    case "saveVersion":
+      return db.saveVersion(request.docId, request.epoch, request.version);
+    case "dropVersions":
+      return db.dropVersions(request.docId, request.epoch, request.ids);
     case "delete":
       return db.delete(request.docId);
     case "ping":

@@ -1,4 +1,5 @@
 import { OpStreamError, isOpStreamError, type ErrorCode } from "../../errors.js";
+import type { NewVersion } from "../document-store.js";
 import { storageError } from "./sqlite-database.js";
 
 /** What the SQLite store asks of its writer thread. Every write goes through it, in order. */
@@ -14,6 +15,8 @@ export type WriterCall =
       trimThrough: number;
     }
   | { op: "commitOffset"; docId: string; epoch: number; consumer: string; seq: number }
+  | { op: "saveVersion"; docId: string; epoch: number; version: NewVersion }
+  | { op: "dropVersions"; docId: string; epoch: number; ids: number[] }
   | { op: "delete"; docId: string }
   | { op: "ping" }
   | { op: "close" };
