@@ -52,13 +52,18 @@ function typingSession(count: number): { updates: Uint8Array[]; doc: Y.Doc } {
     const writer = writers[i % writers.length]!;
     Y.applyUpdate(writer, Y.encodeStateAsUpdate(doc, Y.encodeStateVector(writer)));
     const text = writer.getText("text");
-    const before = Y.encodeStateVector(writer);
+    // What the edit alone changed, as a provider sends it (a full-state diff would
+    // carry the whole delete set every time).
+    let update: Uint8Array | undefined;
+    const capture = (change: Uint8Array): void => void (update = change);
+    writer.on("update", capture);
     if (text.length > 20 && random() < 0.2) {
       text.delete(Math.floor(random() * (text.length - 5)), 1 + Math.floor(random() * 4));
     } else {
       text.insert(Math.floor(random() * (text.length + 1)), `w${i % 97} `);
     }
-    const update = Y.encodeStateAsUpdate(writer, before);
+    writer.off("update", capture);
+    if (!update) throw new Error("an edit produced no update");
     Y.applyUpdate(doc, update);
     updates.push(update);
   }

@@ -21,6 +21,7 @@ import { REDIS_BACKPLANE_DEFAULTS } from "../src/backplane/redis/options.js";
 import { CLI_FLAGS, stateDefault, type CliFlag } from "../src/cli-flags.js";
 import { AWARENESS_DEFAULTS } from "../src/engine/awareness.js";
 import { CONSUMER_DEFAULTS } from "../src/engine/consumers.js";
+import { HISTORY_DEFAULTS, RETENTION_DEFAULTS } from "../src/engine/history/history-options.js";
 import { HYBRID_SNAPSHOT_DEFAULTS } from "../src/engine/snapshot-policy.js";
 import { SESSION_DEFAULTS } from "../src/hosting/options.js";
 import { RETRY_LIMITS } from "../src/router/retry-policy.js";
@@ -64,6 +65,19 @@ export const OPTION_TABLES: Readonly<Record<string, Section>> = Object.freeze({
     },
   },
   shutdown: { file: "src/hosting/host.ts", type: "ShutdownOptions" },
+  history: {
+    file: "src/engine/history/history-options.ts",
+    type: "HistoryOptions",
+    prefix: "history.",
+    defaults: { ...HISTORY_DEFAULTS },
+    nested: {
+      retention: {
+        file: "src/engine/history/history-options.ts",
+        type: "RetentionOptions",
+        defaults: RETENTION_DEFAULTS,
+      },
+    },
+  },
   "snapshot-policy": {
     file: "src/engine/snapshot-policy.ts",
     type: "HybridSnapshotOptions",

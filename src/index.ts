@@ -34,6 +34,25 @@ export type { Origin } from "./engine/origin.js";
 export type { DisconnectReason } from "./engine/peer.js";
 export type { Validator, Seeder, UpdateContext } from "./engine/validation.js";
 export { ServerDocuments, ServerDocument, type OpenDocumentOptions } from "./hosting/documents.js";
+export {
+  DocumentHistory,
+  type DiffChange,
+  type DiffDeltaOp,
+  type RestoreResult,
+  type TypeDiff,
+  type VersionComparison,
+  type VersionContent,
+  type VersionDiff,
+  type VersionRef,
+} from "./hosting/history.js";
+export { VERSION_MESSAGE } from "./hosting/history-stateless.js";
+export type { RootKind } from "./engine/shared-json.js";
+export {
+  HISTORY_DEFAULTS,
+  type HistoryOptions,
+  type ResolvedHistoryOptions,
+  type RetentionOptions,
+} from "./engine/history/history-options.js";
 export type {
   AwarenessEvent,
   ChangeEvent,

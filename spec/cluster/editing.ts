@@ -27,14 +27,19 @@ export interface Typing {
   stop(): Promise<void>;
 }
 
-export function keepTyping(editors: readonly Editor[], label: string, typed = new Set<string>()): Typing {
+export function keepTyping(
+  editors: readonly Editor[],
+  label: string,
+  typed = new Set<string>(),
+  everyMs = TYPING_EVERY_MS,
+): Typing {
   let running = true;
   const loops = editors.map(async (editor, e) => {
     for (let n = 0; running; n++) {
       const token = `${label}${e}-${n}`;
       editor.text.insert(editor.text.length, `${token};`);
       typed.add(token);
-      await new Promise((resolve) => setTimeout(resolve, TYPING_EVERY_MS));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   });
   return {

@@ -3,6 +3,7 @@ import * as Y from "yjs";
 import {
   ErrorCodes,
   MemoryDocumentStore,
+  type NewVersion,
   isOpStreamError,
   type Origin,
   type VersionInfo,
@@ -146,6 +147,28 @@ describe("History: restore and diff of states", () => {
   });
 });
 
+/** A memory store whose `before-restore` version waits for `release()`. */
+class GatedVersions extends MemoryDocumentStore {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  private reached: (() => void) | undefined;
+  /** Resolves once a `before-restore` version is being written (and held). */
+  holdBeforeRestore(): Promise<void> {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+    return new Promise((resolve) => (this.reached = resolve));
+  }
+  release(): void {
+    this.open?.();
+  }
+  override async saveVersion(docId: string, epoch: number, version: NewVersion): Promise<VersionInfo> {
+    if (version.kind === "before-restore" && this.gate) {
+      this.reached?.();
+      await this.gate;
+    }
+    return super.saveVersion(docId, epoch, version);
+  }
+}
+
 describe("History: sessions", () => {
   const fast = resolveHistoryOptions({ quietMs: 20, minIntervalMs: 0 });
 
@@ -235,6 +258,55 @@ describe("History: sessions", () => {
     assert.equal(await sessionText(session), "draft two");
     assert.equal(watcher.doc.getText("text").toString(), "draft two");
     await session.close();
+  });
+
+  it("keeps an edit that arrives while a restore runs: the restore does not revert it, and the next restore's `before` holds it", async () => {
+    const store = new GatedVersions();
+    const session = await openSession("doc", { store, history: resolveHistoryOptions({ auto: false }) });
+    const source = new Y.Doc();
+    await session.apply(insertUpdate(source, 0, "v1"), from("p"));
+    const v1 = decode((await session.manage("version", encode({ name: "v1" }))).bytes) as VersionInfo;
+    await session.apply(insertUpdate(source, 2, " more"), from("p"));
+    const reached = store.holdBeforeRestore();
+    const restoring = session.manage("restore", encode({ versionId: v1.id }));
+    await reached; // the version before the restore is being written, under the apply lock
+    const edit = session.apply(insertUpdate(source, 7, " window"), from("p"));
+    store.release();
+    const result = decode((await restoring).bytes) as { before: VersionInfo };
+    assert.notEqual(await edit, null, "the edit was acknowledged");
+    assert.equal(
+      await sessionText(session),
+      "v1 window",
+      "the restore reverted what `before` held, not the edit",
+    );
+    assert.equal(contentOf((await store.loadVersion("doc", result.before.id))!.state).text, "v1 more");
+    const undo = decode((await session.manage("restore", encode({ versionId: result.before.id }))).bytes) as {
+      before: VersionInfo;
+    };
+    assert.equal(await sessionText(session), "v1 more");
+    assert.equal(
+      contentOf((await store.loadVersion("doc", undo.before.id))!.state).text,
+      "v1 window",
+      "the acknowledged edit stays in history",
+    );
+    await session.close();
+  });
+
+  it("takes the missing automatic version after a crash, even when a snapshot had trimmed the log", async () => {
+    const store = new MemoryDocumentStore();
+    const first = await openSession("doc", { store, history: resolveHistoryOptions({ quietMs: 3_600_000 }) });
+    await first.apply(insertUpdate(new Y.Doc(), 0, "unversioned"), from("p"));
+    await first.manage("compact");
+    assert.deepEqual(await store.readOps("doc", 0), [], "the log is trimmed");
+    await first.close("storage-failure"); // a crash: no final writes
+    const again = await openSession("doc", { store, history: fast });
+    await eventually(async () =>
+      assert.deepEqual(
+        (await store.listVersions("doc")).map((v) => [v.kind, v.seq]),
+        [["auto", 1]],
+      ),
+    );
+    await again.close();
   });
 
   it("rejects a restore of an unknown version, and history requests on a session without history", async () => {

@@ -120,7 +120,7 @@ export class DocumentSession {
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
     // Ops replayed from the log count towards the next snapshot (and may lack a version).
-    session.checkpoints.recordLoaded(stored.ops.length);
+    session.checkpoints.recordLoaded(stored.ops.length, lastSeq);
     try {
       // Storage restored from a backup older than the document: its clients still
       // hold its content (seed included) and re-upload it; a seed now would be a

@@ -34,10 +34,10 @@ export class SessionCheckpoints {
     this.history = deps.history && new SessionHistory(host, { ...deps, options: deps.history });
   }
 
-  /** The log held `count` ops past the snapshot when the session opened. */
-  recordLoaded(count: number): void {
+  /** The log held `count` ops past the snapshot when the session opened, the last at `lastSeq`. */
+  recordLoaded(count: number, lastSeq: number): void {
     this.scheduler.recordOps(count);
-    if (count > 0) this.history?.recordLoadedOps();
+    if (lastSeq > 0) this.history?.recordLoadedOps();
   }
 
   /** `count` ops were appended; `changes` names their producers (for the history's authors). */

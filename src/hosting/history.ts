@@ -59,16 +59,20 @@ export class DocumentHistory {
 
   /** Every retained version of `docId`, oldest first. Rejects with DOCUMENT_NOT_FOUND. */
   async list(docId: string): Promise<VersionInfo[]> {
-    await this.existing(docId);
-    return this.store.listVersions(docId);
+    this.assertEnabled(docId);
+    const versions = await this.store.listVersions(docId);
+    // Versions go with their document, so only an empty answer needs the (costlier) existence check.
+    if (versions.length === 0) await this.existing(docId);
+    return versions;
   }
 
   /** One version with its state (`state` is a Yjs update of the whole document at its seq). */
   async get(docId: string, versionId: number): Promise<StoredVersion> {
-    await this.existing(docId);
+    this.assertEnabled(docId);
     const version = await this.store.loadVersion(docId, versionId);
-    if (!version) throw versionNotFound(docId, versionId);
-    return version;
+    if (version) return version;
+    await this.existing(docId); // DOCUMENT_NOT_FOUND first, when that is why
+    throw versionNotFound(docId, versionId);
   }
 
   /** One version as JSON of its shared types. */
@@ -120,7 +124,8 @@ export class DocumentHistory {
 
   private async stateOf(docId: string, ref: VersionRef): Promise<{ seq: number; state: Uint8Array }> {
     if (ref !== "now") return this.get(docId, ref);
-    await this.existing(docId);
+    this.assertEnabled(docId);
+    // The owner's answer: DOCUMENT_NOT_FOUND for a missing document (nothing is created).
     const { seq, bytes } = await this.router.manage(docId, OwnerRequests.STATE);
     return { seq, state: bytes };
   }
@@ -132,7 +137,6 @@ export class DocumentHistory {
   }
 
   private async existing(docId: string): Promise<void> {
-    this.assertEnabled(docId);
     if (!(await this.store.list()).includes(docId)) {
       throw new OpStreamError(ErrorCodes.DOCUMENT_NOT_FOUND, `No document "${docId}".`, { docId });
     }

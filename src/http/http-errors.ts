@@ -24,6 +24,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.DOCUMENT_NOT_FOUND]: 404,
   [ErrorCodes.VERSION_NOT_FOUND]: 404,
   [ErrorCodes.HISTORY_DISABLED]: 404,
+  [ErrorCodes.UPDATE_REJECTED]: 422,
   [ErrorCodes.ROUTE_NOT_FOUND]: 404,
   [ErrorCodes.NOT_OWNER]: 503,
   [ErrorCodes.REQUEST_TIMEOUT]: 503,

@@ -170,11 +170,7 @@ export class DocumentRouter implements LeaveListener {
   }
 
   /** See {@link DocumentCalls.manage}. */
-  manage(
-    docId: string,
-    type: ManagementRequest,
-    payload?: Uint8Array,
-  ): Promise<{ seq: number; bytes: Uint8Array }> {
+  manage(docId: string, type: ManagementRequest, payload?: Uint8Array): ReturnType<DocumentCalls["manage"]> {
     return this.calls.manage(docId, type, payload);
   }
 

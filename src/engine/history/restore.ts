@@ -8,7 +8,7 @@ const REVERT = Symbol("opstream.history.revert");
  * nothing is rewritten. It deletes what was inserted since the version and
  * inserts again what was deleted since (Yjs deletions are final, so content comes
  * back as new items written by a fresh client id). Concurrent edits made after
- * `current` merge with it as any edits do.
+ * `current` merge with it like other concurrent edits.
  *
  * It is computed on a scratch copy of the version (Yjs's UndoManager undoes the
  * changes made since it), never on the live document. Returns null when there is

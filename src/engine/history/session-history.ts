@@ -79,7 +79,11 @@ export class SessionHistory {
     this.arm(this.services.options.quietMs);
   }
 
-  /** The log held ops when the session opened: a version may be missing for them. */
+  /**
+   * The document held ops when the session opened: a version may be missing for
+   * them (the last session crashed, perhaps right after a snapshot trimmed the log).
+   * The next check compares the latest version's seq with the document's.
+   */
   recordLoadedOps(): void {
     this.recordEdit([], Date.now());
   }
@@ -126,14 +130,20 @@ export class SessionHistory {
   private async restoreNow(versionId: number): Promise<RestoreResult> {
     const target = await this.services.store.loadVersion(this.host.docId, versionId);
     if (!target) throw versionNotFound(this.host.docId, versionId);
-    const before = await this.save("before-restore", `Before restoring version ${versionId}`);
-    const update = await this.host.read(() => revertUpdate(this.host.current().state, target.state));
+    // One lock for both: an edit applied between them would be in neither `before`
+    // nor the restored document, and restoring `before` could not bring it back.
+    let before: VersionInfo | undefined;
+    let update: Uint8Array | null = null;
+    await this.host.exclusive(async () => {
+      before = await this.write("before-restore", `Before restoring version ${versionId}`, 0);
+      update = revertUpdate(this.host.current().state, target.state);
+    });
     const seq = update ? await this.host.apply(update) : null;
     const after = await this.save("restore", target.name || `Version ${versionId}`, versionId);
     this.services.metrics.restores.inc();
     const { state, ...restored } = target;
     void state; // the answer describes the version; its state stays in storage
-    return { before, restored, after, seq };
+    return { before: before!, restored, after, seq };
   }
 
   /** Writes a version of the durable document (the caller holds the apply lock). */
