@@ -1,8 +1,8 @@
 // The clients' history endpoint of an opstream server, `/api/history/:name/…`, on
 // the HTTP side of the server the page's provider connects to. It is authorized
 // like the WebSocket: the page's token goes along as `Authorization: Bearer`.
-import type { RestoreResult, VersionComparison, VersionContent } from "../../../src/hosting/history.js";
-import type { VersionInfo } from "../../../src/storage/document-store.js";
+// The answers' types are opstream's own (type-only: nothing of the server is bundled).
+import type { RestoreResult, VersionComparison, VersionContent, VersionInfo } from "../../../src/index.js";
 
 export type { RestoreResult, VersionComparison, VersionContent, VersionInfo };
 

@@ -1,6 +1,6 @@
 // How the history panel shows a version: its label, its content and what
 // changed since it, for a text root (CodeMirror's Y.Text) or an XML one (Tiptap).
-import type { DiffChange, DiffDeltaOp, TypeDiff } from "../../../src/hosting/history.js";
+import type { DiffChange, DiffDeltaOp, TypeDiff } from "../../../src/index.js";
 import type { VersionInfo } from "./history-api.js";
 
 /**
