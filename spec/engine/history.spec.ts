@@ -120,6 +120,26 @@ describe("History: restore and diff of states", () => {
     );
   });
 
+  it("shows text a restore put back as unchanged, though Yjs holds it in new items", () => {
+    const { before, after, doc } = states((d) => {
+      d.getText("text").delete(6, 5);
+      d.getText("text").insert(6, "there");
+    });
+    Y.applyUpdate(doc, revertUpdate(after, before)!);
+    const restored = Y.encodeStateAsUpdate(doc);
+    const diff = diffStates(before, restored);
+    assert.deepEqual(diff.text?.changes, [], "the same text as before");
+    assert.deepEqual(diff.text?.delta, [{ insert: "hello world" }]);
+    assert.deepEqual(
+      diffStates(after, restored).text?.changes.map((c) => [c.type, c.text]),
+      [
+        ["added", "world"],
+        ["removed", "there"],
+      ].sort(),
+      "a real change still shows",
+    );
+  });
+
   it("diffs two states: text and XML ranges inserted and deleted, with the client that wrote them", () => {
     const { before, after, doc } = states((d) => {
       d.getText("text").delete(0, 6);

@@ -5,8 +5,8 @@ import type { VersionInfo } from "./history-api.js";
 
 /**
  * "Named: v1", "Auto", "Before restore", "Restored: v1". A restore is named after
- * the version it brought back, found in `versions` when it is still listed (the
- * server names it after that version's name, or "Before restoring version <id>").
+ * the version it brought back, found in `versions` when it is still listed (else
+ * the server's name for it: that version's name, or "Version of <time>").
  */
 export function versionLabel(version: VersionInfo, versions: readonly VersionInfo[] = []): string {
   switch (version.kind) {
@@ -89,39 +89,11 @@ function markOf(op: DiffDeltaOp): Mark {
   return op.attributes?.ychange as Mark;
 }
 
-/**
- * The delta with each run of changes that leaves the text as it was shown as
- * unchanged: the server compares Yjs items, so text a restore removed and put
- * back (new items, same characters) comes as removed plus added.
- */
-function contentChanges(delta: readonly DiffDeltaOp[]): DiffDeltaOp[] {
-  const result: DiffDeltaOp[] = [];
-  let run: DiffDeltaOp[] = [];
-  const flush = (): void => {
-    const text = (type: string) =>
-      run.map((op) => (markOf(op)?.type === type && typeof op.insert === "string" ? op.insert : "")).join("");
-    const same = run.every((op) => typeof op.insert === "string") && text("added") === text("removed");
-    result.push(
-      ...(same ? run.filter((op) => markOf(op)?.type === "added").map(({ insert }) => ({ insert })) : run),
-    );
-    run = [];
-  };
-  for (const op of delta) {
-    if (markOf(op)) run.push(op);
-    else {
-      flush();
-      result.push(op);
-    }
-  }
-  flush();
-  return result;
-}
-
 /** The text now, with what was removed since kept in place: added text underlined, removed struck through. */
 function renderDelta(delta: readonly DiffDeltaOp[]): Node[] {
   const nodes: Node[] = [];
   let changed = false;
-  for (const op of contentChanges(delta)) {
+  for (const op of delta) {
     const text = typeof op.insert === "string" ? op.insert : "\u{FFFC}";
     const mark = markOf(op);
     if (mark?.type === "added" || mark?.type === "removed") {
@@ -138,18 +110,8 @@ function renderDelta(delta: readonly DiffDeltaOp[]): Node[] {
   return nodes;
 }
 
-/**
- * An XML root's changed ranges, one per line: "+ text" or "− text" (an element
- * shows as its tag). As in {@link contentChanges}, the changes inside one text
- * node that add back exactly what they remove are left out.
- */
-function renderChanges(all: readonly DiffChange[]): Node[] {
-  const changes = all.filter((change) => {
-    const node = all.filter((other) => other.path.join() === change.path.join());
-    const text = (type: string) =>
-      node.flatMap((other) => (other.type === type ? [other.text] : [])).join("");
-    return /^<[A-Za-z][\w-]*>$/.test(change.text) || text("added") !== text("removed");
-  });
+/** An XML root's changed ranges, one per line: "+ text" or "− text" (an element shows as its tag). */
+function renderChanges(changes: readonly DiffChange[]): Node[] {
   if (changes.length === 0) return [note("No changes since this version.")];
   const list = document.createElement("ul");
   list.className = "history-changes";

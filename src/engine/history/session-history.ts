@@ -135,11 +135,11 @@ export class SessionHistory {
     let before: VersionInfo | undefined;
     let update: Uint8Array | null = null;
     await this.host.exclusive(async () => {
-      before = await this.write("before-restore", `Before restoring version ${versionId}`, 0);
+      before = await this.write("before-restore", `Before restoring ${describe(target)}`, 0);
       update = revertUpdate(this.host.current().state, target.state);
     });
     const seq = update ? await this.host.apply(update) : null;
-    const after = await this.save("restore", target.name || `Version ${versionId}`, versionId);
+    const after = await this.save("restore", target.name || `Version of ${isoTime(target)}`, versionId);
     this.services.metrics.restores.inc();
     const { state, ...restored } = target;
     void state; // the answer describes the version; its state stays in storage
@@ -238,6 +238,15 @@ export class SessionHistory {
     if (this.authors.size < MAX_AUTHORS) this.authors.add(author);
     else this.extraAuthors += 1;
   }
+}
+
+/** How a restore's versions name the version restored: its name, else its time (ids mean nothing to people). */
+function describe(version: VersionInfo): string {
+  return version.name ? `"${version.name}"` : `the version of ${isoTime(version)}`;
+}
+
+function isoTime(version: VersionInfo): string {
+  return new Date(version.time).toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 function authorOf(origin: Origin): string {

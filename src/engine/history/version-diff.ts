@@ -67,7 +67,9 @@ export function diffStates(from: Uint8Array, to: Uint8Array): VersionDiff {
     for (const name of [...merged.share.keys()].sort()) {
       const kind = rootKind(merged, name, (item) => inFrom(item) || inTo(item));
       if (kind === "text") {
-        const delta = merged.getText(name).toDelta(toSnapshot, fromSnapshot, markChange) as DiffDeltaOp[];
+        const delta = sameText(
+          merged.getText(name).toDelta(toSnapshot, fromSnapshot, markChange) as DiffDeltaOp[],
+        );
         diff[name] = { kind, delta, changes: textChanges(delta, []) };
       } else if (kind === "xml") {
         const changes: DiffChange[] = [];
@@ -111,12 +113,64 @@ function visible(item: Y.Item, snapshot: Y.Snapshot): boolean {
   return (snapshot.sv.get(item.id.client) ?? 0) > item.id.clock && !Y.isDeleted(snapshot.ds, item.id);
 }
 
+function markOf(op: DiffDeltaOp): { type: "added" | "removed"; client: number } | undefined {
+  return op.attributes?.ychange as { type: "added" | "removed"; client: number } | undefined;
+}
+
+/**
+ * The delta with every run of changes that leaves the text as it was turned back
+ * into unchanged text. Yjs compares items, not characters: a restore puts removed
+ * text back as new items, so without this, text a restore brought back would show
+ * as removed and added again at the same place.
+ */
+function sameText(delta: readonly DiffDeltaOp[]): DiffDeltaOp[] {
+  const result: DiffDeltaOp[] = [];
+  let run: DiffDeltaOp[] = [];
+  const textOf = (type: "added" | "removed"): string =>
+    run.map((op) => (markOf(op)?.type === type && typeof op.insert === "string" ? op.insert : "")).join("");
+  const flush = (): void => {
+    const unchanged =
+      run.length > 1 &&
+      run.every((op) => typeof op.insert === "string") &&
+      textOf("added") === textOf("removed");
+    if (!unchanged) result.push(...run);
+    else {
+      const text = textOf("added");
+      const last = result.at(-1);
+      // Joined to the unchanged text before it, as Yjs would have rendered it.
+      if (last && !last.attributes && typeof last.insert === "string")
+        result[result.length - 1] = { insert: last.insert + text };
+      else result.push({ insert: text });
+    }
+    run = [];
+  };
+  for (const op of delta) {
+    if (markOf(op)) {
+      run.push(op);
+      continue;
+    }
+    flush();
+    const last = result.at(-1);
+    if (
+      last &&
+      !last.attributes &&
+      !op.attributes &&
+      typeof last.insert === "string" &&
+      typeof op.insert === "string"
+    ) {
+      result[result.length - 1] = { insert: last.insert + op.insert };
+    } else result.push(op);
+  }
+  flush();
+  return result;
+}
+
 function textChanges(delta: readonly DiffDeltaOp[], path: readonly number[]): DiffChange[] {
   const changes: DiffChange[] = [];
   let index = 0;
   for (const op of delta) {
     const text = typeof op.insert === "string" ? op.insert : JSON.stringify(op.insert);
-    const mark = op.attributes?.ychange as { type: "added" | "removed"; client: number } | undefined;
+    const mark = markOf(op);
     if (mark) changes.push({ type: mark.type, client: mark.client, index, text, path });
     if (mark?.type !== "removed") index += typeof op.insert === "string" ? op.insert.length : 1;
   }
@@ -158,7 +212,7 @@ function xmlChanges(
       continue;
     }
     if (type instanceof Y.XmlText) {
-      const delta = type.toDelta(snapshots.to, snapshots.from, markChange) as DiffDeltaOp[];
+      const delta = sameText(type.toDelta(snapshots.to, snapshots.from, markChange) as DiffDeltaOp[]);
       into.push(...textChanges(delta, childPath));
     } else if (type instanceof Y.XmlElement) {
       xmlChanges(type, childPath, snapshots, into);
