@@ -329,6 +329,38 @@ describe("History: sessions", () => {
     await again.close();
   });
 
+  it("applies retention when it saves an automatic version: the store keeps exactly what the policy says", async () => {
+    const store = new MemoryDocumentStore();
+    const now = Date.now();
+    const day = Math.floor((now - 10 * DAY) / DAY) * DAY;
+    const hour = Math.floor((now - 2 * DAY) / HOUR) * HOUR;
+    const old = await store.claimEpoch("doc");
+    const saved: Record<string, number> = {};
+    for (const [label, time, kind] of [
+      ["named, 400 days", now - 400 * DAY, "named"],
+      ["auto, 31 days", now - 31 * DAY, "auto"],
+      ["auto, 10 days, early", day + 2 * HOUR, "auto"],
+      ["auto, 10 days, late", day + 5 * HOUR, "auto"],
+      ["auto, 2 days, early", hour + 60_000, "auto"],
+      ["auto, 2 days, late", hour + 30 * 60_000, "auto"],
+    ] as const) {
+      const state = Y.encodeStateAsUpdate(new Y.Doc());
+      const version = { seq: 0, time, kind, name: "", clients: [], authors: [], restoredFrom: 0, state };
+      saved[label] = (await store.saveVersion("doc", old, version)).id;
+    }
+    const session = await openSession("doc", { store, history: fast });
+    await session.apply(insertUpdate(new Y.Doc(), 0, "edit"), from("p"));
+    await eventually(async () => assert.equal((await store.listVersions("doc")).at(-1)?.seq, 1));
+    const kept = new Set((await store.listVersions("doc")).map((v) => v.id));
+    const expected = ["named, 400 days", "auto, 10 days, late", "auto, 2 days, late"];
+    assert.deepEqual(
+      Object.keys(saved).filter((label) => kept.has(saved[label]!)),
+      expected,
+    );
+    assert.equal(kept.size, expected.length + 1, "and the new automatic version");
+    await session.close();
+  });
+
   it("rejects a restore of an unknown version, and history requests on a session without history", async () => {
     const store = new MemoryDocumentStore();
     const session = await openSession("doc", { store, history: fast });
