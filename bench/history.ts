@@ -106,33 +106,35 @@ interface StorageRow {
 
 async function storageCost(backend: Backend, updates: readonly Uint8Array[]): Promise<StorageRow> {
   // The same ops on two locations, one with versions: on SQLite, the difference in
-  // file size is what the versions take on disk.
+  // file size (closed, so the WAL is checkpointed into the file) is what the
+  // versions take on disk.
   const plain = await backend.create("plain");
   const versioned = await backend.create("versioned");
   const plainStore = plain.open();
   const store = versioned.open();
+  let ids: number[];
+  let sizes: number[];
   try {
     await Promise.all([plainStore.whenReady?.(), store.whenReady?.()]);
     const epoch = await plainStore.claimEpoch(DOC_ID);
     for (let start = 0; start < updates.length; start += 100) {
       await plainStore.append(DOC_ID, epoch, updates.slice(start, start + 100));
     }
-    const ids = await fill(store, updates, Math.floor(updates.length / VERSIONS));
-    const sizes = (await store.listVersions(DOC_ID)).map((info) => info.bytes);
-    const onDisk =
-      backend.name === "sqlite"
-        ? Math.round((fileBytes(versioned.storage) - fileBytes(plain.storage)) / ids.length)
-        : null;
-    return {
-      store: backend.name,
-      versions: ids.length,
-      stateBytesAvg: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length),
-      stateBytesLast: sizes.at(-1) ?? 0,
-      diskBytesPerVersion: onDisk,
-    };
+    ids = await fill(store, updates, Math.floor(updates.length / VERSIONS));
+    sizes = (await store.listVersions(DOC_ID)).map((info) => info.bytes);
   } finally {
     await Promise.all([plainStore.close(), store.close()]);
   }
+  return {
+    store: backend.name,
+    versions: ids.length,
+    stateBytesAvg: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length),
+    stateBytesLast: sizes.at(-1) ?? 0,
+    diskBytesPerVersion:
+      backend.name === "sqlite"
+        ? Math.round((fileBytes(versioned.storage) - fileBytes(plain.storage)) / ids.length)
+        : null,
+  };
 }
 
 /** Bytes of a SQLite database with its WAL. */

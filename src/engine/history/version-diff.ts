@@ -52,14 +52,8 @@ export type VersionDiff = Record<string, TypeDiff>;
  * sizes of the two versions, not by the document's history.
  */
 export function diffStates(from: Uint8Array, to: Uint8Array): VersionDiff {
-  const fromSnapshot = snapshotOf(from);
-  const toSnapshot = snapshotOf(to);
   const merged = new Y.Doc({ gc: false });
-  // Yjs deletions are final: an item deleted in the older state is deleted in the
-  // newer one too, so applying the older first keeps every visible item's content.
-  const [first, second] = dominates(toSnapshot.sv, fromSnapshot.sv) ? [from, to] : [to, from];
-  Y.applyUpdate(merged, first);
-  Y.applyUpdate(merged, second);
+  const { fromSnapshot, toSnapshot } = loadBoth(merged, from, to);
   const inFrom = (item: Y.Item) => visible(item, fromSnapshot);
   const inTo = (item: Y.Item) => visible(item, toSnapshot);
   const diff: VersionDiff = {};
@@ -93,6 +87,34 @@ export function diffStates(from: Uint8Array, to: Uint8Array): VersionDiff {
 function markChange(type: "added" | "removed", id: Y.ID): { type: string; client: number; user: number } {
   // `user` is what Yjs compares to split ranges of different writers.
   return { type, client: id.client, user: id.client };
+}
+
+/**
+ * Loads both states into `merged` and returns each one's snapshot. Yjs deletions
+ * are final, so when one state holds every op of the other (versions of one
+ * document do), applying the older first keeps every visible item's content, and
+ * the document's snapshot after each step is that state's: no state is decoded
+ * twice. Otherwise (states of unrelated histories) each snapshot is read apart.
+ */
+function loadBoth(
+  merged: Y.Doc,
+  from: Uint8Array,
+  to: Uint8Array,
+): { fromSnapshot: Y.Snapshot; toSnapshot: Y.Snapshot } {
+  const fromVector = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(from));
+  const toVector = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(to));
+  const forward = dominates(toVector, fromVector);
+  if (forward || dominates(fromVector, toVector)) {
+    Y.applyUpdate(merged, forward ? from : to);
+    const older = Y.snapshot(merged);
+    Y.applyUpdate(merged, forward ? to : from);
+    const newer = Y.snapshot(merged);
+    return forward ? { fromSnapshot: older, toSnapshot: newer } : { fromSnapshot: newer, toSnapshot: older };
+  }
+  const snapshots = { fromSnapshot: snapshotOf(from), toSnapshot: snapshotOf(to) };
+  Y.applyUpdate(merged, from);
+  Y.applyUpdate(merged, to);
+  return snapshots;
 }
 
 function snapshotOf(state: Uint8Array): Y.Snapshot {
