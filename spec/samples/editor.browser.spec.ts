@@ -3,45 +3,14 @@
 // server restart, and a third user joining afterwards gets the whole text.
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Browser, Page } from "playwright-core";
-import type { OpStreamSample } from "../../samples/editor/src/main.js";
-import { launchChromium, saveScreenshot } from "../support/browser.js";
-import { spawnServer, type ServerProcess } from "../support/process.js";
-
-/** Upper bound for each wait; the provider's reconnect backoff tops out at 2.5 s. */
-const WAIT_MS = 15_000;
+import type { Page } from "playwright-core";
+import { saveScreenshot } from "../support/browser.js";
+import { SampleFixture, WAIT_MS, typeAtEnd, waitForText } from "../support/sample-page.js";
 
 /** What the users have typed by the end, the offline edit included. */
 const FULL_TEXT = "Hello from Alice. And Bob. Offline.";
 
 type Status = "connected" | "connecting" | "disconnected";
-
-/** Runs in the page: the editor's text and the Y.Text, or why they are not there. */
-function pageText(): { view: string; ytext: string } | string {
-  const sample: OpStreamSample | undefined = window.opstreamSample;
-  if (!sample) return "window.opstreamSample is not set";
-  return { view: sample.view.state.doc.toString(), ytext: sample.text.toJSON() };
-}
-
-/** Waits until both the CodeMirror document and the Y.Text of `page` equal `expected`. */
-async function waitForText(page: Page, expected: string): Promise<void> {
-  try {
-    await page.waitForFunction(
-      (want) => {
-        const sample = window.opstreamSample;
-        return sample?.view.state.doc.toString() === want && sample.text.toJSON() === want;
-      },
-      expected,
-      { timeout: WAIT_MS },
-    );
-  } catch (error) {
-    const actual = await page.evaluate(pageText);
-    assert.deepEqual(actual, { view: expected, ytext: expected }, `text never arrived: ${String(error)}`);
-  }
-}
 
 async function waitForStatus(page: Page, status: Status): Promise<void> {
   await page.locator(`#status[data-status="${status}"]`).waitFor({ state: "attached", timeout: WAIT_MS });
@@ -93,74 +62,16 @@ async function waitForCaretOf(page: Page, name: string): Promise<void> {
     .waitFor({ state: "attached", timeout: WAIT_MS });
 }
 
-/** Puts the caret at the end of the document, as a user would, and types `text`. */
-async function typeAtEnd(page: Page, text: string): Promise<void> {
-  await page.locator(".cm-content").click();
-  await page.keyboard.press("Control+End");
-  await page.keyboard.type(text);
-}
-
 describe("sample editor in a real browser", function () {
   this.timeout(120_000);
 
   const docName = `e2e-${randomUUID()}`;
-  const pages = new Map<string, Page>();
-  const pageErrors: string[] = [];
-  let browser: Browser | undefined;
-  let server: ServerProcess | undefined;
-  let dir: string | undefined;
-  let storage = "";
+  const sample = new SampleFixture("editor");
+  const open = (name: string): Promise<Page> => sample.open(name, docName);
+  const page = (name: string): Page => sample.page(name);
 
-  function page(name: string): Page {
-    const found = pages.get(name);
-    assert.ok(found, `no page for ${name}`);
-    return found;
-  }
-
-  /** Opens the sample as `name` in its own browser context (no shared storage or BroadcastChannel). */
-  async function open(name: string): Promise<Page> {
-    assert.ok(browser && server, "browser and server must be running");
-    const context = await browser.newContext({ viewport: { width: 1100, height: 640 } });
-    const opened = await context.newPage();
-    opened.on("pageerror", (error) => pageErrors.push(`${name}: ${error.message}`));
-    pages.set(name, opened);
-    await opened.goto(`${server.httpUrl}/?doc=${encodeURIComponent(docName)}&name=${name}`);
-    return opened;
-  }
-
-  /** Stops the server with SIGTERM, runs `whileDown`, then starts it again on the same port and file. */
-  async function restartServer(whileDown?: () => Promise<void>): Promise<void> {
-    assert.ok(server, "server must be running");
-    const port = server.port;
-    await server.stop("SIGTERM");
-    await whileDown?.();
-    server = await spawnServer({ storage, port });
-  }
-
-  before(async () => {
-    browser = await launchChromium();
-    dir = await mkdtemp(join(tmpdir(), "opstream-editor-"));
-    storage = join(dir, "editor.sqlite");
-    server = await spawnServer({ storage });
-  });
-
-  after(async () => {
-    const failures: unknown[] = [];
-    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
-      try {
-        await step();
-      } catch (error) {
-        failures.push(error);
-      }
-    };
-    for (const [name, opened] of pages) {
-      await attempt(() => saveScreenshot(opened, `editor-${name.toLowerCase()}`));
-    }
-    await attempt(async () => browser?.close());
-    await attempt(async () => server?.stop("SIGTERM"));
-    await attempt(async () => dir && rm(dir, { recursive: true, force: true }));
-    if (failures.length > 0) throw new AggregateError(failures, "editor spec cleanup failed");
-  });
+  before(() => sample.start());
+  after(() => sample.stop(true));
 
   it("connects two users to the same document", async () => {
     const [alice, bob] = await Promise.all([open("Alice"), open("Bob")]);
@@ -187,7 +98,7 @@ describe("sample editor in a real browser", function () {
   });
 
   it("reconnects after a server restart, keeping the text and edits made offline", async () => {
-    await restartServer(async () => {
+    await sample.restartServer(async () => {
       await Promise.all([
         waitForStatusOtherThan(page("Alice"), "connected"),
         waitForStatusOtherThan(page("Bob"), "connected"),
@@ -222,7 +133,7 @@ describe("sample editor in a real browser", function () {
       others.map((opened) => opened.evaluate(() => window.opstreamSample?.provider.disconnect())),
     );
     await Promise.all(others.map((opened) => waitForStatus(opened, "disconnected")));
-    await restartServer();
+    await sample.restartServer();
 
     const dave = await open("Dave");
     await waitForStatus(dave, "connected");
@@ -240,6 +151,6 @@ describe("sample editor in a real browser", function () {
     for (const name of ["Alice", "Bob", "Carol"])
       await waitForPeers(page(name), [`${name} (you)`, "Dave"], "including");
     await Promise.all(others.map((opened) => waitForText(opened, FULL_TEXT)));
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(sample.pageErrors, []);
   });
 });

@@ -4,15 +4,9 @@
 // it live, on the same WebSocket) and undoes the restore.
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Browser, Locator, Page } from "playwright-core";
-import { launchChromium, saveScreenshot } from "../support/browser.js";
-import { spawnServer, type ServerProcess } from "../support/process.js";
-
-/** Upper bound for each wait; the panel refreshes its list every 5 s on its own. */
-const WAIT_MS = 15_000;
+import type { Locator, Page } from "playwright-core";
+import { saveScreenshot } from "../support/browser.js";
+import { SampleFixture, WAIT_MS, typeAtEnd, waitForText } from "../support/sample-page.js";
 
 const DRAFT = "First draft.";
 const ADDITION = " Bob's addition.";
@@ -42,33 +36,6 @@ function socketState(): { connected: boolean; sameSocket: boolean; statuses: str
     sameSocket: watch !== undefined && sample?.provider.ws === watch.socket,
     statuses: watch?.statuses ?? [],
   };
-}
-
-/** Waits until both the CodeMirror document and the Y.Text of `page` equal `expected`. */
-async function waitForText(page: Page, expected: string): Promise<void> {
-  try {
-    await page.waitForFunction(
-      (want) => {
-        const sample = window.opstreamSample;
-        return sample?.view.state.doc.toString() === want && sample.text.toJSON() === want;
-      },
-      expected,
-      { timeout: WAIT_MS },
-    );
-  } catch (error) {
-    const actual = await page.evaluate(() => {
-      const sample = window.opstreamSample;
-      return { view: sample?.view.state.doc.toString(), ytext: sample?.text.toJSON() };
-    });
-    assert.deepEqual(actual, { view: expected, ytext: expected }, `text never arrived: ${String(error)}`);
-  }
-}
-
-/** Puts the caret at the end of the document, as a user would, and types `text`. */
-async function typeAtEnd(page: Page, text: string): Promise<void> {
-  await page.locator(".cm-content").click();
-  await page.keyboard.press("Control+End");
-  await page.keyboard.type(text);
 }
 
 /** The panel's entry for a version of `kind` whose label reads `label`. */
@@ -110,30 +77,16 @@ describe("sample editor history panel in a real browser", function () {
   this.timeout(60_000);
 
   const docName = `history-${randomUUID()}`;
-  const pages = new Map<string, Page>();
-  const pageErrors: string[] = [];
-  let browser: Browser | undefined;
-  let server: ServerProcess | undefined;
-  let dir: string | undefined;
+  const sample = new SampleFixture("history");
+  const page = (name: string): Page => sample.page(name);
 
-  function page(name: string): Page {
-    const found = pages.get(name);
-    assert.ok(found, `no page for ${name}`);
-    return found;
-  }
-
-  /** Opens the sample as `name` in its own browser context, and waits for it to connect. */
+  /** Opens the sample as `name`, waits for it to connect, and starts watching its WebSocket. */
   async function open(name: string): Promise<Page> {
-    assert.ok(browser && server, "browser and server must be running");
-    const context = await browser.newContext({ viewport: { width: 1200, height: 820 } });
-    const opened = await context.newPage();
-    opened.on("pageerror", (error) => pageErrors.push(`${name}: ${error.message}`));
-    // A 404 or 403 from the history endpoint would show here too (Chromium logs failed loads).
-    opened.on("console", (message) => {
-      if (message.type() === "error") pageErrors.push(`${name} console: ${message.text()}`);
+    // A 404 or 403 from the history endpoint would show as a console error.
+    const opened = await sample.open(name, docName, {
+      viewport: { width: 1200, height: 820 },
+      consoleErrors: true,
     });
-    pages.set(name, opened);
-    await opened.goto(`${server.httpUrl}/?doc=${encodeURIComponent(docName)}&name=${name}`);
     await opened.locator('#status[data-status="connected"]').waitFor({ state: "attached", timeout: WAIT_MS });
     await opened.evaluate(watchSocket);
     return opened;
@@ -144,26 +97,8 @@ describe("sample editor history panel in a real browser", function () {
     assert.deepEqual(state, { connected: true, sameSocket: true, statuses: [] }, `${name} reconnected`);
   }
 
-  before(async () => {
-    browser = await launchChromium();
-    dir = await mkdtemp(join(tmpdir(), "opstream-history-"));
-    server = await spawnServer({ storage: join(dir, "history.sqlite") });
-  });
-
-  after(async () => {
-    const failures: unknown[] = [];
-    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
-      try {
-        await step();
-      } catch (error) {
-        failures.push(error);
-      }
-    };
-    await attempt(async () => browser?.close());
-    await attempt(async () => server?.stop("SIGTERM"));
-    await attempt(async () => dir && rm(dir, { recursive: true, force: true }));
-    if (failures.length > 0) throw new AggregateError(failures, "history spec cleanup failed");
-  });
+  before(() => sample.start());
+  after(() => sample.stop());
 
   it("saves a named version through the panel", async () => {
     const [alice, bob] = await Promise.all([open("Alice"), open("Bob")]);
@@ -244,6 +179,6 @@ describe("sample editor history panel in a real browser", function () {
       all: `No changes since this version.${FULL_TEXT}`,
     });
     await saveScreenshot(alice, "history-alice-undone");
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(sample.pageErrors, []);
   });
 });
