@@ -8,6 +8,7 @@ import {
   type VersionInfo,
 } from "../../src/index.js";
 import { textUpdate } from "./store.contract.js";
+import { newVersion } from "../support/versions.js";
 
 /** The store under test, as storeContract holds it (a reopen replaces it). */
 export interface VersionContractContext {
@@ -35,14 +36,11 @@ function clientsOf(doc: Y.Doc): number[] {
 /** An automatic version of `doc` at `seq`. */
 function versionOf(doc: Y.Doc, seq: number, fields: Partial<NewVersion> = {}): NewVersion {
   return {
-    seq,
-    time: 1_767_225_600_000 + seq,
-    kind: "auto",
-    name: "",
-    clients: clientsOf(doc),
-    authors: [],
-    restoredFrom: 0,
-    state: Y.encodeStateAsUpdate(doc),
+    ...newVersion(Y.encodeStateAsUpdate(doc), {
+      seq,
+      time: 1_767_225_600_000 + seq,
+      clients: clientsOf(doc),
+    }),
     ...fields,
   };
 }

@@ -14,6 +14,7 @@ import { versionsToDrop } from "../../src/engine/history/retention.js";
 import { diffStates } from "../../src/engine/history/version-diff.js";
 import { eventually } from "../support/eventually.js";
 import { RecordingPeer, insertUpdate, openSession } from "../support/engine.js";
+import { newVersion } from "../support/versions.js";
 import { sessionText } from "../support/session.js";
 
 const from = (peerId: string): Origin => ({ kind: "peer", peerId });
@@ -344,8 +345,7 @@ describe("History: sessions", () => {
       ["auto, 2 days, early", hour + 60_000, "auto"],
       ["auto, 2 days, late", hour + 30 * 60_000, "auto"],
     ] as const) {
-      const state = Y.encodeStateAsUpdate(new Y.Doc());
-      const version = { seq: 0, time, kind, name: "", clients: [], authors: [], restoredFrom: 0, state };
+      const version = newVersion(Y.encodeStateAsUpdate(new Y.Doc()), { seq: 0, time, kind });
       saved[label] = (await store.saveVersion("doc", old, version)).id;
     }
     const session = await openSession("doc", { store, history: fast });

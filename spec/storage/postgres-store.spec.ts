@@ -11,6 +11,7 @@ import {
   type PostgresStoreOptions,
 } from "../../src/index.js";
 import { MIGRATIONS } from "../../src/storage/postgres/schema.js";
+import { newVersion } from "../support/versions.js";
 import { storeContract } from "../contracts/store.contract.js";
 import { findPostgresBinaries, sharedPostgres, stopSharedPostgres } from "../support/postgres.js";
 import { freePort } from "../support/ports.js";
@@ -18,17 +19,6 @@ import { tempDir } from "../support/temp.js";
 
 // One server for the whole run (root hook); every store gets a fresh schema.
 after(() => stopSharedPostgres());
-
-/** A version's fields but its state. */
-const VERSION = {
-  seq: 1,
-  time: 0,
-  kind: "auto",
-  name: "",
-  clients: [],
-  authors: [],
-  restoredFrom: 0,
-} as const;
 
 const newSchema = (): string => `spec_${randomBytes(6).toString("hex")}`;
 
@@ -124,7 +114,7 @@ describe("PostgresDocumentStore", () => {
       assert.deepEqual(await store.list(), ["doc"]);
       const epoch = await store.claimEpoch("doc");
       assert.equal(epoch, 4);
-      const saved = await store.saveVersion("doc", epoch, { ...VERSION, state: new Uint8Array([1, 2]) });
+      const saved = await store.saveVersion("doc", epoch, newVersion(new Uint8Array([1, 2])));
       assert.deepEqual(await store.loadVersion("doc", saved.id), { ...saved, state: new Uint8Array([1, 2]) });
       const versions = await withClient((client) =>
         client.query<{ version: number }>(
@@ -160,7 +150,7 @@ describe("PostgresDocumentStore", () => {
       const epoch = await store.claimEpoch("doc");
       assert.deepEqual(await store.append("doc", epoch, [new Uint8Array([0, 0])]), [1]);
       // The versions' id sequence is an identity column's: the table grants cover it.
-      const saved = await store.saveVersion("doc", epoch, { ...VERSION, state: new Uint8Array([0, 0]) });
+      const saved = await store.saveVersion("doc", epoch, newVersion(new Uint8Array([0, 0])));
       assert.deepEqual(await store.listVersions("doc"), [saved]);
       await store.dropVersions("doc", epoch, [saved.id]);
       await store.delete("doc");

@@ -10,6 +10,7 @@ import {
   type RedisStoreOptions,
 } from "../../src/index.js";
 import { openStore } from "../../src/storage/open-store.js";
+import { newVersion } from "../support/versions.js";
 import { storeContract } from "../contracts/store.contract.js";
 import { eventually } from "../support/eventually.js";
 import { freePort } from "../support/ports.js";
@@ -89,16 +90,7 @@ describe("RedisDocumentStore on a Redis Cluster (3 masters + 3 replicas, real re
       await subject.saveSnapshot(docId, epoch, Y.encodeStateAsUpdate(doc), 2, { trimThrough: 1 });
       await subject.commitOffset(docId, epoch, "index", 1);
       const state = Y.encodeStateAsUpdate(doc);
-      const version = {
-        seq: 2,
-        time: 0,
-        kind: "auto",
-        name: "",
-        clients: [],
-        authors: [],
-        restoredFrom: 0,
-      } as const;
-      await subject.saveVersion(docId, epoch, { ...version, state });
+      await subject.saveVersion(docId, epoch, newVersion(state, { seq: 2 }));
     }
     const redis = admin();
     const tagged = (kind: string, docId: string): string =>

@@ -9,6 +9,7 @@ import {
   isOpStreamError,
   type DocumentStore,
 } from "../../src/index.js";
+import { newVersion } from "../support/versions.js";
 import { storeContract } from "../contracts/store.contract.js";
 import { tempDir } from "../support/temp.js";
 
@@ -81,16 +82,7 @@ describe("SqliteDocumentStore on a file of an older release", () => {
       assert.deepEqual(await store.listVersions("doc"), []);
       const next = await store.claimEpoch("doc");
       const state = Y.encodeStateAsUpdate(source);
-      const version = {
-        seq: 1,
-        time: 1,
-        kind: "auto",
-        name: "",
-        clients: [],
-        authors: [],
-        restoredFrom: 0,
-      } as const;
-      const saved = await store.saveVersion("doc", next, { ...version, state });
+      const saved = await store.saveVersion("doc", next, newVersion(state, { time: 1 }));
       assert.deepEqual(await store.loadVersion("doc", saved.id), { ...saved, state });
       assert.equal((await store.readOps("doc", 0)).length, 1);
     } finally {
