@@ -3,8 +3,10 @@
  * parser's options and the CLI table in docs/configuration.md are all generated
  * from this list, so a flag cannot be documented in one place and missing in another.
  *
- * Kept free of imports: the CLI loads it before anything else (start-up time).
+ * Kept free of imports but the cluster flags' list, which is as bare: the CLI
+ * loads them before anything else (start-up time).
  */
+import { CLUSTER_FLAGS } from "./cli-cluster-flags.js";
 
 /** One flag of `opstream serve`. */
 export interface CliFlag {
@@ -281,67 +283,7 @@ export const CLI_FLAGS: readonly CliFlag[] = Object.freeze([
     help: "Bytes of updates waiting for missing dependencies per document; past it the sender is closed (4009).",
     group: "serve",
   },
-  {
-    name: "redis",
-    type: "string",
-    value: "<url>",
-    env: "OPSTREAM_REDIS_URL",
-    help: "Use the Redis backplane at this URL.",
-    group: "cluster",
-  },
-  {
-    name: "redis-cluster",
-    type: "string",
-    value: "<host:port,...>",
-    env: "OPSTREAM_REDIS_CLUSTER",
-    help: "Use the Redis backplane on a Redis Cluster (Redis 7+: sharded pub/sub), starting from these nodes. Not with --redis.",
-    group: "cluster",
-  },
-  {
-    name: "key-prefix",
-    type: "string",
-    value: "<p>",
-    env: "OPSTREAM_KEY_PREFIX",
-    default: "opstream:",
-    help: "Redis key and channel prefix.",
-    group: "cluster",
-  },
-  {
-    name: "node-id",
-    type: "string",
-    value: "<id>",
-    env: "OPSTREAM_NODE_ID",
-    shownDefault: "random",
-    help: "This node's id.",
-    group: "cluster",
-  },
-  {
-    name: "lease-ttl-ms",
-    type: "string",
-    value: "<n>",
-    env: "OPSTREAM_LEASE_TTL_MS",
-    default: "5000",
-    help: "Ownership lease TTL.",
-    group: "cluster",
-  },
-  {
-    name: "request-timeout-ms",
-    type: "string",
-    value: "<n>",
-    env: "OPSTREAM_REQUEST_TIMEOUT_MS",
-    default: "5000",
-    help: "Timeout of requests to owners.",
-    group: "cluster",
-  },
-  {
-    name: "subscriber-check-interval-ms",
-    type: "string",
-    value: "<n>",
-    env: "OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS",
-    default: "1000",
-    help: "Self-check period of the Redis subscriber; 3 misses reconnect it; 0 = off.",
-    group: "cluster",
-  },
+  ...CLUSTER_FLAGS,
   {
     name: "log-level",
     type: "string",

@@ -1,0 +1,66 @@
+import type { CliFlag } from "./cli-flags.js";
+
+/** The flags of the Redis backplane (`group: "cluster"`), in the order `--help` lists them. See cli-flags.ts. */
+export const CLUSTER_FLAGS: readonly CliFlag[] = Object.freeze([
+  {
+    name: "redis",
+    type: "string",
+    value: "<url>",
+    env: "OPSTREAM_REDIS_URL",
+    help: "Use the Redis backplane at this URL.",
+    group: "cluster",
+  },
+  {
+    name: "redis-cluster",
+    type: "string",
+    value: "<host:port,...>",
+    env: "OPSTREAM_REDIS_CLUSTER",
+    help: "Use the Redis backplane on a Redis Cluster (Redis 7+: sharded pub/sub), starting from these nodes. Not with --redis.",
+    group: "cluster",
+  },
+  {
+    name: "key-prefix",
+    type: "string",
+    value: "<p>",
+    env: "OPSTREAM_KEY_PREFIX",
+    default: "opstream:",
+    help: "Redis key and channel prefix.",
+    group: "cluster",
+  },
+  {
+    name: "node-id",
+    type: "string",
+    value: "<id>",
+    env: "OPSTREAM_NODE_ID",
+    shownDefault: "random",
+    help: "This node's id.",
+    group: "cluster",
+  },
+  {
+    name: "lease-ttl-ms",
+    type: "string",
+    value: "<n>",
+    env: "OPSTREAM_LEASE_TTL_MS",
+    default: "5000",
+    help: "Ownership lease TTL.",
+    group: "cluster",
+  },
+  {
+    name: "request-timeout-ms",
+    type: "string",
+    value: "<n>",
+    env: "OPSTREAM_REQUEST_TIMEOUT_MS",
+    default: "5000",
+    help: "Timeout of requests to owners.",
+    group: "cluster",
+  },
+  {
+    name: "subscriber-check-interval-ms",
+    type: "string",
+    value: "<n>",
+    env: "OPSTREAM_SUBSCRIBER_CHECK_INTERVAL_MS",
+    default: "1000",
+    help: "Self-check period of the Redis subscriber; 3 misses reconnect it; 0 = off.",
+    group: "cluster",
+  },
+] satisfies CliFlag[]);
