@@ -45,6 +45,18 @@ function versionItem(page: Page, kind: string, label: string): Locator {
   });
 }
 
+/** Waits until the panel says the selected version equals now, showing `text` unmarked. */
+async function assertNoChangesShown(page: Page, text: string): Promise<void> {
+  await page
+    .locator("#history-diff .history-note", { hasText: "No changes since this version." })
+    .waitFor({ timeout: WAIT_MS });
+  assert.deepEqual(await page.evaluate(diffMarks), {
+    added: "",
+    removed: "",
+    all: `No changes since this version.${text}`,
+  });
+}
+
 /** The labels of the panel's list, top (newest) first. */
 function listedLabels(page: Page): Promise<string[]> {
   return page.locator("#history-versions .history-version-label").allTextContents();
@@ -137,14 +149,7 @@ describe("sample editor history panel in a real browser", function () {
     ]);
     assert.match((await alice.locator("#history-message").textContent()) ?? "", /^Restored “v1”/);
     // The selected version is now what the document holds: nothing changed since.
-    await alice
-      .locator("#history-diff .history-note", { hasText: "No changes since this version." })
-      .waitFor({ timeout: WAIT_MS });
-    assert.deepEqual(await alice.evaluate(diffMarks), {
-      added: "",
-      removed: "",
-      all: `No changes since this version.${DRAFT}`,
-    });
+    await assertNoChangesShown(alice, DRAFT);
     // Bob's panel finds the new versions on its own (its timer).
     await versionItem(bob, "restore", "Restored: v1").waitFor({ timeout: WAIT_MS });
     await saveScreenshot(alice, "history-alice-restored");
@@ -170,14 +175,7 @@ describe("sample editor history panel in a real browser", function () {
       "Named: v1",
     ]);
     // The text is what it was before the first restore: the diff compares text, not Yjs items.
-    await alice
-      .locator("#history-diff .history-note", { hasText: "No changes since this version." })
-      .waitFor({ timeout: WAIT_MS });
-    assert.deepEqual(await alice.evaluate(diffMarks), {
-      added: "",
-      removed: "",
-      all: `No changes since this version.${FULL_TEXT}`,
-    });
+    await assertNoChangesShown(alice, FULL_TEXT);
     await saveScreenshot(alice, "history-alice-undone");
     assert.deepEqual(sample.pageErrors, []);
   });
