@@ -26,6 +26,7 @@ export { LOG_LEVELS, type Logger, type LogLevel } from "./logging/logger.js";
 export {
   HybridSnapshotPolicy,
   HYBRID_SNAPSHOT_DEFAULTS,
+  OP_WEIGHT_BYTES,
   type SnapshotPolicy,
   type HybridSnapshotOptions,
 } from "./engine/snapshot-policy.js";

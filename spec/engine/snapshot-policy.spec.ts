@@ -17,6 +17,23 @@ describe("HybridSnapshotPolicy", () => {
     assert.equal(policy.msUntilDue("b", 1000), 300_000 - 1000, "the 5 min clock starts at b's first op");
   });
 
+  it("waits, past maxOps, until the log weighs logRatio of the last snapshot (each op its bytes + OP_WEIGHT_BYTES)", () => {
+    const policy = new HybridSnapshotPolicy({ maxOps: 3, logRatio: 1 });
+    policy.recordSnapshot("big", 0, 10_000);
+    assert.equal(policy.recordOps("big", 3, 0, 300), false, "3 ops weigh 300 + 3 × 256 = 1,068 bytes");
+    assert.equal(policy.recordOps("big", 20, 0, 3_000), false, "23 ops weigh 9,188");
+    assert.equal(policy.recordOps("big", 1, 0, 600), true, "24 ops weigh 10,044: as much as the snapshot");
+    policy.recordSnapshot("big", 0, 20_000);
+    assert.equal(policy.recordOps("big", 30, 0, 3_000), false, "the next one waits for 20,000 bytes of log");
+    assert.equal(policy.msUntilDue("big", 0), 300_000, "the time limit still applies");
+    policy.forget("big");
+    assert.equal(policy.recordOps("big", 3, 0, 0), true, "a forgotten document has no snapshot size");
+    assert.equal(new HybridSnapshotPolicy({ maxOps: 3, logRatio: 0 }).recordOps("x", 3, 0, 0), true);
+    const plain = new HybridSnapshotPolicy({ maxOps: 3 });
+    plain.recordSnapshot("y", 0, 1_000_000);
+    assert.equal(plain.recordOps("y", 3, 0, 10), false, "logRatio defaults to 1");
+  });
+
   describe("driving sessions (fake timers)", () => {
     let clock: Clock;
     const sessions: DocumentSession[] = [];
@@ -59,6 +76,49 @@ describe("HybridSnapshotPolicy", () => {
       const rebuilt = new Y.Doc();
       Y.applyUpdate(rebuilt, (await store.loadSnapshot("quiet"))!.state);
       assert.equal(rebuilt.getText("text").toString(), "q".repeat(60));
+    });
+
+    it("snapshots a large document only once the log weighs as much as its snapshot, also after a reload", async () => {
+      const store = new MemoryDocumentStore();
+      const snapshotPolicy = new HybridSnapshotPolicy();
+      let session = await openSession("large", { store, snapshotPolicy });
+      const source = new Y.Doc();
+      let length = 0;
+      const edit = async (value: string): Promise<void> => {
+        await session.apply(insertUpdate(source, length, value), { kind: "server" });
+        length += value.length;
+      };
+      await edit("x".repeat(200_000));
+      for (let i = 1; i < 100; i++) await edit("s");
+      await session.read(() => undefined);
+      const first = await store.loadSnapshot("large");
+      assert.equal(first?.seq, 100, "no snapshot yet: the 100th op makes one");
+      const snapshotBytes = first.state.byteLength;
+      assert.ok(snapshotBytes > 200_000);
+
+      // Small ops weigh ~20 + 256 bytes each: ~725 of them weigh as much as the snapshot.
+      for (let i = 0; i < 600; i++) await edit("s");
+      await session.read(() => undefined);
+      assert.equal((await store.loadSnapshot("large"))?.seq, 100, "600 more ops do not outweigh it");
+
+      await session.close("step-down"); // no final snapshot: the log stays
+      session = await openSession("large", { store, snapshotPolicy });
+      sessions.push(session);
+      for (let i = 0; i < 100; i++) await edit("s");
+      await session.read(() => undefined);
+      assert.equal(
+        (await store.loadSnapshot("large"))?.seq,
+        100,
+        "the reloaded session knows the snapshot's size",
+      );
+      for (let i = 0; i < 100; i++) await edit("s");
+      await session.read(() => undefined);
+      const second = await store.loadSnapshot("large");
+      assert.ok(second && second.seq > 800, `once the log outweighs the snapshot (seq ${second?.seq})`);
+      const rebuilt = new Y.Doc();
+      Y.applyUpdate(rebuilt, second.state);
+      for (const op of await store.readOps("large", second.seq)) Y.applyUpdate(rebuilt, op.update);
+      assert.equal(rebuilt.getText("text").length, length);
     });
   });
 });

@@ -120,7 +120,7 @@ export class DocumentSession {
     const lastSeq = stored.ops.at(-1)?.seq ?? snapshotSeq;
     const session = new DocumentSession(docId, doc, lastSeq, snapshotSeq, deps);
     // Ops replayed from the log count towards the next snapshot (and may lack a version).
-    session.checkpoints.recordLoaded(stored.ops.length, lastSeq);
+    session.checkpoints.recordLoaded(stored, lastSeq);
     try {
       // Storage restored from a backup older than the document: its clients still
       // hold its content (seed included) and re-upload it; a seed now would be a
@@ -345,7 +345,7 @@ export class DocumentSession {
     const seqs = await this.deps.store.append(this.docId, this.epoch, [update]);
     this.lastSeqValue = seqs.at(-1) ?? this.lastSeqValue;
     this.deps.lease.progress?.(this.lastSeqValue);
-    this.checkpoints.recordOps(seqs.length);
+    this.checkpoints.recordOps(seqs.length, update.byteLength);
   }
 
   private async runBatch(batch: BatchTask[]): Promise<void> {
@@ -358,8 +358,10 @@ export class DocumentSession {
     // up behind the previous append (under load, the batch is what lets throughput
     // grow). Its seq is every contributing update's ack.
     let seq: number | null = null;
+    let bytes = 0;
     if (captured.length > 0) {
       const op = mergeCaptured(captured);
+      bytes = op.byteLength;
       const started = performance.now();
       try {
         const seqs = await this.deps.store.append(this.docId, this.epoch, [op]);
@@ -378,7 +380,7 @@ export class DocumentSession {
 
     settleBatch(batch, captured, failures, seq, this.deps.metrics);
     if (captured.length > 0) {
-      this.checkpoints.recordOps(1, captured);
+      this.checkpoints.recordOps(1, bytes, captured);
       this.consumers?.notify(this.lastSeqValue);
     }
   }

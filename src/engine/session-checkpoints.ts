@@ -1,5 +1,6 @@
 import { ErrorCodes, isOpStreamError } from "../errors.js";
 import { SessionHistory, historyAction, type HistoryHost } from "./history/session-history.js";
+import type { StoredDocument } from "../storage/document-store.js";
 import type { Origin } from "./origin.js";
 import { codeOf } from "./session-errors.js";
 import type { SessionDependencies } from "./session-services.js";
@@ -34,15 +35,18 @@ export class SessionCheckpoints {
     this.history = deps.history && new SessionHistory(host, { ...deps, options: deps.history });
   }
 
-  /** The log held `count` ops past the snapshot when the session opened, the last at `lastSeq`. */
-  recordLoaded(count: number, lastSeq: number): void {
-    this.scheduler.recordOps(count);
+  /** What the session loaded: its snapshot, and the ops past it (the last at `lastSeq`). */
+  recordLoaded(stored: StoredDocument, lastSeq: number): void {
+    this.scheduler.recordSnapshot(stored.snapshot?.state.byteLength ?? 0);
+    let bytes = 0;
+    for (const op of stored.ops) bytes += op.update.byteLength;
+    this.scheduler.recordOps(stored.ops.length, bytes);
     if (lastSeq > 0) this.history?.recordLoadedOps();
   }
 
-  /** `count` ops were appended; `changes` names their producers (for the history's authors). */
-  recordOps(count: number, changes: Iterable<{ readonly origin: Origin }> = []): void {
-    this.scheduler.recordOps(count);
+  /** `count` ops of `bytes` were appended; `changes` names their producers (for the history's authors). */
+  recordOps(count: number, bytes: number, changes: Iterable<{ readonly origin: Origin }> = []): void {
+    this.scheduler.recordOps(count, bytes);
     this.history?.recordEdit(changes);
   }
 
@@ -88,7 +92,7 @@ export class SessionCheckpoints {
       trimThrough: this.host.trimThrough(uptoSeq),
     });
     this.snapshotSeq = uptoSeq;
-    this.scheduler.recordSnapshot();
+    this.scheduler.recordSnapshot(state.byteLength);
     this.deps.metrics.snapshots.inc();
   }
 }

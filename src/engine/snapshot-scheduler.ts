@@ -15,16 +15,16 @@ export class SnapshotScheduler {
     private readonly trigger: () => void,
   ) {}
 
-  /** Reports `count` ops appended (also those found in the log at load). */
-  recordOps(count: number): void {
-    if (this.policy.recordOps(this.docId, count, Date.now())) this.trigger();
+  /** Reports `count` ops of `bytes` appended (also those found in the log at load). */
+  recordOps(count: number, bytes: number): void {
+    if (this.policy.recordOps(this.docId, count, Date.now(), bytes)) this.trigger();
     else this.arm();
   }
 
-  /** Resets the counters after a snapshot was written. */
-  recordSnapshot(): void {
+  /** Resets the counters after a snapshot of `bytes` was written (or loaded). */
+  recordSnapshot(bytes: number): void {
     this.disarm();
-    this.policy.recordSnapshot(this.docId, Date.now());
+    this.policy.recordSnapshot(this.docId, Date.now(), bytes);
   }
 
   /** Stops for good and forgets the document's counters. */
