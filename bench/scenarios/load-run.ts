@@ -16,6 +16,7 @@ import { MB, type Metric, type Numbers } from "./scenario.js";
 /** The columns every load scenario prints after its own: the generator's health and the run's checks. */
 export const GENERATOR_METRICS: readonly Metric[] = [
   { key: "serverCpu", label: "server CPU", better: "lower" },
+  { key: "mainCpu", label: "main thread CPU", better: "lower" },
   { key: "peakRssMB", label: "peak RSS MB", better: "lower" },
   { key: "generatorCpu", label: "gen CPU", better: "lower" },
   { key: "genLoopP99", label: "gen loop p99 ms", better: "lower", check: true },
@@ -58,6 +59,7 @@ export async function measureLoad(
     details: { otherBusiest: foreign.busiest },
     numbers: {
       serverCpu: usage.cpuCores,
+      mainCpu: usage.mainThreadCores,
       peakRssMB: usage.peakRssBytes / MB,
       generatorCpu: result.cpuShare,
       genLoopP99: result.loopDelayP99Ms,

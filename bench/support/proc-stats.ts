@@ -40,6 +40,15 @@ export function cpuSeconds(pid: number): number {
   return parseStat(readFileSync(`/proc/${pid}/stat`, "utf8")).cpuTicks / TICKS_PER_SECOND;
 }
 
+/**
+ * CPU seconds (user + system) of the process's main thread alone (the task whose id
+ * is the pid: Node's event loop). The rest of `cpuSeconds` is its other threads:
+ * worker threads such as opstream's SQLite writer, libuv's pool, V8's GC helpers.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return parseStat(readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8")).cpuTicks / TICKS_PER_SECOND;
+}
+
 /** Resident set size in bytes. */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -52,6 +61,8 @@ export function rssBytes(pid: number): number {
 export interface ProcessUsage {
   /** CPU seconds of all sampled processes together, divided by wall seconds (1 = one core busy). */
   readonly cpuCores: number;
+  /** The same for the processes' main threads only (their event loops). */
+  readonly mainThreadCores: number;
   /** Highest RSS any one sampled process reached, in bytes. */
   readonly peakRssBytes: number;
   /** RSS of each process at `stop()`, in bytes. */
@@ -62,6 +73,7 @@ export interface ProcessUsage {
 /** Samples the CPU and RSS of `pids` from now until `stop()`. */
 export class ProcessSampler {
   private readonly startCpu: number;
+  private readonly startMainCpu: number;
   private readonly startedAt = performance.now();
   private peak = 0;
   private failure: Error | undefined;
@@ -69,6 +81,7 @@ export class ProcessSampler {
 
   constructor(private readonly pids: readonly number[]) {
     this.startCpu = this.totalCpu();
+    this.startMainCpu = this.mainCpu();
     this.sample();
     this.timer = setInterval(() => this.sample(), 100);
   }
@@ -81,6 +94,7 @@ export class ProcessSampler {
     const wallSeconds = (performance.now() - this.startedAt) / 1000;
     return {
       cpuCores: (this.totalCpu() - this.startCpu) / wallSeconds,
+      mainThreadCores: (this.mainCpu() - this.startMainCpu) / wallSeconds,
       peakRssBytes: this.peak,
       endRssBytes: this.pids.map(rssBytes),
       wallSeconds,
@@ -89,6 +103,10 @@ export class ProcessSampler {
 
   private totalCpu(): number {
     return this.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  }
+
+  private mainCpu(): number {
+    return this.pids.reduce((sum, pid) => sum + mainThreadCpuSeconds(pid), 0);
   }
 
   private sample(): void {
